@@ -1,0 +1,1 @@
+"""dealer_assets: dealer-system integrations as Dagster software-defined assets."""

@@ -1,0 +1,213 @@
+"""DMS feed assets, one set per configured source: raw feeds -> normalized vehicles -> service requests."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from dealer_assets.config import parse_utc
+from dealer_assets.dms import quality
+from dealer_assets.dms.ingest import ingest_raw_feeds, normalize_window, triage_misdelivered
+from dealer_assets.dms.reconciliation import reconcile
+from dealer_assets.domain.feed_names import partition_key_of
+from dealer_assets.resources import DealerEnvironment, WarehouseResource
+
+from .partitions import SINGLE_RUN
+
+SOURCE_TAG = "dealer_assets/source"
+MODE_TAG = "dealer_assets/mode"
+REPLAY_FROM_TAG = "dealer_assets/replay_from"
+RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+MISDELIVERED_KEY = dg.AssetKey(["dms", "misdelivered_feed_files"])
+
+
+def markdown_table(frame: pl.DataFrame | None, rows: int = 5) -> dg.MetadataValue:
+    if frame is None or frame.is_empty():
+        return dg.MetadataValue.md("_no rows_")
+    head = frame.head(rows).with_columns(pl.all().cast(pl.String).fill_null(""))
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in head.iter_rows()]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def keys_for(source: str) -> tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey]:
+    return (dg.AssetKey([source, "raw_dms_feeds"]), dg.AssetKey([source, "normalized_vehicles"]),
+            dg.AssetKey([source, "service_requests"]))
+
+
+@dg.asset(key=MISDELIVERED_KEY, group_name="dms_drop_zone", kinds={"filesystem"})
+def misdelivered_feed_files(context: dg.AssetExecutionContext, dealer_env: DealerEnvironment,
+                            warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Drop-zone files that no source can take (bad name, unknown source, as-of out of range), quarantined
+    with their reason so that the drop zone only ever holds work."""
+    found = triage_misdelivered(dealer_env.paths(), dealer_env.settings(), warehouse.engine(), datetime.now(UTC))
+    for q in found:
+        context.log.warning(f"quarantined {q.file_name}: {q.reason} ({q.detail})")
+    table = pl.DataFrame([(q.file_name, q.reason, q.detail) for q in found],
+                         schema=["file_name", "reason", "detail"], orient="row")
+    return dg.MaterializeResult(metadata={"quarantined": len(found), "files": markdown_table(table, 20)})
+
+
+def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    raw_key, normalized_key, sr_key = keys_for(source)
+    group = f"dms_{source}"
+    op_tags = {SOURCE_TAG: source}
+
+    @dg.asset(
+        key=raw_key, partitions_def=partitions_def, backfill_policy=SINGLE_RUN, group_name=group,
+        kinds={"csv", "filesystem"}, op_tags=op_tags, retry_policy=RETRY,
+        description=f"Feed files of source `{source}`, archived immutably under their checksum and parsed in "
+                    "their layout. Malformed rows are rejected; unreadable files are quarantined.",
+        check_specs=[dg.AssetCheckSpec("no_quarantined_files", asset=raw_key,
+                                       description="No file of this run was quarantined.")],
+    )
+    def raw_dms_feeds(context: dg.AssetExecutionContext, dealer_env: DealerEnvironment,
+                      warehouse: WarehouseResource) -> dg.MaterializeResult:
+        window = context.partition_time_window
+        settings = dealer_env.settings()
+        report = ingest_raw_feeds(dealer_env.paths(), source, dealer_env.source_settings(source),
+                                  set(settings.sources), warehouse.engine(), window.start, window.end,
+                                  received_at=datetime.now(UTC))
+        quarantined = pl.DataFrame([(q.file_name, q.reason, q.detail) for q in report.quarantined],
+                                   schema=["file_name", "reason", "detail"], orient="row")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": report.raw_rows, "feeds": len(report.feeds),
+                "archived_files": len(report.archived), "duplicate_deliveries": len(report.duplicates),
+                "quarantined_files": len(report.quarantined), "malformed_rows": report.malformed_rows,
+                "feed_files": markdown_table(pl.DataFrame(report.feeds).drop("columns", strict=False)
+                                             if report.feeds else None, 24),
+            },
+            check_results=[dg.AssetCheckResult(
+                check_name="no_quarantined_files", passed=not report.quarantined,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"quarantined": len(report.quarantined), "files": markdown_table(quarantined, 20)},
+                description="; ".join(f"{q.file_name}: {q.reason}" for q in report.quarantined) or None,
+            )],
+        )
+
+    @dg.asset(
+        key=normalized_key, partitions_def=partitions_def, backfill_policy=SINGLE_RUN, group_name=group,
+        deps=[raw_key], kinds={"polars", "parquet"}, op_tags=op_tags, retry_policy=RETRY,
+        description="Vehicles with normalized VINs (rule 1), dealer id, stock number and system code; rejected "
+                    "rows are kept in `rejected_rows` with their line number and reason.",
+        check_specs=[
+            dg.AssetCheckSpec("rejected_row_share", asset=normalized_key,
+                              description="At most 5% of a run's rows are rejected."),
+            dg.AssetCheckSpec("check_digits_valid", asset=normalized_key,
+                              description="VIN check digits (49 CFR 565) hold; a failure flags, never rejects."),
+        ],
+    )
+    def normalized_vehicles(context: dg.AssetExecutionContext, dealer_env: DealerEnvironment,
+                            warehouse: WarehouseResource) -> dg.MaterializeResult:
+        window = context.partition_time_window
+        report = normalize_window(dealer_env.paths(), source, dealer_env.source_settings(source),
+                                  warehouse.engine(), window.start, window.end)
+        total = report.vehicles + report.rejected
+        share = report.rejected / total if total else 0.0
+        per_dealer = {f"vehicles/{d}": int(n) for d, n in report.per_dealer.iter_rows()} if report.per_dealer is not None else {}
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": report.vehicles, "rejected_rows": report.rejected,
+                "check_digit_failures": report.check_digit_failures, "feeds": len(report.feeds),
+                **{f"rejected/{r}": n for r, n in sorted(report.rejected_by_reason.items())},
+                **per_dealer,
+                "per_dealer": markdown_table(report.per_dealer, 50),
+                "preview": markdown_table(report.preview),
+            },
+            check_results=[
+                dg.AssetCheckResult(check_name="rejected_row_share", passed=share <= 0.05,
+                                    severity=dg.AssetCheckSeverity.WARN,
+                                    metadata={"share": float(share), "rejected": report.rejected, "rows": total,
+                                              **{r: n for r, n in report.rejected_by_reason.items()}}),
+                dg.AssetCheckResult(check_name="check_digits_valid", passed=report.check_digit_failures == 0,
+                                    severity=dg.AssetCheckSeverity.WARN,
+                                    metadata={"failures": report.check_digit_failures}),
+            ],
+        )
+
+    @dg.asset(
+        key=sr_key, partitions_def=partitions_def, backfill_policy=SINGLE_RUN, group_name=group,
+        deps=[normalized_key,
+              dg.AssetDep(sr_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))],
+        kinds={"polars", "sql"}, op_tags=op_tags, retry_policy=RETRY,
+        description="Service requests reconciled from the feeds under the source's settings (CONTRACT section 4), "
+                    "with their events and skipped vehicles. State flows from partition to partition in as-of order.",
+        check_specs=[
+            dg.AssetCheckSpec("auto_close_guard", asset=sr_key, blocking=True,
+                              description="Rule 8: no dealer's closes were held by the guard."),
+            dg.AssetCheckSpec("one_active_sr_per_vin", asset=sr_key),
+            dg.AssetCheckSpec("events_refer_to_existing_srs", asset=sr_key),
+            dg.AssetCheckSpec("dealers_covered_within_3_days", asset=sr_key,
+                              description="Rule 2: every dealer with active SRs was covered by a feed in the last "
+                                          "3 days (as-of time)."),
+            dg.AssetCheckSpec("no_late_feeds", asset=sr_key,
+                              description="Rule 10: no feed arrived at or before the last as-of applied."),
+        ],
+    )
+    def service_requests(context: dg.AssetExecutionContext, dealer_env: DealerEnvironment,
+                         warehouse: WarehouseResource) -> dg.MaterializeResult:
+        window = context.partition_time_window
+        tags = context.run.tags
+        mode = "incremental" if tags.get(MODE_TAG) == "incremental" else "replay"
+        replay_from = parse_utc(tags[REPLAY_FROM_TAG], key=REPLAY_FROM_TAG, origin="run tags") \
+            if mode == "replay" and tags.get(REPLAY_FROM_TAG) else None
+        engine = warehouse.engine()
+        report = reconcile(dealer_env.paths(), source, dealer_env.source_settings(source), engine,
+                           start=window.start, end=window.end, mode=mode, replay_from=replay_from)
+        context.log.info(f"{mode}: applied {len(report.applied)} feed(s), late {len(report.late)}; "
+                         f"events {report.events}; skipped {report.skipped}")
+        _report_later_partitions(context, sr_key, report.applied_as_of, window.end)
+        checks = [
+            quality.held_closes(report.guard),
+            quality.duplicate_active(engine, source),
+            quality.orphan_events(engine, source),
+            quality.uncovered_dealers(engine, source, report.head),
+            quality.late_feeds(engine, source),
+        ]
+        names = ["auto_close_guard", "one_active_sr_per_vin", "events_refer_to_existing_srs",
+                 "dealers_covered_within_3_days", "no_late_feeds"]
+        severities = [dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.ERROR,
+                      dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR]
+        per_dealer = {}
+        if report.per_dealer is not None:
+            for row in report.per_dealer.iter_rows(named=True):
+                for measure in ("active", "created", "updated", "closed", "held", "skipped"):
+                    per_dealer[f"{measure}/{row['dealer_id']}"] = int(row[measure])
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": report.active + report.closed, "active": report.active,
+                "closed_total": report.closed, "mode": mode, "feeds_applied": len(report.applied),
+                "late_feeds": len(report.late),
+                "created": report.events.get("created", 0),
+                "updated": sum(report.events.get(e, 0) for e in ("stock_no_updated", "client_updated",
+                                                                 "auto_close_reset")),
+                "closed": report.events.get("auto_closed", 0), "held": report.events.get("close_held", 0),
+                "skipped": sum(report.skipped.values()),
+                **{f"skipped/{r}": n for r, n in sorted(report.skipped.items())},
+                **per_dealer,
+                "per_dealer": markdown_table(report.per_dealer, 50),
+                "held_closes": markdown_table(report.guard.filter(pl.col("held")) if report.guard is not None else None, 50),
+                "applied_through": report.head.isoformat() if report.head else "",
+            },
+            check_results=[
+                dg.AssetCheckResult(check_name=n, passed=v.passed, severity=s, description=v.description,
+                                    metadata={"rows": v.rows.height, "detail": markdown_table(v.rows, 20)})
+                for n, v, s in zip(names, checks, severities, strict=True)
+            ],
+        )
+
+    return [raw_dms_feeds, normalized_vehicles, service_requests]
+
+
+def _report_later_partitions(context: dg.AssetExecutionContext, key: dg.AssetKey, applied: list[datetime],
+                             window_end: datetime) -> None:
+    """A replay re-applies feeds after the run's own partitions: say so on those partitions too."""
+    partitions_def = context.assets_def.partitions_def
+    for partition in sorted({partition_key_of(a) for a in applied if a >= window_end}):
+        if partitions_def is None or not partitions_def.has_partition_key(partition):
+            continue
+        context.log_event(dg.AssetMaterialization(
+            asset_key=key, partition=partition,
+            metadata={"reapplied_by_run": context.run_id, "reason": "replay from an earlier partition"},
+        ))

@@ -1,0 +1,270 @@
+"""Applying accepted feeds to service requests, with exact replay.
+
+State flows in as-of order per source. The warehouse holds the result; state checkpoints (parquet, one per
+run, pruned) let a replay rebuild the state as it stood before any as-of without re-reading all history.
+A checkpoint is trusted only when the ledger of applied feeds up to its as-of matches the digest in its name.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dealer_assets.config import DealerPaths
+from dealer_assets.dms.ingest import vehicles_of
+from dealer_assets.domain.feed_names import FeedName
+from dealer_assets.domain.normalize import TS, FeedRef
+from dealer_assets.domain.reconcile import (
+    CONTRACT_SR_COLUMNS,
+    SR_SCHEMA,
+    apply_feeds,
+    empty_state,
+)
+from dealer_assets.feed_store import ArchivedFeed, FeedStore, write_parquet_atomic
+from dealer_assets.settings import SourceSettings
+from dealer_assets.warehouse import schema as t
+from dealer_assets.warehouse.store import insert_frame, read_frame, source_lock
+
+APPLIED_SCHEMA = {"feed_as_of": TS, "feed_file": pl.String, "sha256": pl.String}
+KEEP_RECENT_CHECKPOINTS = 48
+STAMP = "%Y%m%dT%H%M%SZ"
+
+
+@dataclass
+class ReconcileReport:
+    mode: str
+    applied: list[str] = field(default_factory=list)
+    late: list[str] = field(default_factory=list)
+    replay_from: datetime | None = None
+    events: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    per_dealer: pl.DataFrame | None = None
+    guard: pl.DataFrame | None = None
+    active: int = 0
+    closed: int = 0
+    head: datetime | None = None
+    applied_as_of: list[datetime] = field(default_factory=list)
+
+
+def _digest(applied: pl.DataFrame) -> str:
+    text = "\n".join(f"{a.isoformat()} {s}" for a, s in applied.select("feed_as_of", "sha256").iter_rows())
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Checkpoints:
+    def __init__(self, root: Path, source: str) -> None:
+        self.dir = root / source
+
+    def path(self, through: datetime, digest: str) -> Path:
+        return self.dir / f"{through.strftime(STAMP)}-{digest}.parquet"
+
+    def listing(self) -> list[tuple[datetime, str, Path]]:
+        if not self.dir.is_dir():
+            return []
+        out = []
+        for p in self.dir.glob("*.parquet"):
+            stamp, _, digest = p.stem.partition("-")
+            try:
+                out.append((datetime.strptime(stamp, STAMP).replace(tzinfo=UTC), digest, p))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    def save(self, state: pl.DataFrame, through: datetime, digest: str) -> None:
+        write_parquet_atomic(state, self.path(through, digest))
+        self.prune()
+
+    def prune(self) -> None:
+        listing = self.listing()
+        keep = {p for _, _, p in listing[-KEEP_RECENT_CHECKPOINTS:]}
+        last_of_day: dict[str, Path] = {}
+        for through, _, p in listing:
+            last_of_day[through.strftime("%Y%m%d")] = p
+        keep |= set(last_of_day.values())
+        for _, _, p in listing:
+            if p not in keep:
+                p.unlink(missing_ok=True)
+
+    def discard_from(self, as_of: datetime) -> None:
+        for through, _, p in self.listing():
+            if through >= as_of:
+                p.unlink(missing_ok=True)
+
+
+def read_applied(conn, source: str) -> pl.DataFrame:  # noqa: ANN001
+    return read_frame(conn, "SELECT feed_as_of, feed_file, sha256 FROM applied_feeds WHERE source = :s "
+                            "ORDER BY feed_as_of", APPLIED_SCHEMA, {"s": source})
+
+
+def state_before(paths: DealerPaths, source: str, settings: SourceSettings, applied: pl.DataFrame,
+                 cutoff: datetime | None) -> pl.DataFrame:
+    """The SR state after every applied feed with as-of < cutoff (all of them when cutoff is None)."""
+    prefix = applied if cutoff is None else applied.filter(pl.col("feed_as_of") < cutoff)
+    checkpoints = Checkpoints(paths.state, source)
+    state, start_after = empty_state(), None
+    for through, digest, path in reversed(checkpoints.listing()):
+        covered = prefix.filter(pl.col("feed_as_of") <= through)
+        if covered.height and covered["feed_as_of"][-1] == through and _digest(covered) == digest:
+            state, start_after = pl.read_parquet(path).cast(SR_SCHEMA), through
+            break
+    todo = prefix if start_after is None else prefix.filter(pl.col("feed_as_of") > start_after)
+    store = FeedStore(paths)
+    feeds = []
+    for as_of, file_name, sha in todo.iter_rows():
+        archived = store.archived(_named(source, as_of, file_name))
+        if archived is None or archived.sha256 != sha:
+            raise RuntimeError(f"{file_name} was applied but is missing from the archive or has changed; "
+                               f"replay {source} from before {as_of.isoformat()} to rebuild from what is archived")
+        vehicles = vehicles_of(paths, source, settings, archived)
+        if vehicles is None:
+            raise RuntimeError(f"{file_name} was applied but cannot be read from the archive any more")
+        feeds.append((FeedRef(source, as_of, file_name), vehicles))
+    return apply_feeds(state, feeds, settings).state
+
+
+def _named(source: str, as_of: datetime, file_name: str) -> FeedName:
+    return FeedName(as_of=as_of, source=source, file_name=file_name)
+
+
+def _accepted(paths: DealerPaths, source: str, settings: SourceSettings, feeds: list[ArchivedFeed]
+              ) -> list[tuple[ArchivedFeed, pl.DataFrame]]:
+    out = []
+    for archived in feeds:
+        vehicles = vehicles_of(paths, source, settings, archived)
+        if vehicles is not None:
+            out.append((archived, vehicles))
+    return out
+
+
+def reconcile(paths: DealerPaths, source: str, settings: SourceSettings, engine: Engine, *,
+              start: datetime, end: datetime, mode: str, replay_from: datetime | None = None) -> ReconcileReport:
+    """Apply the source's accepted feeds.
+
+    `incremental` (sensor, schedule, catch-up): apply every accepted feed after the last one applied, up to
+    `end`; a feed in [start, end) at or before that point is late (rule 10): recorded, not applied.
+    `replay` (any other materialization, `dealer-assets replay`): discard what was applied from
+    `replay_from` (default `start`) on and re-apply every accepted feed from there, in as-of order.
+    """
+    store = FeedStore(paths)
+    with source_lock(engine, paths.state / ".locks", f"dms-{source}"):
+        with engine.connect() as conn:
+            applied = read_applied(conn, source)
+        head = applied["feed_as_of"].max() if applied.height else None
+        report = ReconcileReport(mode=mode)
+        if mode == "incremental":
+            applied_set = set(applied["feed_as_of"].to_list())
+            lower = min(start, head) if head is not None else start
+            candidates = [a for a in store.archived_feeds(source, lower, end) if a.feed.as_of not in applied_set]
+            fresh = [a for a in candidates if head is None or a.feed.as_of > head]
+            late = [a for a in candidates if head is not None and a.feed.as_of <= head and a.feed.as_of >= start]
+            late = [a for a, _ in _accepted(paths, source, settings, late)]
+            todo = _accepted(paths, source, settings, fresh)
+            state = state_before(paths, source, settings, applied, None)
+            cutoff = None
+        else:
+            cutoff = replay_from or start
+            report.replay_from = cutoff
+            state = state_before(paths, source, settings, applied, cutoff)
+            todo = _accepted(paths, source, settings, store.archived_feeds(source, cutoff, None))
+            late = []
+        previous = state
+        outcome = apply_feeds(state, [(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in todo], settings)
+        applied_rows = _applied_rows(source, todo, outcome)
+        late_rows = pl.DataFrame(
+            [(source, a.feed.as_of, a.feed.file_name, head) for a in late],
+            schema={"source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "applied_through": TS},
+            orient="row",
+        )
+
+        with engine.begin() as conn:
+            if cutoff is not None:
+                for table in (t.service_request_events, t.skipped_vehicles, t.dealer_coverage, t.close_guard,
+                              t.applied_feeds, t.late_feeds):
+                    conn.execute(sa.delete(table).where(table.c.source == source, table.c.feed_as_of >= cutoff))
+                conn.execute(sa.delete(t.service_requests).where(t.service_requests.c.source == source))
+                insert_frame(conn, t.service_requests, outcome.state)
+            else:
+                changed = outcome.state.join(previous, on=list(SR_SCHEMA), how="anti", nulls_equal=True)
+                insert_frame(conn, t.service_requests, changed, on_conflict="update")
+            insert_frame(conn, t.service_request_events, outcome.events)
+            insert_frame(conn, t.skipped_vehicles, outcome.skipped)
+            insert_frame(conn, t.dealer_coverage, outcome.coverage)
+            insert_frame(conn, t.close_guard, outcome.guard)
+            insert_frame(conn, t.applied_feeds, applied_rows)
+            insert_frame(conn, t.late_feeds, late_rows, on_conflict="ignore")
+            after = read_applied(conn, source)
+
+        if cutoff is not None:
+            Checkpoints(paths.state, source).discard_from(cutoff)
+        if after.height and (todo or cutoff is not None):
+            Checkpoints(paths.state, source).save(outcome.state, after["feed_as_of"][-1], _digest(after))
+
+    report.applied = [a.feed.file_name for a, _ in todo]
+    report.applied_as_of = [a.feed.as_of for a, _ in todo]
+    report.late = [a.feed.file_name for a in late]
+    report.events = dict(outcome.events.group_by("event").len().iter_rows())
+    report.skipped = dict(outcome.skipped.group_by("reason").len().iter_rows())
+    report.guard = outcome.guard
+    report.per_dealer = _per_dealer(outcome)
+    report.active = int((outcome.state["status"] == "active").sum())
+    report.closed = int((outcome.state["status"] == "closed").sum())
+    report.head = after["feed_as_of"][-1] if after.height else None
+    return report
+
+
+def _applied_rows(source: str, todo: list[tuple[ArchivedFeed, pl.DataFrame]], outcome) -> pl.DataFrame:  # noqa: ANN001
+    counts = outcome.events.group_by("feed_as_of").agg(
+        (pl.col("event") == "created").sum().alias("created"),
+        pl.col("sr_id").filter(pl.col("event").is_in(["stock_no_updated", "client_updated", "auto_close_reset"]))
+        .n_unique().alias("updated"),
+        (pl.col("event") == "auto_closed").sum().alias("closed"),
+        (pl.col("event") == "close_held").sum().alias("held"),
+    )
+    skipped = outcome.skipped.group_by("feed_as_of").len("skipped")
+    base = pl.DataFrame(
+        [(source, a.feed.as_of, a.feed.file_name, a.sha256, v.height) for a, v in todo],
+        schema={"source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "sha256": pl.String,
+                "vehicles": pl.Int64}, orient="row",
+    )
+    return (base.join(counts, on="feed_as_of", how="left").join(skipped, on="feed_as_of", how="left")
+            .with_columns(pl.col("created", "updated", "closed", "held", "skipped").fill_null(0).cast(pl.Int64)))
+
+
+def _per_dealer(outcome) -> pl.DataFrame:  # noqa: ANN001
+    events = outcome.events.join(outcome.state.select("sr_id", "dealer_id"), on="sr_id", how="left")
+    counts = events.group_by("dealer_id").agg(
+        (pl.col("event") == "created").sum().alias("created"),
+        pl.col("sr_id").filter(pl.col("event").is_in(["stock_no_updated", "client_updated", "auto_close_reset"]))
+        .n_unique().alias("updated"),
+        (pl.col("event") == "auto_closed").sum().alias("closed"),
+        (pl.col("event") == "close_held").sum().alias("held"),
+    )
+    skipped = outcome.skipped.group_by("dealer_id").len("skipped")
+    active = outcome.state.filter(pl.col("status") == "active").group_by("dealer_id").len("active")
+    return (active.join(counts, on="dealer_id", how="full", coalesce=True)
+            .join(skipped, on="dealer_id", how="full", coalesce=True)
+            .fill_null(0).sort("dealer_id"))
+
+
+def contract_rows(conn, source: str | None = None) -> pl.DataFrame:  # noqa: ANN001
+    """service_requests as the contract defines it, for checks, tests and commands."""
+    where = "WHERE source = :s" if source else ""
+    return read_frame(conn, f"SELECT {', '.join(CONTRACT_SR_COLUMNS)} FROM service_requests {where} ORDER BY sr_id",
+                      {c: SR_SCHEMA[c] for c in CONTRACT_SR_COLUMNS}, {"s": source} if source else None)
+
+
+
+def pending_partitions(paths: DealerPaths, source: str, engine: Engine) -> list[str]:
+    """Partitions of archived feeds after the last one applied: left behind by a run that failed."""
+    from dealer_assets.domain.feed_names import partition_key_of
+
+    with engine.connect() as conn:
+        applied = read_applied(conn, source)
+    head = applied["feed_as_of"].max() if applied.height else None
+    archived = FeedStore(paths).archived_feeds(source, head, None)
+    return sorted({partition_key_of(a.feed.as_of) for a in archived if head is None or a.feed.as_of > head})

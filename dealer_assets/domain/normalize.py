@@ -1,0 +1,128 @@
+"""Raw feed rows -> normalized vehicles and rejected rows (CONTRACT rule 1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from dealer_assets.domain.parsing import LINE_NUMBER, MALFORMED_SCHEMA
+from dealer_assets.domain.vin import check_digit_ok, is_valid_vin, normalize_vin
+from dealer_assets.settings import CANONICAL_FIELDS, Layout
+
+TS = pl.Datetime("us", "UTC")
+TEXT_FIELDS = ("dealer_id", "stock_no", "system_code", "make", "model", "trim")
+
+VEHICLE_SCHEMA = {
+    "source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "line_number": pl.UInt32,
+    "dealer_id": pl.String, "vin": pl.String, "raw_vin": pl.String, "stock_no": pl.String,
+    "system_code": pl.String, "year": pl.Int32, "make": pl.String, "model": pl.String, "trim": pl.String,
+    "mileage": pl.Int64, "date_in_stock": pl.Date, "check_digit_ok": pl.Boolean,
+}
+REJECTED_SCHEMA = {
+    "source": pl.String, "feed_file": pl.String, "feed_as_of": TS, "line_number": pl.UInt32,
+    "raw_vin": pl.String, "dealer_id": pl.String, "reason": pl.String, "detail": pl.String,
+}
+DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y%m%d", "%Y/%m/%d")
+
+
+@dataclass(frozen=True)
+class FeedRef:
+    """One accepted feed: identified by its source and as-of (CONTRACT section 2)."""
+
+    source: str
+    as_of: datetime
+    file_name: str
+
+
+@dataclass(frozen=True)
+class NormalizedFeed:
+    vehicles: pl.DataFrame
+    rejected: pl.DataFrame
+
+
+def _text(expr: pl.Expr) -> pl.Expr:
+    trimmed = expr.cast(pl.String).str.strip_chars()
+    return pl.when(trimmed.str.len_chars() > 0).then(trimmed)
+
+
+def _canonical(raw: pl.LazyFrame, layout: Layout, header: set[str]) -> pl.LazyFrame:
+    """One column per canonical field: from its header, its constant, or absent (null)."""
+    exprs = []
+    for field in CANONICAL_FIELDS:
+        if field in layout.constants:
+            exprs.append(pl.lit(layout.constants[field], pl.String).alias(field))
+        elif layout.headers.get(field) in header:
+            exprs.append(pl.col(layout.headers[field]).cast(pl.String).alias(field))
+        else:
+            exprs.append(pl.lit(None, pl.String).alias(field))
+    return raw.select(pl.col(LINE_NUMBER).alias("line_number"), *exprs)
+
+
+def _parse_date(expr: pl.Expr) -> pl.Expr:
+    return pl.coalesce(*(expr.str.to_date(fmt, strict=False) for fmt in DATE_FORMATS))
+
+
+def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> NormalizedFeed:
+    """Trim, validate and de-duplicate one feed; every row ends up in exactly one of the two outputs."""
+    ident = [pl.lit(feed.source).alias("source"), pl.lit(feed.as_of, TS).alias("feed_as_of"),
+             pl.lit(feed.file_name).alias("feed_file")]
+    staged = (
+        _canonical(rows.lazy(), layout, set(rows.columns))
+        .with_columns(
+            *(_text(pl.col(f)).alias(f) for f in TEXT_FIELDS),
+            _text(pl.col("vin")).alias("raw_vin"),
+            normalize_vin(pl.col("vin")).alias("vin"),
+            _text(pl.col("year")).cast(pl.Int32, strict=False).alias("year"),
+            _text(pl.col("mileage")).str.replace_all(r"[,\s]", "").cast(pl.Float64, strict=False)
+            .round(0).cast(pl.Int64, strict=False).alias("mileage"),
+            _parse_date(_text(pl.col("date_in_stock"))).alias("date_in_stock"),
+        )
+        .with_columns(
+            pl.when(pl.col("dealer_id").is_null()).then(pl.lit("missing_dealer"))
+            .when(~is_valid_vin(pl.col("vin"))).then(pl.lit("invalid_vin"))
+            .alias("reason")
+        )
+    )
+    first_line = (
+        staged.filter(pl.col("reason").is_null())
+        .group_by("vin").agg(pl.col("line_number").min().alias("_first"))
+    )
+    collected = staged.join(first_line, on="vin", how="left").with_columns(
+        pl.when(pl.col("reason").is_null() & (pl.col("line_number") != pl.col("_first")))
+        .then(pl.lit("duplicate_vin")).otherwise(pl.col("reason")).alias("reason")
+    ).collect()
+
+    vehicles = (
+        collected.filter(pl.col("reason").is_null())
+        .with_columns(*ident, check_digit_ok(pl.col("vin")).alias("check_digit_ok"))
+        .select([pl.col(c).cast(t) for c, t in VEHICLE_SCHEMA.items()])
+        .sort("line_number")
+    )
+    rejected = (
+        collected.filter(pl.col("reason").is_not_null())
+        .with_columns(
+            *ident,
+            pl.when(pl.col("reason") == "duplicate_vin")
+            .then(pl.format("VIN {} first seen on line {}", pl.col("vin"), pl.col("_first")))
+            .when(pl.col("reason") == "invalid_vin")
+            .then(pl.lit("a VIN is 17 characters of A-H, J-N, P, R-Z, 0-9 after normalization"))
+            .otherwise(pl.lit("the row names no dealer")).alias("detail"),
+        )
+        .select([pl.col(c).cast(t) for c, t in REJECTED_SCHEMA.items()])
+    )
+    return NormalizedFeed(vehicles=vehicles, rejected=rejected.sort("line_number"))
+
+
+def malformed_rejections(malformed: pl.DataFrame, feed: FeedRef) -> pl.DataFrame:
+    """Rows with the wrong number of fields, as `rejected_rows` (`malformed_row`)."""
+    return (
+        malformed.cast(MALFORMED_SCHEMA)
+        .with_columns(
+            pl.lit(feed.source).alias("source"), pl.lit(feed.file_name).alias("feed_file"),
+            pl.lit(feed.as_of, TS).alias("feed_as_of"), pl.lit(None, pl.String).alias("dealer_id"),
+            pl.lit("malformed_row").alias("reason"),
+            pl.format("{} fields where the header has {}", pl.col("fields"), pl.col("expected_fields")).alias("detail"),
+        )
+        .select([pl.col(c).cast(t) for c, t in REJECTED_SCHEMA.items()])
+    )

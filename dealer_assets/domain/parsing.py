@@ -1,0 +1,153 @@
+"""Raw feed bytes -> a frame of the file's own columns, every data row with its line number.
+
+Record boundaries and field counts come from one vectorized pass over the bytes (a newline or a
+delimiter counts only outside quotes; `""` inside a quoted field keeps the parity), so a row with too
+many or too few fields is rejected with its line number while polars parses the rest.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from dealer_assets.settings import Layout
+
+LINE_NUMBER = "_line_number"
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF8_NAMES = {"utf-8", "utf8", "utf_8", "utf-8-sig", "utf_8_sig"}
+
+
+class FeedUnreadable(Exception):
+    """The whole file cannot be taken: it is quarantined with `reason`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    rows: pl.DataFrame
+    """One String column per header (file order, extras kept), plus `_line_number` (UInt32)."""
+    malformed: pl.DataFrame
+    """line_number, raw_vin, fields, expected_fields: rows whose field count differs from the header."""
+    header: tuple[str, ...]
+
+
+MALFORMED_SCHEMA = {"line_number": pl.UInt32, "raw_vin": pl.String, "fields": pl.UInt32, "expected_fields": pl.UInt32}
+
+
+def to_utf8(data: bytes, encoding: str) -> bytes:
+    """The file's bytes as UTF-8 without a BOM, or FeedUnreadable(`undecodable`)."""
+    if encoding.lower().replace(" ", "") in UTF8_NAMES:
+        body = data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FeedUnreadable("undecodable", f"not valid {encoding} at byte {exc.start + (len(data) - len(body))}: "
+                                                f"{exc.reason}") from exc
+        return body
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise FeedUnreadable("undecodable", f"not valid {encoding} at byte {exc.start}: {exc.reason}") from exc
+    return text.removeprefix("\ufeff").encode("utf-8")
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, name in enumerate(names):
+        name = name.strip() or f"column_{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 1
+        out.append(name)
+    return out
+
+
+def _records(buf: np.ndarray, delimiter: int, quote: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, delimiter counts) of every record; a newline or delimiter counts only outside quotes."""
+    is_quote = buf == quote
+    if is_quote.any():
+        inside = np.logical_xor.accumulate(is_quote)
+        if inside[-1]:
+            line = int(np.count_nonzero(buf[: int(np.flatnonzero(is_quote)[-1])] == 10)) + 1
+            raise FeedUnreadable("unparseable", f"a quoted field opened near line {line} is never closed")
+        outside = ~inside
+        ends = np.flatnonzero((buf == 10) & outside)
+        delims = np.flatnonzero((buf == delimiter) & outside)
+    else:
+        ends = np.flatnonzero(buf == 10)
+        delims = np.flatnonzero(buf == delimiter)
+    if len(buf) and buf[-1] != 10:
+        ends = np.append(ends, len(buf))
+    starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, dtype=np.int64)
+    below = np.searchsorted(delims, ends, side="left")
+    counts = np.diff(below, prepend=0)
+    return starts, ends, counts
+
+
+def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
+    """Parse one feed file in its layout. Raises FeedUnreadable for what must be quarantined."""
+    body = to_utf8(data, layout.encoding)
+    if not body.strip():
+        header = tuple(layout.headers.values())
+        return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
+    buf = np.frombuffer(body, dtype=np.uint8)
+    starts, ends, counts = _records(buf, ord(layout.delimiter), ord(layout.quote))
+    header_text = body[starts[0]: ends[0]].decode("utf-8").rstrip("\r")
+    header = tuple(_unique_names(next(csv.reader([header_text], delimiter=layout.delimiter,
+                                                 quotechar=layout.quote))))
+    missing = [h for h in layout.required_headers if h not in header]
+    if missing:
+        raise FeedUnreadable("missing_required_column",
+                             f"header lacks {', '.join(repr(m) for m in missing)}; found {list(header)}")
+    expected = len(header) - 1
+    starts, ends, counts = starts[1:], ends[1:], counts[1:]
+    if len(starts) == 0:
+        return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
+    lengths = ends - starts
+    blank = (lengths == 0) | ((lengths == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13))
+    newline_at = np.flatnonzero(buf == 10)
+    line_numbers = (np.searchsorted(newline_at, starts, side="left") + 1).astype(np.uint32)
+
+    width = len(header) + 1
+    names = [f"f{i}" for i in range(width)]
+    frame = pl.read_csv(
+        io.BytesIO(body[starts[0]:]), has_header=False, separator=layout.delimiter, quote_char=layout.quote,
+        schema=dict.fromkeys(names, pl.String), truncate_ragged_lines=True, missing_columns="insert",
+        raise_if_empty=False, encoding="utf8",
+    )
+    if frame.height != len(starts) and frame.height != int((~blank).sum()):
+        raise FeedUnreadable("unparseable", f"found {len(starts)} records but the CSV reader saw {frame.height}")
+    if frame.height != len(starts):
+        keep = ~blank
+        starts, counts, line_numbers, blank = starts[keep], counts[keep], line_numbers[keep], blank[keep]
+    frame = frame.with_columns(
+        pl.Series(LINE_NUMBER, line_numbers, dtype=pl.UInt32),
+        pl.Series("_fields", counts + 1, dtype=pl.UInt32),
+        pl.Series("_blank", blank, dtype=pl.Boolean),
+    ).filter(~pl.col("_blank"))
+    vin_header = layout.headers.get("vin")
+    vin_col = f"f{header.index(vin_header)}" if vin_header in header else None
+    malformed = frame.filter(pl.col("_fields") != expected + 1).select(
+        pl.col(LINE_NUMBER).alias("line_number"),
+        (pl.col(vin_col) if vin_col else pl.lit(None, pl.String)).alias("raw_vin"),
+        pl.col("_fields").alias("fields"),
+        pl.lit(expected + 1, pl.UInt32).alias("expected_fields"),
+    )
+    rows = frame.filter(pl.col("_fields") == expected + 1).select(
+        *(pl.col(f"f{i}").alias(name) for i, name in enumerate(header)), pl.col(LINE_NUMBER)
+    )
+    return ParsedFeed(rows, malformed, header)
+
+
+def _empty_rows(header: tuple[str, ...]) -> pl.DataFrame:
+    return pl.DataFrame(schema={**dict.fromkeys(header, pl.String), LINE_NUMBER: pl.UInt32})
