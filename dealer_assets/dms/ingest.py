@@ -16,6 +16,7 @@ from dealer_assets.config import DealerPaths
 from dealer_assets.domain.feed_names import FeedName, Misdelivery, classify, parse_feed_name
 from dealer_assets.domain.normalize import FeedRef, NormalizedFeed, malformed_rejections, normalize_feed
 from dealer_assets.domain.parsing import FeedUnreadable, parse_feed
+from dealer_assets.faults import crash_point
 from dealer_assets.feed_store import ArchivedFeed, FeedStore, sha256_of, write_parquet_atomic
 from dealer_assets.settings import DealerSettings, SourceSettings
 from dealer_assets.warehouse import schema as t
@@ -104,6 +105,7 @@ def ingest_raw_feeds(paths: DealerPaths, source: str, settings: SourceSettings, 
             report.quarantined.append(Quarantined(path.name, intake.sha256, "conflicting_redelivery", detail,
                                                   source, str(target)))
 
+    crash_point("ingest:after_archive")
     layout = settings.file_layout
     ledger, rejected = [], []
     for archived in store.archived_feeds(source, start, end):
@@ -205,6 +207,7 @@ def normalize_window(paths: DealerPaths, source: str, settings: SourceSettings, 
             for reason, count in result.rejected.group_by("reason").len().iter_rows():
                 report.rejected_by_reason[reason] = report.rejected_by_reason.get(reason, 0) + count
             per_dealer.append(result.vehicles.group_by("dealer_id").len("vehicles"))
+        crash_point("normalize:before_commit")
     if per_dealer:
         report.per_dealer = pl.concat(per_dealer).group_by("dealer_id").agg(pl.col("vehicles").sum()).sort("dealer_id")
         report.preview = outputs[-1][1].vehicles.head(5)

@@ -25,6 +25,7 @@ from dealer_assets.domain.reconcile import (
     apply_feeds,
     empty_state,
 )
+from dealer_assets.faults import crash_point
 from dealer_assets.feed_store import ArchivedFeed, FeedStore, write_parquet_atomic
 from dealer_assets.settings import SourceSettings
 from dealer_assets.warehouse import schema as t
@@ -198,6 +199,8 @@ def reconcile(paths: DealerPaths, source: str, settings: SourceSettings, engine:
             insert_frame(conn, t.applied_feeds, applied_rows)
             insert_frame(conn, t.late_feeds, late_rows, on_conflict="ignore")
             after = read_applied(conn, source)
+            crash_point("reconcile:before_commit")
+        crash_point("reconcile:after_commit")
 
         if cutoff is not None:
             Checkpoints(paths.state, source).discard_from(cutoff)

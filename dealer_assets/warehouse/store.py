@@ -145,7 +145,10 @@ def _copy_upsert(conn: Connection, table: sa.Table, frame: pl.DataFrame, *, on_c
 def read_frame(conn: Connection, sql: str, schema_: dict[str, pl.DataType], params: dict | None = None) -> pl.DataFrame:
     """Run a SELECT (raw SQL with :named parameters) and return its rows with the given polars schema."""
     text_schema = {n: (pl.String if isinstance(t, pl.Datetime | pl.Boolean) else t) for n, t in schema_.items()}
-    if is_postgres(conn) and not params:
+    if is_postgres(conn):
+        if params:
+            sql = str(sa.text(sql).bindparams(**params).compile(dialect=conn.dialect,
+                                                               compile_kwargs={"literal_binds": True}))
         raw = conn.connection.driver_connection
         buffer = bytearray()
         with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER true)") as copy:

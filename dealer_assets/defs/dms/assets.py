@@ -118,10 +118,14 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
             check_results=[
                 dg.AssetCheckResult(check_name="rejected_row_share", passed=share <= 0.05,
                                     severity=dg.AssetCheckSeverity.WARN,
+                                    description=f"{report.rejected} of {total} rows rejected ({share:.1%}): "
+                                                + ", ".join(f"{r} {n}" for r, n in sorted(report.rejected_by_reason.items())),
                                     metadata={"share": float(share), "rejected": report.rejected, "rows": total,
                                               **{r: n for r, n in report.rejected_by_reason.items()}}),
                 dg.AssetCheckResult(check_name="check_digits_valid", passed=report.check_digit_failures == 0,
                                     severity=dg.AssetCheckSeverity.WARN,
+                                    description=f"{report.check_digit_failures} VIN(s) with a wrong check digit "
+                                                "(flagged in normalized_vehicles.check_digit_ok, not rejected)",
                                     metadata={"failures": report.check_digit_failures}),
             ],
         )

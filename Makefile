@@ -1,0 +1,41 @@
+# Two commands set up a fresh machine (README): `make dev` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: dev test install samples bench validate clean-state
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev,celery]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.dev.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp deploy/dagster.dev.yaml $(DAGSTER_HOME)/dagster.yaml
+
+## Stage the sample feeds into the drop zone (once: the archive remembers what was delivered).
+samples: install
+	$(BIN)/python -m dealer_assets.samples stage
+
+## Install, stage the sample feeds, and start the Dagster UI and daemon (http://127.0.0.1:3000).
+dev: install $(DAGSTER_HOME)/dagster.yaml samples
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
+test: install
+	$(BIN)/pytest -q
+
+validate: install
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+bench: install
+	$(BIN)/python -m bench
+
+clean-state:
+	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* $(DAGSTER_HOME)
