@@ -116,7 +116,7 @@ def replay(paths: DealerPaths, from_as_of: datetime | None, sources: list[str] |
             instance=instance, raise_on_error=False,
             tags=_range_tags(first, last, **{MODE_TAG: "replay",
                                              REPLAY_FROM_TAG: cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")}))
-        _print_run(f"{source} replay from {cutoff.isoformat()} ({len(later)} feed(s), {first}...{last})", result)
+        _print_run(f"{source} replay from {cutoff.isoformat()} ({len(later)} archived file(s), {first}...{last})", result)
         ok &= result.success
     return 0 if ok else 1
 

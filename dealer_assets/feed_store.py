@@ -63,9 +63,16 @@ class FeedStore:
         return self.paths.archive / feed.source / day / feed.file_name
 
     def archived(self, feed: FeedName) -> ArchivedFeed | None:
+        """The archived feed of this source and as-of, whatever the extension it was delivered with."""
         path = self.archive_path(feed)
         if not path.exists():
-            return None
+            stem = f"{feed.source}-{feed.stamp}."
+            same = sorted(p for p in path.parent.glob(f"{stem}*") if not p.name.endswith(".sha256")) \
+                if path.parent.is_dir() else []
+            if not same:
+                return None
+            path = same[0]
+            feed = FeedName(as_of=feed.as_of, source=feed.source, file_name=path.name)
         sidecar = path.with_name(path.name + ".sha256")
         digest = sidecar.read_text().split()[0] if sidecar.exists() else sha256_of(path)
         return ArchivedFeed(feed, path, digest, path.stat().st_size)
@@ -74,8 +81,13 @@ class FeedStore:
         """Archive a delivered file under its name, immutably; a re-delivery is compared by checksum."""
         digest = sha256_of(delivered)
         target = self.archive_path(feed)
-        target.parent.mkdir(parents=True, exist_ok=True)
         existing = self.archived(feed)
+        if existing is not None and existing.feed.file_name != feed.file_name:
+            if existing.sha256 != digest:
+                return Intake("conflict", digest, None)
+            delivered.unlink(missing_ok=True)
+            return Intake("duplicate", digest, existing)
+        target.parent.mkdir(parents=True, exist_ok=True)
         if existing is None:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
             os.close(fd)

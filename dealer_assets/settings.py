@@ -39,7 +39,7 @@ def _trimmed(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
-Text = Annotated[StrictStr, BeforeValidator(_trimmed)]
+Text = Annotated[StrictStr, BeforeValidator(_trimmed), Field(min_length=1)]
 NonNegativeDays = Annotated[StrictInt, Field(ge=0)]
 
 

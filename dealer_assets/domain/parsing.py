@@ -122,7 +122,7 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
     names = [f"f{i}" for i in range(width)]
     frame = pl.read_csv(
         io.BytesIO(body[starts[0]:]), has_header=False, separator=layout.delimiter, quote_char=layout.quote,
-        schema=dict.fromkeys(names, pl.String), truncate_ragged_lines=True, missing_columns="insert",
+        schema=dict.fromkeys(names, pl.String), truncate_ragged_lines=True, missing_columns="insert", extra_columns="ignore",
         raise_if_empty=False, encoding="utf8",
     )
     if frame.height != len(starts) and frame.height != int((~blank).sum()):

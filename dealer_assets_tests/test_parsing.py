@@ -1,0 +1,210 @@
+"""Raw feed bytes -> rows (CONTRACT section 2): what is a feed, what is quarantined, what is a malformed row."""
+from __future__ import annotations
+
+import pytest
+
+from dealer_assets.domain.parsing import LINE_NUMBER, FeedUnreadable, parse_feed
+from dealer_assets.settings import GENERIC_HEADERS, GENERIC_LAYOUT, Layout, parse_settings
+
+H = b"DealerID,VIN,StockNo,SystemCode\n"
+
+
+def rows_of(parsed) -> list[tuple]:  # noqa: ANN001
+    return parsed.rows.rows()
+
+
+def malformed_of(parsed) -> list[tuple]:  # noqa: ANN001
+    return parsed.malformed.select("line_number", "raw_vin", "fields", "expected_fields").rows()
+
+
+def inline_layout(yaml_layout: str) -> Layout:
+    text = f"""
+sources:
+  dms:
+    layout: {yaml_layout}
+    track_stock_no_and_client: {{mode: never}}
+    auto_close: {{mode: never}}
+"""
+    return parse_settings(text, "<test>").sources["dms"].file_layout
+
+
+@pytest.mark.parametrize("body", [b"", b"\n", b"  \r\n\n"])
+def test_empty_file_is_a_feed_with_no_rows(body: bytes) -> None:
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert parsed.rows.height == 0 and parsed.malformed.height == 0
+    assert parsed.header == GENERIC_HEADERS
+    assert LINE_NUMBER in parsed.rows.columns
+
+
+@pytest.mark.parametrize("body", [H, H.rstrip(b"\n"), H.replace(b"\n", b"\r\n"), b"\xef\xbb\xbf" + H])
+def test_header_only_file_is_a_feed_with_no_rows(body: bytes) -> None:
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert parsed.rows.height == 0 and parsed.malformed.height == 0
+    assert parsed.header == ("DealerID", "VIN", "StockNo", "SystemCode")
+
+
+def test_wrong_delimiter_is_missing_required_column() -> None:
+    body = b"DealerID;VIN;StockNo;SystemCode\nD1;1HGCM82633A004352;S1;U\n"
+    with pytest.raises(FeedUnreadable) as err:
+        parse_feed(body, GENERIC_LAYOUT)
+    assert err.value.reason == "missing_required_column"
+
+
+def test_missing_required_column() -> None:
+    body = b"DealerID,StockNo,SystemCode\nD1,S1,U\n"
+    with pytest.raises(FeedUnreadable) as err:
+        parse_feed(body, GENERIC_LAYOUT)
+    assert err.value.reason == "missing_required_column"
+    assert "'VIN'" in err.value.detail and "DealerID" not in err.value.detail.split(";")[0]
+
+
+def test_optional_columns_may_be_absent() -> None:
+    parsed = parse_feed(b"VIN,SystemCode,DealerID\nV1,U,D1\n", GENERIC_LAYOUT)
+    assert parsed.header == ("VIN", "SystemCode", "DealerID")
+    assert rows_of(parsed) == [("V1", "U", "D1", 2)]
+
+
+def test_non_utf8_is_undecodable_but_fine_as_latin1() -> None:
+    body = "DealerID,VIN,StockNo,SystemCode,Make\nD1,1HGCM82633A004352,S1,U,Citroën\n".encode("latin-1")
+    with pytest.raises(FeedUnreadable) as err:
+        parse_feed(body, GENERIC_LAYOUT)
+    assert err.value.reason == "undecodable"
+
+    latin = inline_layout("{encoding: latin-1, columns: {dealer_id: DealerID, vin: VIN, system_code: SystemCode,"
+                          " make: Make}}")
+    parsed = parse_feed(body, latin)
+    assert rows_of(parsed) == [("D1", "1HGCM82633A004352", "S1", "U", "Citroën", 2)]
+
+
+def test_bom_is_dropped_from_the_first_header() -> None:
+    parsed = parse_feed(b"\xef\xbb\xbf" + H + b"D1,V1,S1,U\n", GENERIC_LAYOUT)
+    assert parsed.header[0] == "DealerID"
+    assert rows_of(parsed) == [("D1", "V1", "S1", "U", 2)]
+
+
+def test_crlf_line_endings() -> None:
+    body = b"DealerID,VIN,StockNo,SystemCode\r\nD1,V1,S1,U\r\nD2,V2,,U\r\n"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert parsed.header == ("DealerID", "VIN", "StockNo", "SystemCode")
+    assert rows_of(parsed) == [("D1", "V1", "S1", "U", 2), ("D2", "V2", None, "U", 3)]
+    assert parsed.malformed.height == 0
+
+
+def test_quoted_newline_keeps_the_row_and_later_line_numbers() -> None:
+    body = H + b'D1,V1,"S\n1",U\nD2,V2,"a, ""b""",U\nD3,V3,S3,U\n'
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert rows_of(parsed) == [("D1", "V1", "S\n1", "U", 2), ("D2", "V2", 'a, "b"', "U", 4),
+                               ("D3", "V3", "S3", "U", 5)]
+    assert parsed.malformed.height == 0
+
+
+def test_quoted_crlf_newline() -> None:
+    body = b"DealerID,VIN,StockNo,SystemCode\r\nD1,V1,\"S\r\n1\",U\r\nD2,V2,S2,U\r\n"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert [r[-1] for r in rows_of(parsed)] == [2, 4]
+    assert rows_of(parsed)[1][:4] == ("D2", "V2", "S2", "U")
+
+
+def test_too_many_and_too_few_fields_are_malformed_rows() -> None:
+    body = H + b"D1,V1,S1,U\nD2,V2,S2,U,extra\nD3,V3,S3,U\nD4,V4\nD5,V5,S5,U"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert rows_of(parsed) == [("D1", "V1", "S1", "U", 2), ("D3", "V3", "S3", "U", 4), ("D5", "V5", "S5", "U", 6)]
+    assert malformed_of(parsed) == [(3, "V2", 5, 4), (5, "V4", 2, 4)]
+
+
+def test_malformed_row_after_a_quoted_newline_has_its_physical_line_number() -> None:
+    body = H + b'D1,V1,"two\nlines",U\nD2,V2,S2\nD3,V3,S3,U\n'
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert malformed_of(parsed) == [(4, "V2", 3, 4)]
+    assert [r[-1] for r in rows_of(parsed)] == [2, 5]
+
+
+def test_many_extra_fields_in_a_later_row() -> None:
+    body = H + b"D1,V1,S1,U\nD2,V2,S2,U,a,b,c,d,e\nD3,V3,S3,U\n"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert [r[0] for r in rows_of(parsed)] == ["D1", "D3"]
+    assert malformed_of(parsed) == [(3, "V2", 9, 4)]
+
+
+def test_first_data_row_with_two_extra_fields_is_a_malformed_row() -> None:
+    body = H + b"D1,V1,S1,U,a,b\nD2,V2,S2,U\n"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert rows_of(parsed) == [("D2", "V2", "S2", "U", 3)]
+    assert malformed_of(parsed) == [(2, "V1", 6, 4)]
+
+
+def test_first_data_row_with_one_extra_field_is_a_malformed_row() -> None:
+    body = H + b"D1,V1,S1,U,a\nD2,V2,S2,U\n"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert rows_of(parsed) == [("D2", "V2", "S2", "U", 3)]
+    assert malformed_of(parsed) == [(2, "V1", 5, 4)]
+
+
+def test_blank_lines_are_skipped_but_counted() -> None:
+    body = H + b"D1,V1,S1,U\n\nD2,V2,S2,U\r\n\r\nD3,V3,S3,U\n"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert [(r[0], r[-1]) for r in rows_of(parsed)] == [("D1", 2), ("D2", 4), ("D3", 6)]
+    assert parsed.malformed.height == 0
+
+
+def test_extra_columns_are_kept() -> None:
+    body = b"DealerID,VIN,Color,StockNo,SystemCode,Lot\nD1,V1,red,S1,U,7\n"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert parsed.header == ("DealerID", "VIN", "Color", "StockNo", "SystemCode", "Lot")
+    assert parsed.rows.columns == ["DealerID", "VIN", "Color", "StockNo", "SystemCode", "Lot", LINE_NUMBER]
+    assert rows_of(parsed) == [("D1", "V1", "red", "S1", "U", "7", 2)]
+
+
+def test_all_values_are_kept_as_text() -> None:
+    body = b"DealerID,VIN,SystemCode,Year,Mileage\n0100,V1,007,2022,00012\n"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert rows_of(parsed) == [("0100", "V1", "007", "2022", "00012", 2)]
+
+
+def test_pipe_delimited_latin1_inline_layout_with_constant_system_code() -> None:
+    layout = inline_layout("{delimiter: '|', encoding: latin-1, quote: \"'\", columns: {dealer_id: Dealer, "
+                           "vin: Vehicle VIN, stock_no: Stock, make: Marke, system_code: {constant: U}}}")
+    body = ("Dealer|Vehicle VIN|Stock|Marke\n"
+            "D1|1hgcm82633a004352|S1|Citroën\n"
+            "D2|'11111111111111111'|'S|2'|Müller\n"
+            "D3|x\n").encode("latin-1")
+    assert b"\xeb" in body  # really latin-1, not UTF-8
+    parsed = parse_feed(body, layout)
+    assert parsed.header == ("Dealer", "Vehicle VIN", "Stock", "Marke")
+    assert rows_of(parsed) == [("D1", "1hgcm82633a004352", "S1", "Citroën", 2),
+                               ("D2", "11111111111111111", "S|2", "Müller", 3)]
+    assert malformed_of(parsed) == [(4, "x", 2, 4)]
+
+
+def test_required_headers_of_inline_layout_exclude_constants() -> None:
+    layout = inline_layout("{delimiter: '|', columns: {dealer_id: Dealer, vin: VIN, system_code: {constant: U}}}")
+    assert parse_feed(b"Dealer|VIN\nD1|V1\n", layout).rows.height == 1
+    with pytest.raises(FeedUnreadable) as err:
+        parse_feed(b"Dealer|Stock\nD1|S1\n", layout)
+    assert err.value.reason == "missing_required_column"
+
+
+def test_unbalanced_quote_is_unparseable() -> None:
+    body = H + b'D1,"V1,S1,U\nD2,V2,S2,U\n'
+    with pytest.raises(FeedUnreadable) as err:
+        parse_feed(body, GENERIC_LAYOUT)
+    assert err.value.reason == "unparseable"
+    assert "line 2" in err.value.detail
+
+
+def test_invalid_utf8_in_the_middle_reports_its_byte() -> None:
+    body = H + b"D1,V1,S\xff1,U\n"
+    with pytest.raises(FeedUnreadable) as err:
+        parse_feed(body, GENERIC_LAYOUT)
+    assert err.value.reason == "undecodable"
+    assert f"byte {len(H) + 7}" in err.value.detail
+    # With a BOM the byte offset still counts from the start of the file.
+    with pytest.raises(FeedUnreadable) as err:
+        parse_feed(b"\xef\xbb\xbf" + body, GENERIC_LAYOUT)
+    assert f"byte {len(H) + 10}" in err.value.detail
+
+
+def test_duplicate_header_names_are_made_unique() -> None:
+    parsed = parse_feed(b"DealerID,VIN,SystemCode,Note,Note\nD1,V1,U,a,b\n", GENERIC_LAYOUT)
+    assert parsed.header == ("DealerID", "VIN", "SystemCode", "Note", "Note_2")
+    assert rows_of(parsed) == [("D1", "V1", "U", "a", "b", 2)]
