@@ -50,9 +50,9 @@ def _print_run(label: str, result) -> None:  # noqa: ANN001
 
 def catch_up(paths: DealerPaths) -> int:
     """Process every pending feed in the drop zone, per source in as-of order, through every DMS asset."""
+    from dealer_assets.definitions import build_definitions
     from dealer_assets.defs.dms.assets import MODE_TAG
     from dealer_assets.defs.dms.jobs import MISDELIVERED_JOB, job_name
-    from dealer_assets.definitions import build_definitions
     from dealer_assets.dms.reconciliation import pending_partitions
     from dealer_assets.domain.deliveries import plan_deliveries
     from dealer_assets.feed_store import FeedStore
@@ -90,9 +90,9 @@ def catch_up(paths: DealerPaths) -> int:
 
 def replay(paths: DealerPaths, from_as_of: datetime | None, sources: list[str] | None) -> int:
     """Rebuild the reconciled tables from the archive from an as-of on (CONTRACT section 6)."""
+    from dealer_assets.definitions import build_definitions
     from dealer_assets.defs.dms.assets import MODE_TAG, REPLAY_FROM_TAG
     from dealer_assets.defs.dms.jobs import job_name
-    from dealer_assets.definitions import build_definitions
     from dealer_assets.domain.feed_names import partition_key_of
     from dealer_assets.feed_store import FeedStore
     from dealer_assets.settings import load_settings

@@ -9,7 +9,11 @@ from dealer_assets.config import DealerPaths
 from dealer_assets.defs.dms.assets import build_source_assets, misdelivered_feed_files
 from dealer_assets.defs.dms.jobs import build_source_job, misdelivered_job
 from dealer_assets.defs.dms.partitions import feed_partitions
-from dealer_assets.defs.dms.schedules import build_misdelivered_schedule, build_safety_net_schedule, safety_net_cron
+from dealer_assets.defs.dms.schedules import (
+    build_misdelivered_schedule,
+    build_safety_net_schedule,
+    safety_net_cron,
+)
 from dealer_assets.defs.dms.sensors import build_drop_zone_sensor
 from dealer_assets.executors import executor_from_env
 from dealer_assets.resources import DealerEnvironment, WarehouseResource

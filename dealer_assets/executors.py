@@ -1,10 +1,39 @@
 """The executor, chosen by configuration only (`DEALER_EXECUTOR`): in-process by default, `multiprocess`,
-or `celery` for steps spread over worker machines (broker from `DEALER_CELERY_BROKER`)."""
+or `celery` for steps spread over worker machines.
+
+Celery settings, all from the environment:
+- `DEALER_CELERY_BROKER` (required), e.g. `pyamqp://guest@rabbitmq:5672//` or `redis://redis:6379/0`;
+- `DEALER_CELERY_BACKEND` (default `rpc://`), where step results travel back to the run;
+- `DEALER_CELERY_QUEUE` (default `dagster`, dagster-celery's own), the queue the steps are sent to: start the
+  workers with `dagster-celery worker start -A dagster_celery.app -y deploy/celery_worker.yaml -q <queue>`.
+
+Celery needs a persistent instance (PostgreSQL storage, deploy/dagster.yaml) shared by the run and the
+workers, and the same data root, settings file and warehouse on every worker.
+"""
 from __future__ import annotations
 
 import os
 
 import dagster as dg
+
+from dealer_assets.config import ConfigError
+
+KINDS = ("in_process", "multiprocess", "celery")
+
+
+def celery_executor_config(environ: dict[str, str] | None = None) -> dict:
+    env = os.environ if environ is None else environ
+    if not env.get("DEALER_CELERY_BROKER"):
+        raise ConfigError("environment: DEALER_CELERY_BROKER: required with DEALER_EXECUTOR=celery "
+                         "(e.g. pyamqp://guest@127.0.0.1:5672//)")
+    config: dict = {
+        "broker": {"env": "DEALER_CELERY_BROKER"},
+        "backend": {"env": "DEALER_CELERY_BACKEND"} if env.get("DEALER_CELERY_BACKEND") else "rpc://",
+    }
+    queue = (env.get("DEALER_CELERY_QUEUE") or "").strip()
+    if queue:
+        config["config_source"] = {"task_default_queue": queue}
+    return config
 
 
 def executor_from_env() -> dg.ExecutorDefinition:
@@ -16,8 +45,5 @@ def executor_from_env() -> dg.ExecutorDefinition:
     if kind == "celery":
         from dagster_celery import celery_executor
 
-        return celery_executor.configured({
-            "broker": {"env": "DEALER_CELERY_BROKER"},
-            "backend": {"env": "DEALER_CELERY_BACKEND"} if os.environ.get("DEALER_CELERY_BACKEND") else "rpc://",
-        })
-    raise ValueError(f"environment: DEALER_EXECUTOR: {kind!r} is not one of in_process, multiprocess, celery")
+        return celery_executor.configured(celery_executor_config(), name="celery")
+    raise ConfigError(f"environment: DEALER_EXECUTOR: {kind!r} is not one of {', '.join(KINDS)}")

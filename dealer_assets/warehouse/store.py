@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
