@@ -120,7 +120,8 @@ def test_sensor_requests_one_run_per_source_and_never_twice(data_root: DataRoot,
 """)
     defs = build_definitions(data_root.paths)
     sensor = defs.resolve_sensor_def("dms_drop_zone_sensor")
-    instance = dg.DagsterInstance.ephemeral()
+    (tmp_path / "dagster_home").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
 
     def tick(cursor):
         ctx = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
