@@ -60,13 +60,25 @@ def _canonical(raw: pl.LazyFrame, layout: Layout, header: set[str]) -> pl.LazyFr
 
 
 def _parse_date(expr: pl.Expr) -> pl.Expr:
-    return pl.coalesce(*(expr.str.to_date(fmt, strict=False) for fmt in DATE_FORMATS))
+    """ISO dates first; the other formats only for the values ISO could not read (usually none)."""
+    def batch(text: pl.Series) -> pl.Series:
+        parsed = text.str.to_date(DATE_FORMATS[0], strict=False)
+        failed = parsed.is_null() & text.is_not_null()
+        if not failed.any():
+            return parsed
+        rest = text.filter(failed).to_frame("t").select(
+            pl.coalesce(*(pl.col("t").str.to_date(fmt, strict=False) for fmt in DATE_FORMATS[1:])))
+        return parsed.scatter(failed.arg_true(), rest.to_series())
+    return expr.map_batches(batch, return_dtype=pl.Date)
 
 
 def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> NormalizedFeed:
     """Trim, validate and de-duplicate one feed; every row ends up in exactly one of the two outputs."""
     ident = [pl.lit(feed.source).alias("source"), pl.lit(feed.as_of, TS).alias("feed_as_of"),
              pl.lit(feed.file_name).alias("feed_file")]
+    reason = (pl.when(pl.col("dealer_id").is_null()).then(pl.lit("missing_dealer"))
+              .when(~is_valid_vin(pl.col("vin"))).then(pl.lit("invalid_vin")))
+    first_copy = pl.when(reason.is_null()).then(pl.col("vin")).is_first_distinct()
     staged = (
         _canonical(rows.lazy(), layout, set(rows.columns))
         .with_columns(
@@ -74,33 +86,27 @@ def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> Normali
             _text(pl.col("vin")).alias("raw_vin"),
             normalize_vin(pl.col("vin")).alias("vin"),
             _text(pl.col("year")).cast(pl.Int32, strict=False).alias("year"),
-            _text(pl.col("mileage")).str.replace_all(r"[,\s]", "").cast(pl.Float64, strict=False)
+            _text(pl.col("mileage")).str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False)
             .round(0).cast(pl.Int64, strict=False).alias("mileage"),
             _parse_date(_text(pl.col("date_in_stock"))).alias("date_in_stock"),
         )
         .with_columns(
-            pl.when(pl.col("dealer_id").is_null()).then(pl.lit("missing_dealer"))
-            .when(~is_valid_vin(pl.col("vin"))).then(pl.lit("invalid_vin"))
-            .alias("reason")
+            pl.when(reason.is_null() & ~first_copy).then(pl.lit("duplicate_vin")).otherwise(reason).alias("reason")
         )
-    )
-    first_line = (
-        staged.filter(pl.col("reason").is_null())
-        .group_by("vin").agg(pl.col("line_number").min().alias("_first"))
-    )
-    collected = staged.join(first_line, on="vin", how="left").with_columns(
-        pl.when(pl.col("reason").is_null() & (pl.col("line_number") != pl.col("_first")))
-        .then(pl.lit("duplicate_vin")).otherwise(pl.col("reason")).alias("reason")
     ).collect()
 
     vehicles = (
-        collected.filter(pl.col("reason").is_null())
+        staged.filter(pl.col("reason").is_null())
         .with_columns(*ident, check_digit_ok(pl.col("vin")).alias("check_digit_ok"))
         .select([pl.col(c).cast(t) for c, t in VEHICLE_SCHEMA.items()])
-        .sort("line_number")
+    )
+    rejected = staged.filter(pl.col("reason").is_not_null())
+    first_lines = (
+        vehicles.lazy().select("vin", pl.col("line_number").alias("_first"))
+        .join(rejected.lazy().filter(pl.col("reason") == "duplicate_vin").select("vin").unique(), on="vin")
     )
     rejected = (
-        collected.filter(pl.col("reason").is_not_null())
+        rejected.lazy().join(first_lines, on="vin", how="left")
         .with_columns(
             *ident,
             pl.when(pl.col("reason") == "duplicate_vin")
@@ -110,8 +116,10 @@ def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> Normali
             .otherwise(pl.lit("the row names no dealer")).alias("detail"),
         )
         .select([pl.col(c).cast(t) for c, t in REJECTED_SCHEMA.items()])
+        .sort("line_number")
+        .collect()
     )
-    return NormalizedFeed(vehicles=vehicles, rejected=rejected.sort("line_number"))
+    return NormalizedFeed(vehicles=vehicles, rejected=rejected)
 
 
 def malformed_rejections(malformed: pl.DataFrame, feed: FeedRef) -> pl.DataFrame:

@@ -73,24 +73,27 @@ def _unique_names(names: list[str]) -> list[str]:
 
 
 def _records(buf: np.ndarray, delimiter: int, quote: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(starts, ends, delimiter counts) of every record; a newline or delimiter counts only outside quotes."""
-    is_quote = buf == quote
-    if is_quote.any():
-        inside = np.logical_xor.accumulate(is_quote)
-        if inside[-1]:
-            line = int(np.count_nonzero(buf[: int(np.flatnonzero(is_quote)[-1])] == 10)) + 1
-            raise FeedUnreadable("unparseable", f"a quoted field opened near line {line} is never closed")
-        outside = ~inside
-        ends = np.flatnonzero((buf == 10) & outside)
-        delims = np.flatnonzero((buf == delimiter) & outside)
-    else:
-        ends = np.flatnonzero(buf == 10)
-        delims = np.flatnonzero(buf == delimiter)
+    """(starts, ends, delimiter counts) of every record; a newline or delimiter counts only outside quotes.
+
+    Quotes alternate between opening and closing (a doubled quote inside a field closes and reopens at once),
+    so a byte is inside a quoted field when an odd number of quotes precede it.
+    """
+    quotes = np.flatnonzero(buf == quote)
+    newlines = np.flatnonzero(buf == 10)
+    delims = np.flatnonzero(buf == delimiter)
+    if len(quotes) % 2:
+        line = int(np.searchsorted(newlines, quotes[-1])) + 1
+        raise FeedUnreadable("unparseable", f"a quoted field opened near line {line} is never closed")
+    ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0] if len(quotes) else newlines
     if len(buf) and buf[-1] != 10:
         ends = np.append(ends, len(buf))
     starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, dtype=np.int64)
-    below = np.searchsorted(delims, ends, side="left")
-    counts = np.diff(below, prepend=0)
+    counts = np.diff(np.searchsorted(delims, ends, side="left"), prepend=0)
+    if len(quotes):
+        opens, closes = quotes[0::2], quotes[1::2]
+        quoted_delims = np.searchsorted(delims, closes) - np.searchsorted(delims, opens)
+        record_of = np.searchsorted(ends, opens)
+        counts = counts - np.bincount(record_of, weights=quoted_delims, minlength=len(ends)).astype(counts.dtype)
     return starts, ends, counts
 
 
@@ -115,8 +118,7 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
         return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
     lengths = ends - starts
     blank = (lengths == 0) | ((lengths == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13))
-    newline_at = np.flatnonzero(buf == 10)
-    line_numbers = (np.searchsorted(newline_at, starts, side="left") + 1).astype(np.uint32)
+    line_numbers = (np.searchsorted(np.flatnonzero(buf == 10), starts, side="left") + 1).astype(np.uint32)
 
     width = len(header) + 1
     names = [f"f{i}" for i in range(width)]

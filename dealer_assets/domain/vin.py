@@ -1,7 +1,9 @@
 """VIN normalization and the 49 CFR 565 check digit, as polars expressions."""
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 VIN_PATTERN = r"^[A-HJ-NPR-Z0-9]{17}$"
 WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
@@ -23,18 +25,55 @@ def is_valid_vin(vin: pl.Expr) -> pl.Expr:
     return vin.str.contains(VIN_PATTERN).fill_null(False)
 
 
+_VALUES = np.zeros(256, dtype=np.int32)
+for _char, _value in TRANSLITERATION.items():
+    _VALUES[ord(_char)] = _value
+_WEIGHTS = np.array(WEIGHTS, dtype=np.int32)
+
+
+def _vin_bytes(vins: pl.Series) -> np.ndarray:
+    """An (n, 17) byte matrix of 17-byte strings, straight from the Arrow buffer."""
+    arr = vins.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+    return np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]].reshape(-1, 17)
+
+
+def _expected_codes(vins: pl.Series) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """(mask of 17-byte VINs, their bytes, the check character each should carry) for one batch."""
+    mask = (vins.str.len_bytes() == 17).fill_null(False)
+    chars = _vin_bytes(vins.filter(mask)) if mask.any() else np.zeros((0, 17), dtype=np.uint8)
+    remainder = (_VALUES[chars] @ _WEIGHTS) % 11
+    expected = np.where(remainder == 10, ord("X"), ord("0") + remainder).astype(np.uint8)
+    return mask, chars, expected
+
+
+def _scatter(mask: pl.Series, values: np.ndarray, dtype: pl.DataType, name: str) -> pl.Series:
+    if len(values) == len(mask):
+        return pl.Series(name, values, dtype=dtype)
+    out = pl.Series(name, [None] * len(mask), dtype=dtype)
+    if len(values):
+        out = out.scatter(mask.arg_true(), pl.Series(values, dtype=dtype))
+    return out
+
+
 def expected_check_digit(vin: pl.Expr) -> pl.Expr:
-    """The check character a valid VIN must carry in position 9 (`0`-`9` or `X`)."""
-    total = pl.sum_horizontal(
-        vin.str.slice(i, 1).replace_strict(TRANSLITERATION, default=0, return_dtype=pl.Int32) * w
-        for i, w in enumerate(WEIGHTS) if w
-    )
-    remainder = total % 11
-    return pl.when(remainder == 10).then(pl.lit("X")).otherwise(remainder.cast(pl.String))
+    """The check character a 17-character VIN must carry in position 9 (`0`-`9` or `X`)."""
+    def batch(vins: pl.Series) -> pl.Series:
+        mask, _, expected = _expected_codes(vins)
+        return _scatter(mask, np.char.decode(expected.view("S1")) if len(expected) else expected, pl.String,
+                        vins.name)
+    return vin.map_batches(batch, return_dtype=pl.String)
 
 
 def check_digit_ok(vin: pl.Expr) -> pl.Expr:
-    return vin.str.slice(8, 1) == expected_check_digit(vin)
+    """Whether position 9 holds the 49 CFR 565 check digit; null for values that are not 17 characters."""
+    def batch(vins: pl.Series) -> pl.Series:
+        mask, chars, expected = _expected_codes(vins)
+        return _scatter(mask, chars[:, 8] == expected, pl.Boolean, vins.name)
+    return vin.map_batches(batch, return_dtype=pl.Boolean)
 
 
 def with_check_digit(vin17: str) -> str:
