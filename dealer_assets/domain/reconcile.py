@@ -127,10 +127,14 @@ def apply_feed(state: pl.DataFrame, vehicles: pl.DataFrame, settings: SourceSett
     closed = prior.filter(pl.col("status") == "closed")
 
     # Rule 4: create, unless a recent SR for the VIN exists and the client mapping says to ignore.
-    latest_created = prior.group_by("vin").agg(pl.col("created_at").max().alias("_latest_created"))
+    candidates = eligible.join(active.select("vin"), on="vin", how="anti")
+    if any(m.ignore_if_sr_with_vin_exists for m in settings.client_dealer_mappings):
+        latest_created = closed.group_by("vin").agg(pl.col("created_at").max().alias("_latest_created"))
+        candidates = candidates.join(latest_created, on="vin", how="left")
+    else:
+        candidates = candidates.with_columns(pl.lit(None, TS).alias("_latest_created"))
     candidates = (
-        eligible.join(active.select("vin"), on="vin", how="anti")
-        .join(latest_created, on="vin", how="left")
+        candidates
         .with_columns(
             (pl.col("ignore_existing") & pl.col("_latest_created").is_not_null()
              & (pl.col("_latest_created") <= t)
@@ -240,7 +244,13 @@ def apply_feed(state: pl.DataFrame, vehicles: pl.DataFrame, settings: SourceSett
             pl.when("_close").then(pl.lit("missing_from_feed")).otherwise("close_reason").alias("close_reason"),
             pl.when("_close").then(t).otherwise("updated_at").alias("updated_at"),
         )
-    ).collect()
+    )
+    judged, skipped_rows, coverage_rows, closed_rows = pl.collect_all([
+        judged,
+        skipped.select(list(SKIPPED_SCHEMA)).cast(SKIPPED_SCHEMA),
+        coverage.select(list(COVERAGE_SCHEMA)).cast(COVERAGE_SCHEMA).sort("dealer_id"),
+        closed,
+    ])
 
     guard_report = (
         judged.filter(pl.col("_due"))
@@ -277,19 +287,14 @@ def apply_feed(state: pl.DataFrame, vehicles: pl.DataFrame, settings: SourceSett
                   max_fraction=pl.lit(guard.max_fraction if guard else None, pl.Float64)).alias("details")),
     ], how="vertical_relaxed").with_columns(**ident)
 
-    new_state = pl.concat([closed.collect(), judged.select(list(SR_SCHEMA))], how="vertical_relaxed")
+    new_state = pl.concat([closed_rows.cast(SR_SCHEMA), judged.select(list(SR_SCHEMA)).cast(SR_SCHEMA)])
     return FeedOutcome(
-        state=new_state.cast(SR_SCHEMA).sort("sr_id"),
-        events=_ordered_events(events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA)),
-        skipped=skipped.select(list(SKIPPED_SCHEMA)).collect().cast(SKIPPED_SCHEMA).sort("vin"),
-        coverage=coverage.select(list(COVERAGE_SCHEMA)).collect().cast(COVERAGE_SCHEMA).sort("dealer_id"),
+        state=new_state,
+        events=events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA),
+        skipped=skipped_rows,
+        coverage=coverage_rows,
         guard=guard_report,
     )
-
-
-def _ordered_events(events: pl.DataFrame) -> pl.DataFrame:
-    order = pl.col("event").replace_strict(EVENT_ORDER, list(range(len(EVENT_ORDER))), return_dtype=pl.UInt8)
-    return events.sort(["feed_as_of", order, "sr_id"])
 
 
 @dataclass(frozen=True)
