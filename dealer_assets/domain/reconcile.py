@@ -35,7 +35,6 @@ GUARD_SCHEMA = {
     "source": pl.String, "feed_as_of": TS, "dealer_id": pl.String, "active": pl.UInt32,
     "to_close": pl.UInt32, "held": pl.Boolean,
 }
-EVENT_ORDER = ["created", "stock_no_updated", "client_updated", "auto_close_reset", "auto_closed", "close_held"]
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 

@@ -106,7 +106,7 @@ def insert_frame(conn: Connection, table: sa.Table, frame: pl.DataFrame, *, on_c
 
 def copy_into_staging(conn: Connection, table: sa.Table, frame: pl.DataFrame) -> str:
     """COPY `frame` into a temporary table shaped like `table`; returns the staging table's name."""
-    data = _prepare(frame, table, "%Y-%m-%d %H:%M:%S.%6f+00")
+    data = _prepare(frame, table, "%Y-%m-%d %H:%M:%S%.f+00")
     staging = f"staging_{table.name}"
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
@@ -115,7 +115,7 @@ def copy_into_staging(conn: Connection, table: sa.Table, frame: pl.DataFrame) ->
         cur.execute(f'TRUNCATE "{staging}"')
         cols = ", ".join(f'"{c}"' for c in data.columns)
         with cur.copy(f'COPY "{staging}" ({cols}) FROM STDIN (FORMAT csv)') as copy:
-            copy.write(data.write_csv(include_header=False, null_value="", quote_style="non_numeric"))
+            copy.write(data.write_csv(include_header=False, null_value="", quote_style="necessary"))
     return staging
 
 
