@@ -111,7 +111,7 @@ def apply_feed(state: pl.DataFrame, vehicles: pl.DataFrame, settings: SourceSett
             pl.coalesce("_vt_dealer", "_vt_all").alias("vehicle_type"),
             pl.coalesce("_st_dealer", "_st_all", "client_sr_type").alias("service_request_type"),
             (pl.col("_st_dealer").is_not_null() | pl.col("_st_all").is_not_null()).alias("_has_type"),
-            (pl.lit(include_all) | pl.col("dealer_id").is_in(pl.lit(include_dealers, pl.List(pl.String)).explode()))
+            (pl.lit(include_all) | pl.col("dealer_id").is_in(include_dealers))
             .alias("_include_only"),
         )
         .with_columns(

@@ -24,6 +24,8 @@ from dealer_assets.warehouse.schema import SCHEMA_VERSION, metadata
 _ENGINES: dict[str, Engine] = {}
 _ENGINE_LOCK = threading.Lock()
 SQLITE_TS = "%Y-%m-%d %H:%M:%S.%6f"
+COPY_CHUNK_ROWS = 200_000
+"""Rows per COPY write: PostgreSQL parses one chunk while the next is formatted."""
 
 
 def engine_for(url: str) -> Engine:
@@ -115,7 +117,8 @@ def copy_into_staging(conn: Connection, table: sa.Table, frame: pl.DataFrame) ->
         cur.execute(f'TRUNCATE "{staging}"')
         cols = ", ".join(f'"{c}"' for c in data.columns)
         with cur.copy(f'COPY "{staging}" ({cols}) FROM STDIN (FORMAT csv)') as copy:
-            copy.write(data.write_csv(include_header=False, null_value="", quote_style="necessary"))
+            for chunk in data.iter_slices(COPY_CHUNK_ROWS):
+                copy.write(chunk.write_csv(include_header=False, null_value="", quote_style="necessary"))
     return staging
 
 

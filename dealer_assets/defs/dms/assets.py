@@ -19,6 +19,13 @@ MODE_TAG = "dealer_assets/mode"
 REPLAY_FROM_TAG = "dealer_assets/replay_from"
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 MISDELIVERED_KEY = dg.AssetKey(["dms", "misdelivered_feed_files"])
+PER_DEALER_METADATA_MAX_PARTITIONS = 24
+"""A materialization's metadata is copied onto every partition of its run: per-dealer figures go on runs of a
+day or less (the sensor's hourly runs, which the UI plots); longer backfills carry them as a table."""
+
+
+def _partition_count(context: dg.AssetExecutionContext) -> int:
+    return len(context.partition_keys) if context.has_partition_key_range else 1
 
 
 def markdown_table(frame: pl.DataFrame | None, rows: int = 5) -> dg.MetadataValue:
@@ -105,7 +112,8 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
                                   warehouse.engine(), window.start, window.end)
         total = report.vehicles + report.rejected
         share = report.rejected / total if total else 0.0
-        per_dealer = {f"vehicles/{d}": int(n) for d, n in report.per_dealer.iter_rows()} if report.per_dealer is not None else {}
+        per_dealer = {f"vehicles/{d}": int(n) for d, n in report.per_dealer.iter_rows()} \
+            if report.per_dealer is not None and _partition_count(context) <= PER_DEALER_METADATA_MAX_PARTITIONS else {}
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": report.vehicles, "rejected_rows": report.rejected,
@@ -174,7 +182,7 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
         severities = [dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.ERROR,
                       dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR]
         per_dealer = {}
-        if report.per_dealer is not None:
+        if report.per_dealer is not None and _partition_count(context) <= PER_DEALER_METADATA_MAX_PARTITIONS:
             for row in report.per_dealer.iter_rows(named=True):
                 for measure in ("active", "created", "updated", "closed", "held", "skipped"):
                     per_dealer[f"{measure}/{row['dealer_id']}"] = int(row[measure])

@@ -1,0 +1,170 @@
+"""Benchmark 4: load N rows of the SR state that benchmark 3's feed produces into the warehouse.
+
+SQLite: `insert_frame` into a fresh file database. PostgreSQL: per run a fresh database (created and dropped
+here) that already holds the SR state before the feed, then `copy_into_staging` and the set-based
+`upsert_from_staging(on_conflict="update")` in one transaction (timed up to and including the commit).
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import polars as pl
+
+from bench import reconcile
+from bench.measure import BenchError, Context, Figure, run_child, stopwatch
+
+# --- measured steps (run in bench.child) -------------------------------------------------------------------
+
+
+def make_result(state: str, vehicles: str, settings: str, out: str, rows: int) -> dict:
+    from dealer_assets.domain.normalize import FeedRef
+    from dealer_assets.domain.reconcile import apply_feed
+    from dealer_assets.settings import parse_settings
+
+    source = parse_settings(Path(settings).read_text()).sources["generic"]
+    result: dict = {}
+    with stopwatch(result):
+        outcome = apply_feed(pl.read_parquet(state), pl.read_parquet(vehicles), source,
+                             FeedRef("generic", reconcile.AS_OF, reconcile.FILE_NAME))
+    outcome.state.head(rows).write_parquet(out)
+    result["rows"] = min(rows, outcome.state.height)
+    return result
+
+
+def sqlite_insert(frame: str, db: str) -> dict:
+    from dealer_assets.warehouse import schema as t
+    from dealer_assets.warehouse.store import engine_for, insert_frame
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    engine = engine_for(f"sqlite:///{db}")
+    data = pl.read_parquet(frame)
+    result: dict = {}
+    with stopwatch(result), engine.begin() as conn:  # timed up to and including the commit
+        rows = insert_frame(conn, t.service_requests, data)
+    engine.dispose()
+    result["rows"] = rows
+    return result
+
+
+def pg_preload(url: str, frame: str) -> dict:
+    from dealer_assets.warehouse import schema as t
+    from dealer_assets.warehouse.store import engine_for, insert_frame
+
+    engine = engine_for(url)
+    data = pl.read_parquet(frame)
+    result: dict = {}
+    with stopwatch(result), engine.begin() as conn:
+        insert_frame(conn, t.service_requests, data, on_conflict="update")
+        conn.exec_driver_sql("ANALYZE service_requests")
+    engine.dispose()
+    return result
+
+
+def pg_load(url: str, frame: str) -> dict:
+    import time
+
+    from dealer_assets.warehouse import schema as t
+    from dealer_assets.warehouse.store import copy_into_staging, engine_for, upsert_from_staging
+
+    engine = engine_for(url)
+    data = pl.read_parquet(frame)
+    columns = [c.name for c in t.service_requests.columns if c.name in data.columns]
+    with engine.connect() as probe:  # a pooled connection that is already open, as in a run
+        probe.exec_driver_sql("SELECT 1")
+    with engine.begin() as conn:
+        start = time.perf_counter()
+        staging = copy_into_staging(conn, t.service_requests, data)
+        copied = time.perf_counter()
+        upserted = upsert_from_staging(conn, t.service_requests, staging, columns, on_conflict="update")
+    done = time.perf_counter()
+    engine.dispose()
+    return {"seconds": done - start, "copy_s": copied - start, "upsert_s": done - copied, "rows": data.height,
+            "upserted": upserted}
+
+
+# --- orchestration (parent) --------------------------------------------------------------------------------
+
+def result_state(ctx: Context) -> tuple[str, str]:
+    """(prior state, resulting state's first N rows) as parquet paths."""
+    paths = reconcile.scenario(ctx)
+    out = str(ctx.dir("warehouse") / "result.parquet")
+    if "result_state" not in ctx.cache:
+        run_child("warehouse:make_result", {**paths, "out": out, "rows": ctx.rows})
+        ctx.cache["result_state"] = out
+    return paths["state"], out
+
+
+def _admin(ctx: Context):  # noqa: ANN202
+    import sqlalchemy as sa
+
+    return sa.create_engine(ctx.pg_url, isolation_level="AUTOCOMMIT")
+
+
+def _fresh_database(ctx: Context, admin) -> str:  # noqa: ANN001
+    import sqlalchemy as sa
+
+    name = f"dealer_bench_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    return sa.engine.make_url(ctx.pg_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(admin, url: str) -> None:  # noqa: ANN001
+    import sqlalchemy as sa
+
+    name = sa.engine.make_url(url).database
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def run_postgres(ctx: Context, prior: str, frame: str) -> list:
+    admin = _admin(ctx)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001
+        raise BenchError(f"PostgreSQL unreachable at {ctx.pg_url} ({type(exc).__name__})") from exc
+    runs = []
+    try:
+        for _ in range(ctx.repeat):
+            url = _fresh_database(ctx, admin)
+            try:
+                run_child("warehouse:pg_preload", {"url": url, "frame": prior})
+                runs.append(run_child("warehouse:pg_load", {"url": url, "frame": frame}))
+            finally:
+                _drop_database(admin, url)
+    finally:
+        admin.dispose()
+    return runs
+
+
+def run(ctx: Context) -> list[Figure]:
+    import statistics
+
+    prior, frame = result_state(ctx)
+    db = ctx.dir("warehouse") / "sqlite-bench.db"
+    lite = [run_child("warehouse:sqlite_insert", {"frame": frame, "db": str(db)}) for _ in range(ctx.repeat)]
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    rows = lite[0].info["rows"]
+    figures = [Figure("warehouse.sqlite_insert", f"insert_frame of {rows:,} SR rows into a fresh SQLite file",
+                      rows / statistics.median(s.seconds for s in lite), "rows/s",
+                      peak_mib=max(s.peak_mib for s in lite), info=lite[0].info)]
+    label_copy = f"copy_into_staging of {rows:,} SR rows (PostgreSQL, fresh database)"
+    label_upsert = f"upsert_from_staging of {rows:,} rows over the prior {ctx.rows:,}-SR state (incl. commit)"
+    try:
+        pg = run_postgres(ctx, prior, frame)
+    except BenchError as exc:
+        return figures + [Figure("warehouse.pg_copy", label_copy, None, "rows/s", error=str(exc)),
+                          Figure("warehouse.pg_upsert", label_upsert, None, "rows/s", error=str(exc))]
+    peak_pg = max(s.peak_mib for s in pg)
+    figures += [
+        Figure("warehouse.pg_copy", label_copy, rows / statistics.median(s.info["copy_s"] for s in pg), "rows/s",
+               baseline=300_000, baseline_label="target", target=">= 1", peak_mib=peak_pg, info=pg[0].info),
+        Figure("warehouse.pg_upsert", label_upsert, rows / statistics.median(s.info["upsert_s"] for s in pg),
+               "rows/s", peak_mib=peak_pg, info=pg[0].info),
+    ]
+    return figures
