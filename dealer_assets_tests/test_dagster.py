@@ -62,7 +62,8 @@ def test_materialize_a_partition_range_in_one_run(data_root: DataRoot):
     assert len(mats) == 49 and mats[0].metadata["feeds_applied"].value == 3
     assert mats[0].metadata["created"].value == 4 and mats[0].metadata["updated"].value == 2
     norm = result.asset_materializations_for_node("generic__normalized_vehicles")[0]
-    assert norm.metadata["dagster/row_count"].value == 6 and "vehicles/D1" in norm.metadata
+    assert norm.metadata["dagster/row_count"].value == 6
+    assert "vehicles/D1" not in norm.metadata and "| D1 | 3 |" in norm.metadata["per_dealer"].value
     assert "| dealer_id |" in norm.metadata["preview"].value
     checks = {c.asset_check_key.name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"no_quarantined_files": True, "rejected_row_share": True, "check_digits_valid": True,
@@ -90,6 +91,9 @@ def test_materialize_with_assets_api(data_root: DataRoot):
     assert result.success
     mat = result.asset_materializations_for_node("generic__service_requests")[0]
     assert mat.metadata["mode"].value == "replay" and mat.metadata["created"].value == 1
+    assert mat.metadata["created/D1"].value == 1 and mat.metadata["active/D1"].value == 1
+    norm = result.asset_materializations_for_node("generic__normalized_vehicles")[0]
+    assert norm.metadata["vehicles/D1"].value == 1
 
 
 def test_guard_is_a_blocking_check_that_names_the_dealer(data_root: DataRoot):
