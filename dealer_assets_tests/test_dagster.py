@@ -253,3 +253,17 @@ def test_killed_mid_run_then_rerun_equals_an_undisturbed_run(point: str, tmp_pat
     rerun = _run_cli(["catch-up"], crashed, tmp_path / "h2")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr[-3000:]
     assert snapshot(crashed.paths.warehouse_url) == snapshot(calm.paths.warehouse_url)
+
+
+def test_safety_net_schedule_requests_runs_for_files_left_waiting(data_root: DataRoot):
+    defs = build_definitions(data_root.paths)
+    schedule = defs.resolve_schedule_def("dms_generic_safety_net")
+    assert schedule.cron_schedule == "0 */2 * * *"
+    fresh = data_root.drop_feed("generic", at(1), [("D1", vin(1), "S1", "U")])
+    ctx = dg.build_schedule_context(instance=dg.DagsterInstance.ephemeral(), resources=defs.resources)
+    assert schedule.evaluate_tick(ctx).run_requests == []
+    stale = os.stat(fresh).st_mtime - 3600
+    os.utime(fresh, (stale, stale))
+    requests = schedule.evaluate_tick(ctx).run_requests
+    assert [(r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[MODE_TAG]) for r in requests] == \
+        [("2026-11-02-12:00", "incremental")]
