@@ -39,6 +39,7 @@ def build_definitions(paths: DealerPaths | None = None) -> dg.Definitions:
         jobs=jobs,
         sensors=[build_drop_zone_sensor(jobs)],
         schedules=[build_safety_net_schedule(s, cron) for s in sources] + [build_misdelivered_schedule(cron)],
+        executor=executor,
         resources={
             "dealer_env": DealerEnvironment(
                 data_dir=str(paths.data_dir), settings_file=str(paths.settings_file),

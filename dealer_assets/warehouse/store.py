@@ -146,6 +146,7 @@ def _copy_upsert(conn: Connection, table: sa.Table, frame: pl.DataFrame, *, on_c
 
 def read_frame(conn: Connection, sql: str, schema_: dict[str, pl.DataType], params: dict | None = None) -> pl.DataFrame:
     """Run a SELECT (raw SQL with :named parameters) and return its rows with the given polars schema."""
+    schema_ = {n: (t() if isinstance(t, type) else t) for n, t in schema_.items()}
     text_schema = {n: (pl.String if isinstance(t, pl.Datetime | pl.Boolean) else t) for n, t in schema_.items()}
     if is_postgres(conn):
         if params:

@@ -59,10 +59,11 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
     raw_key, normalized_key, sr_key = keys_for(source)
     group = f"dms_{source}"
     op_tags = {SOURCE_TAG: source}
+    pool = f"dms_{source}"
 
     @dg.asset(
         key=raw_key, partitions_def=partitions_def, backfill_policy=SINGLE_RUN, group_name=group,
-        kinds={"csv", "filesystem"}, op_tags=op_tags, retry_policy=RETRY,
+        kinds={"csv", "filesystem"}, op_tags=op_tags, retry_policy=RETRY, pool=pool,
         description=f"Feed files of source `{source}`, archived immutably under their checksum and parsed in "
                     "their layout. Malformed rows are rejected; unreadable files are quarantined.",
         check_specs=[dg.AssetCheckSpec("no_quarantined_files", asset=raw_key,
@@ -95,7 +96,7 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
 
     @dg.asset(
         key=normalized_key, partitions_def=partitions_def, backfill_policy=SINGLE_RUN, group_name=group,
-        deps=[raw_key], kinds={"polars", "parquet"}, op_tags=op_tags, retry_policy=RETRY,
+        deps=[raw_key], kinds={"polars", "parquet"}, op_tags=op_tags, retry_policy=RETRY, pool=pool,
         description="Vehicles with normalized VINs (rule 1), dealer id, stock number and system code; rejected "
                     "rows are kept in `rejected_rows` with their line number and reason.",
         check_specs=[
@@ -142,7 +143,7 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
         key=sr_key, partitions_def=partitions_def, backfill_policy=SINGLE_RUN, group_name=group,
         deps=[normalized_key,
               dg.AssetDep(sr_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))],
-        kinds={"polars", "sql"}, op_tags=op_tags, retry_policy=RETRY,
+        kinds={"polars", "sql"}, op_tags=op_tags, retry_policy=RETRY, pool=pool,
         description="Service requests reconciled from the feeds under the source's settings (CONTRACT section 4), "
                     "with their events and skipped vehicles. State flows from partition to partition in as-of order.",
         check_specs=[
