@@ -128,11 +128,11 @@ def test_dagster_dev_sensor_run_end_to_end(tmp_path: Path):
         processes = {p.pid for p in group_alive(dev.pid)}
         assert len(processes) >= 3, "dagster dev, webserver and daemon"
     finally:
-        stopped_cleanly = stop_group(dev, signal.SIGINT, timeout=45)
-    assert stopped_cleanly, "dagster dev did not stop on SIGINT within 45 s:\n" + log.read_text()[-4000:]
+        stopped_cleanly = stop_group(dev, signal.SIGINT, timeout=120)
+    assert stopped_cleanly, "dagster dev did not stop on SIGINT within 120 s:\n" + log.read_text()[-4000:]
     assert dev.returncode is not None
     assert not [pid for pid in processes if psutil.pid_exists(pid) and
                 psutil.Process(pid).status() != psutil.STATUS_ZOMBIE], "processes left behind"
     assert "Shutting down Dagster services" in log.read_text()
     elapsed = time.monotonic() - began
-    assert elapsed < 200, f"took {elapsed:.0f}s"
+    assert elapsed < 360, f"took {elapsed:.0f}s"
