@@ -29,7 +29,7 @@ dev: install $(DAGSTER_HOME)/dagster.yaml samples
 
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
 test: install
-	$(BIN)/pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
 
 validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
