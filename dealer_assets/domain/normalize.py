@@ -42,8 +42,8 @@ class NormalizedFeed:
 
 
 def _text(expr: pl.Expr) -> pl.Expr:
-    trimmed = expr.cast(pl.String).str.strip_chars()
-    return pl.when(trimmed.str.len_chars() > 0).then(trimmed)
+    """Trimmed; blank becomes null."""
+    return expr.cast(pl.String).str.strip_chars().replace("", None)
 
 
 def _canonical(raw: pl.LazyFrame, layout: Layout, header: set[str]) -> pl.LazyFrame:
@@ -59,48 +59,86 @@ def _canonical(raw: pl.LazyFrame, layout: Layout, header: set[str]) -> pl.LazyFr
     return raw.select(pl.col(LINE_NUMBER).alias("line_number"), *exprs)
 
 
-def _parse_date(expr: pl.Expr) -> pl.Expr:
-    """ISO dates first; the other formats only for the values ISO could not read (usually none)."""
+def _with_fallback(fast, slow, dtype: pl.DataType):  # noqa: ANN001, ANN202
+    """Convert a text column with `fast`; only the values it could not read go through `slow` (usually none)."""
     def batch(text: pl.Series) -> pl.Series:
-        parsed = text.str.to_date(DATE_FORMATS[0], strict=False)
+        parsed = fast(text)
         failed = parsed.is_null() & text.is_not_null()
         if not failed.any():
             return parsed
-        rest = text.filter(failed).to_frame("t").select(
-            pl.coalesce(*(pl.col("t").str.to_date(fmt, strict=False) for fmt in DATE_FORMATS[1:])))
-        return parsed.scatter(failed.arg_true(), rest.to_series())
-    return expr.map_batches(batch, return_dtype=pl.Date)
+        return parsed.scatter(failed.arg_true(), slow(text.filter(failed)))
+    return lambda expr: expr.map_batches(batch, return_dtype=dtype)
+
+
+_parse_date = _with_fallback(
+    lambda t: t.str.to_date(DATE_FORMATS[0], strict=False),
+    lambda t: t.str.strip_chars().to_frame("t").select(
+        pl.coalesce(*(pl.col("t").str.to_date(fmt, strict=False) for fmt in DATE_FORMATS))).to_series(),
+    pl.Date,
+)
+"""ISO dates first, then the other formats."""
+
+_parse_year = _with_fallback(
+    lambda t: t.cast(pl.Int32, strict=False),
+    lambda t: t.str.strip_chars().cast(pl.Int32, strict=False),
+    pl.Int32,
+)
+
+_parse_mileage = _with_fallback(
+    lambda t: t.cast(pl.Int64, strict=False),
+    lambda t: t.str.strip_chars().str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False).round(0)
+    .cast(pl.Int64, strict=False),
+    pl.Int64,
+)
+"""Whole miles; `12,345` and `12345.6` are read too."""
+
+
+def _repeats(vin: pl.Expr, competing: pl.Expr) -> pl.Expr:
+    """True for a competing row whose VIN an earlier competing row already carries.
+
+    Rows are first compared by a 64-bit hash; only the few sharing a hash are compared as text.
+    """
+    def batch(pair: pl.Series) -> pl.Series:
+        vins, hashes = pair.struct.field("vin"), pair.struct.field("hash")
+        candidates = (hashes.is_duplicated() & hashes.is_not_null()).arg_true()
+        out = pl.Series("repeat", [False] * len(pair), dtype=pl.Boolean)
+        if len(candidates):
+            out = out.scatter(candidates, ~vins.gather(candidates).is_first_distinct())
+        return out
+    pair = pl.struct(vin.alias("vin"), pl.when(competing).then(vin.hash()).alias("hash"))
+    return pair.map_batches(batch, return_dtype=pl.Boolean)
 
 
 def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> NormalizedFeed:
     """Trim, validate and de-duplicate one feed; every row ends up in exactly one of the two outputs."""
     ident = [pl.lit(feed.source).alias("source"), pl.lit(feed.as_of, TS).alias("feed_as_of"),
              pl.lit(feed.file_name).alias("feed_file")]
-    reason = (pl.when(pl.col("dealer_id").is_null()).then(pl.lit("missing_dealer"))
-              .when(~is_valid_vin(pl.col("vin"))).then(pl.lit("invalid_vin")))
-    first_copy = pl.when(reason.is_null()).then(pl.col("vin")).is_first_distinct()
+    competing = pl.col("dealer_id").is_not_null() & is_valid_vin(pl.col("vin"))
     staged = (
         _canonical(rows.lazy(), layout, set(rows.columns))
         .with_columns(
             *(_text(pl.col(f)).alias(f) for f in TEXT_FIELDS),
             _text(pl.col("vin")).alias("raw_vin"),
             normalize_vin(pl.col("vin")).alias("vin"),
-            _text(pl.col("year")).cast(pl.Int32, strict=False).alias("year"),
-            _text(pl.col("mileage")).str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False)
-            .round(0).cast(pl.Int64, strict=False).alias("mileage"),
-            _parse_date(_text(pl.col("date_in_stock"))).alias("date_in_stock"),
+            _parse_year(pl.col("year")).alias("year"),
+            _parse_mileage(pl.col("mileage")).alias("mileage"),
+            _parse_date(pl.col("date_in_stock")).alias("date_in_stock"),
         )
-        .with_columns(
-            pl.when(reason.is_null() & ~first_copy).then(pl.lit("duplicate_vin")).otherwise(reason).alias("reason")
-        )
+        .with_columns(competing.alias("_competing"))
+        .with_columns((pl.col("_competing") & ~_repeats(pl.col("vin"), pl.col("_competing"))).alias("_accepted"))
     ).collect()
 
+    accepted = staged.get_column("_accepted")
     vehicles = (
-        staged.filter(pl.col("reason").is_null())
+        staged.filter(accepted)
         .with_columns(*ident, check_digit_ok(pl.col("vin")).alias("check_digit_ok"))
         .select([pl.col(c).cast(t) for c, t in VEHICLE_SCHEMA.items()])
     )
-    rejected = staged.filter(pl.col("reason").is_not_null())
+    rejected = staged.filter(~accepted).with_columns(
+        pl.when(pl.col("dealer_id").is_null()).then(pl.lit("missing_dealer"))
+        .when(~pl.col("_competing")).then(pl.lit("invalid_vin"))
+        .otherwise(pl.lit("duplicate_vin")).alias("reason")
+    )
     first_lines = (
         vehicles.lazy().select("vin", pl.col("line_number").alias("_first"))
         .join(rejected.lazy().filter(pl.col("reason") == "duplicate_vin").select("vin").unique(), on="vin")

@@ -45,6 +45,8 @@ def to_utf8(data: bytes, encoding: str) -> bytes:
     """The file's bytes as UTF-8 without a BOM, or FeedUnreadable(`undecodable`)."""
     if encoding.lower().replace(" ", "") in UTF8_NAMES:
         body = data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
+        if body.isascii():
+            return body
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -72,8 +74,9 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _records(buf: np.ndarray, delimiter: int, quote: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(starts, ends, delimiter counts) of every record; a newline or delimiter counts only outside quotes.
+def _records(buf: np.ndarray, delimiter: int, quote: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, delimiter counts) of every record, and every newline's offset; a newline or delimiter
+    counts only outside quotes.
 
     Quotes alternate between opening and closing (a doubled quote inside a field closes and reopens at once),
     so a byte is inside a quoted field when an odd number of quotes precede it.
@@ -94,60 +97,66 @@ def _records(buf: np.ndarray, delimiter: int, quote: int) -> tuple[np.ndarray, n
         quoted_delims = np.searchsorted(delims, closes) - np.searchsorted(delims, opens)
         record_of = np.searchsorted(ends, opens)
         counts = counts - np.bincount(record_of, weights=quoted_delims, minlength=len(ends)).astype(counts.dtype)
-    return starts, ends, counts
+    return starts, ends, counts, newlines
+
+
+def _header(text: bytes, layout: Layout) -> tuple[str, ...]:
+    line = text.decode("utf-8").rstrip("\r\n")
+    header = tuple(_unique_names(next(csv.reader([line], delimiter=layout.delimiter, quotechar=layout.quote))))
+    missing = [h for h in layout.required_headers if h not in header]
+    if missing:
+        raise FeedUnreadable("missing_required_column",
+                             f"header lacks {', '.join(repr(m) for m in missing)}; found {list(header)}")
+    return header
+
+
+def _read_fields(body: bytes, offset: int, width: int, layout: Layout) -> pl.DataFrame:
+    """Every record after the header as text columns f0..f{width-1}; short rows padded, long ones cut."""
+    return pl.read_csv(
+        io.BytesIO(body[offset:]), has_header=False, separator=layout.delimiter, quote_char=layout.quote,
+        schema={f"f{i}": pl.String for i in range(width)}, truncate_ragged_lines=True, missing_columns="insert",
+        extra_columns="ignore", raise_if_empty=False, encoding="utf8",
+    )
 
 
 def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
     """Parse one feed file in its layout. Raises FeedUnreadable for what must be quarantined."""
     body = to_utf8(data, layout.encoding)
-    if not body.strip():
+    if not body or body.isspace():
         header = tuple(layout.headers.values())
         return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
     buf = np.frombuffer(body, dtype=np.uint8)
-    starts, ends, counts = _records(buf, ord(layout.delimiter), ord(layout.quote))
-    header_text = body[starts[0]: ends[0]].decode("utf-8").rstrip("\r")
-    header = tuple(_unique_names(next(csv.reader([header_text], delimiter=layout.delimiter,
-                                                 quotechar=layout.quote))))
-    missing = [h for h in layout.required_headers if h not in header]
-    if missing:
-        raise FeedUnreadable("missing_required_column",
-                             f"header lacks {', '.join(repr(m) for m in missing)}; found {list(header)}")
-    expected = len(header) - 1
+    starts, ends, counts, newlines = _records(buf, ord(layout.delimiter), ord(layout.quote))
+    header = _header(body[starts[0]: ends[0]], layout)
     starts, ends, counts = starts[1:], ends[1:], counts[1:]
     if len(starts) == 0:
         return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
+    frame = _read_fields(body, int(starts[0]), len(header) + 1, layout)
     lengths = ends - starts
     blank = (lengths == 0) | ((lengths == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13))
-    line_numbers = (np.searchsorted(np.flatnonzero(buf == 10), starts, side="left") + 1).astype(np.uint32)
+    line_numbers = (np.searchsorted(newlines, starts, side="left") + 1).astype(np.uint32)
 
-    width = len(header) + 1
-    names = [f"f{i}" for i in range(width)]
-    frame = pl.read_csv(
-        io.BytesIO(body[starts[0]:]), has_header=False, separator=layout.delimiter, quote_char=layout.quote,
-        schema=dict.fromkeys(names, pl.String), truncate_ragged_lines=True, missing_columns="insert", extra_columns="ignore",
-        raise_if_empty=False, encoding="utf8",
-    )
     if frame.height != len(starts) and frame.height != int((~blank).sum()):
         raise FeedUnreadable("unparseable", f"found {len(starts)} records but the CSV reader saw {frame.height}")
     if frame.height != len(starts):
         keep = ~blank
-        starts, counts, line_numbers, blank = starts[keep], counts[keep], line_numbers[keep], blank[keep]
-    frame = frame.with_columns(
-        pl.Series(LINE_NUMBER, line_numbers, dtype=pl.UInt32),
-        pl.Series("_fields", counts + 1, dtype=pl.UInt32),
-        pl.Series("_blank", blank, dtype=pl.Boolean),
-    ).filter(~pl.col("_blank"))
+        counts, line_numbers, blank = counts[keep], line_numbers[keep], blank[keep]
+    fields = (counts + 1).astype(np.uint32)
+    whole = (fields == len(header)) & ~blank
+    broken = (fields != len(header)) & ~blank
     vin_header = layout.headers.get("vin")
     vin_col = f"f{header.index(vin_header)}" if vin_header in header else None
-    malformed = frame.filter(pl.col("_fields") != expected + 1).select(
-        pl.col(LINE_NUMBER).alias("line_number"),
-        (pl.col(vin_col) if vin_col else pl.lit(None, pl.String)).alias("raw_vin"),
-        pl.col("_fields").alias("fields"),
-        pl.lit(expected + 1, pl.UInt32).alias("expected_fields"),
-    )
-    rows = frame.filter(pl.col("_fields") == expected + 1).select(
-        *(pl.col(f"f{i}").alias(name) for i, name in enumerate(header)), pl.col(LINE_NUMBER)
-    )
+    malformed = pl.DataFrame({
+        "line_number": line_numbers[broken],
+        "raw_vin": frame.get_column(vin_col).filter(pl.Series(broken)) if vin_col
+        else pl.Series([None] * int(broken.sum()), dtype=pl.String),
+        "fields": fields[broken],
+        "expected_fields": np.full(int(broken.sum()), len(header), dtype=np.uint32),
+    }, schema=MALFORMED_SCHEMA)
+    rows = frame.select(*(pl.col(f"f{i}").alias(name) for i, name in enumerate(header))).with_columns(
+        pl.Series(LINE_NUMBER, line_numbers, dtype=pl.UInt32))
+    if not whole.all():
+        rows = rows.filter(pl.Series(whole))
     return ParsedFeed(rows, malformed, header)
 
 

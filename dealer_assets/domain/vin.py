@@ -17,8 +17,7 @@ TRANSLITERATION = {
 
 def normalize_vin(raw: pl.Expr) -> pl.Expr:
     """Rule 1: trim, upper-case, drop inner spaces and dashes; empty becomes null."""
-    cleaned = raw.str.strip_chars().str.to_uppercase().str.replace_all(r"[\s\-]", "")
-    return pl.when(cleaned.str.len_chars() > 0).then(cleaned)
+    return raw.str.replace_all(r"[\s\-]", "").str.to_uppercase().replace("", None)
 
 
 def is_valid_vin(vin: pl.Expr) -> pl.Expr:
@@ -44,7 +43,12 @@ def _vin_bytes(vins: pl.Series) -> np.ndarray:
 def _expected_codes(vins: pl.Series) -> tuple[pl.Series, np.ndarray, np.ndarray]:
     """(mask of 17-byte VINs, their bytes, the check character each should carry) for one batch."""
     mask = (vins.str.len_bytes() == 17).fill_null(False)
-    chars = _vin_bytes(vins.filter(mask)) if mask.any() else np.zeros((0, 17), dtype=np.uint8)
+    if mask.all():
+        chars = _vin_bytes(vins)
+    elif mask.any():
+        chars = _vin_bytes(vins.filter(mask))
+    else:
+        chars = np.zeros((0, 17), dtype=np.uint8)
     remainder = (_VALUES[chars] @ _WEIGHTS) % 11
     expected = np.where(remainder == 10, ord("X"), ord("0") + remainder).astype(np.uint8)
     return mask, chars, expected
