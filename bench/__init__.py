@@ -7,7 +7,7 @@ the step and its peak RSS (ru_maxrss); a figure is the median of `--repeat` such
 """
 from __future__ import annotations
 
-BENCHMARKS = ("synthetic", "parse", "reconcile", "warehouse", "backfill")
+BENCHMARKS = ("synthetic", "parse", "reconcile", "warehouse", "end_to_end", "backfill")
 """Benchmark names for `--only`, in the order they run."""
 
 FIGURES = {
@@ -15,6 +15,7 @@ FIGURES = {
     "parse": ("parse.vs_read_csv",),
     "reconcile": ("reconcile.vs_polars", "reconcile.vs_duckdb"),
     "warehouse": ("warehouse.sqlite_insert", "warehouse.pg_copy", "warehouse.pg_upsert"),
+    "end_to_end": ("end_to_end.sqlite", "end_to_end.postgres"),
     "backfill": ("backfill.range_run",),
 }
 """The figures each benchmark prints (the first column of the table)."""

@@ -17,10 +17,10 @@ QUICK = {"rows": 3_000, "repeat": 1, "hours": 6, "dealers": 5, "per_dealer": 12}
 
 
 def _runner(name: str):  # noqa: ANN202
-    from bench import backfill, parse, reconcile, warehouse
+    from bench import backfill, end_to_end, parse, reconcile, warehouse
 
     return {"synthetic": parse.run_synthetic, "parse": parse.run, "reconcile": reconcile.run,
-            "warehouse": warehouse.run, "backfill": backfill.run}[name]
+            "warehouse": warehouse.run, "end_to_end": end_to_end.run, "backfill": backfill.run}[name]
 
 
 def _machine() -> dict:

@@ -7,6 +7,8 @@ here) that already holds the SR state before the feed, then `copy_into_staging` 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -48,7 +50,8 @@ def sqlite_insert(frame: str, db: str) -> dict:
     return result
 
 
-def pg_preload(url: str, frame: str) -> dict:
+def preload(url: str, frame: str) -> dict:
+    """A fresh warehouse (SQLite file or PostgreSQL database) that already holds `frame` as its SR state."""
     from dealer_assets.warehouse import schema as t
     from dealer_assets.warehouse.store import engine_for, insert_frame
 
@@ -96,48 +99,47 @@ def result_state(ctx: Context) -> tuple[str, str]:
     return paths["state"], out
 
 
-def _admin(ctx: Context):  # noqa: ANN202
+@contextmanager
+def postgres_databases(ctx: Context) -> Iterator[Callable[[], AbstractContextManager[str]]]:
+    """Yields `database()`: a context giving the URL of a new, empty database, dropped afterwards.
+
+    Raises BenchError when no server answers at `ctx.pg_url`.
+    """
     import sqlalchemy as sa
 
-    return sa.create_engine(ctx.pg_url, isolation_level="AUTOCOMMIT")
+    server = sa.create_engine(ctx.pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001
+        server.dispose()
+        raise BenchError(f"PostgreSQL unreachable at {ctx.pg_url} ({type(exc).__name__})") from exc
 
+    @contextmanager
+    def database() -> Iterator[str]:
+        name = f"dealer_bench_{uuid.uuid4().hex[:12]}"
+        with server.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield sa.engine.make_url(ctx.pg_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with server.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
 
-def _fresh_database(ctx: Context, admin) -> str:  # noqa: ANN001
-    import sqlalchemy as sa
-
-    name = f"dealer_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    return sa.engine.make_url(ctx.pg_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(admin, url: str) -> None:  # noqa: ANN001
-    import sqlalchemy as sa
-
-    name = sa.engine.make_url(url).database
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+    try:
+        yield database
+    finally:
+        server.dispose()
 
 
 def run_postgres(ctx: Context, prior: str, frame: str) -> list:
-    admin = _admin(ctx)
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except Exception as exc:  # noqa: BLE001
-        raise BenchError(f"PostgreSQL unreachable at {ctx.pg_url} ({type(exc).__name__})") from exc
     runs = []
-    try:
+    with postgres_databases(ctx) as database:
         for _ in range(ctx.repeat):
-            url = _fresh_database(ctx, admin)
-            try:
-                run_child("warehouse:pg_preload", {"url": url, "frame": prior})
+            with database() as url:
+                run_child("warehouse:preload", {"url": url, "frame": prior})
                 runs.append(run_child("warehouse:pg_load", {"url": url, "frame": frame}))
-            finally:
-                _drop_database(admin, url)
-    finally:
-        admin.dispose()
     return runs
 
 

@@ -51,6 +51,8 @@ class ReconcileReport:
     head: datetime | None = None
     applied_as_of: list[datetime] = field(default_factory=list)
 
+LATE_SCHEMA = {"source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "applied_through": TS}
+
 
 def _digest(applied: pl.DataFrame) -> str:
     text = "\n".join(f"{a.isoformat()} {s}" for a, s in applied.select("feed_as_of", "sha256").iter_rows())
@@ -175,29 +177,13 @@ def reconcile(paths: DealerPaths, source: str, settings: SourceSettings, engine:
             late = []
         previous = state
         outcome = apply_feeds(state, [(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in todo], settings)
-        applied_rows = _applied_rows(source, todo, outcome)
-        late_rows = pl.DataFrame(
-            [(source, a.feed.as_of, a.feed.file_name, head) for a in late],
-            schema={"source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "applied_through": TS},
-            orient="row",
-        )
+        applied_rows = applied_feed_rows(
+            source, [(a.feed.as_of, a.feed.file_name, a.sha256, v.height) for a, v in todo], outcome)
+        late_rows = pl.DataFrame([(source, a.feed.as_of, a.feed.file_name, head) for a in late],
+                                 schema=LATE_SCHEMA, orient="row")
 
         with engine.begin() as conn:
-            if cutoff is not None:
-                for table in (t.service_request_events, t.skipped_vehicles, t.dealer_coverage, t.close_guard,
-                              t.applied_feeds, t.late_feeds):
-                    conn.execute(sa.delete(table).where(table.c.source == source, table.c.feed_as_of >= cutoff))
-                conn.execute(sa.delete(t.service_requests).where(t.service_requests.c.source == source))
-                insert_frame(conn, t.service_requests, outcome.state)
-            else:
-                changed = outcome.state.join(previous, on=list(SR_SCHEMA), how="anti", nulls_equal=True)
-                insert_frame(conn, t.service_requests, changed, on_conflict="update")
-            insert_frame(conn, t.service_request_events, outcome.events)
-            insert_frame(conn, t.skipped_vehicles, outcome.skipped)
-            insert_frame(conn, t.dealer_coverage, outcome.coverage)
-            insert_frame(conn, t.close_guard, outcome.guard)
-            insert_frame(conn, t.applied_feeds, applied_rows)
-            insert_frame(conn, t.late_feeds, late_rows, on_conflict="ignore")
+            write_outcome(conn, source, outcome, previous, replay_from=cutoff, applied=applied_rows, late=late_rows)
             after = read_applied(conn, source)
             crash_point("reconcile:before_commit")
         crash_point("reconcile:after_commit")
@@ -220,7 +206,32 @@ def reconcile(paths: DealerPaths, source: str, settings: SourceSettings, engine:
     return report
 
 
-def _applied_rows(source: str, todo: list[tuple[ArchivedFeed, pl.DataFrame]], outcome) -> pl.DataFrame:  # noqa: ANN001
+def write_outcome(conn, source: str, outcome, previous: pl.DataFrame, *, replay_from: datetime | None,  # noqa: ANN001
+                  applied: pl.DataFrame, late: pl.DataFrame) -> None:
+    """One step's writes, in the caller's transaction.
+
+    A replay discards the source's events, skips, coverage, holds and ledger from `replay_from` on and writes
+    its whole SR state anew; an incremental step upserts only the SRs that differ from `previous`.
+    """
+    if replay_from is not None:
+        for table in (t.service_request_events, t.skipped_vehicles, t.dealer_coverage, t.close_guard,
+                      t.applied_feeds, t.late_feeds):
+            conn.execute(sa.delete(table).where(table.c.source == source, table.c.feed_as_of >= replay_from))
+        conn.execute(sa.delete(t.service_requests).where(t.service_requests.c.source == source))
+        insert_frame(conn, t.service_requests, outcome.state)
+    else:
+        changed = outcome.state.join(previous, on=list(SR_SCHEMA), how="anti", nulls_equal=True)
+        insert_frame(conn, t.service_requests, changed, on_conflict="update")
+    insert_frame(conn, t.service_request_events, outcome.events)
+    insert_frame(conn, t.skipped_vehicles, outcome.skipped)
+    insert_frame(conn, t.dealer_coverage, outcome.coverage)
+    insert_frame(conn, t.close_guard, outcome.guard)
+    insert_frame(conn, t.applied_feeds, applied)
+    insert_frame(conn, t.late_feeds, late, on_conflict="ignore")
+
+
+def applied_feed_rows(source: str, feeds: list[tuple[datetime, str, str, int]], outcome) -> pl.DataFrame:  # noqa: ANN001
+    """`applied_feeds` rows for (as-of, file name, sha256, vehicles) of each feed applied, with their counts."""
     counts = outcome.events.group_by("feed_as_of").agg(
         (pl.col("event") == "created").sum().alias("created"),
         pl.col("sr_id").filter(pl.col("event").is_in(["stock_no_updated", "client_updated", "auto_close_reset"]))
@@ -230,7 +241,7 @@ def _applied_rows(source: str, todo: list[tuple[ArchivedFeed, pl.DataFrame]], ou
     )
     skipped = outcome.skipped.group_by("feed_as_of").len("skipped")
     base = pl.DataFrame(
-        [(source, a.feed.as_of, a.feed.file_name, a.sha256, v.height) for a, v in todo],
+        [(source, *feed) for feed in feeds],
         schema={"source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "sha256": pl.String,
                 "vehicles": pl.Int64}, orient="row",
     )

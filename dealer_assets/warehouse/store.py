@@ -24,6 +24,7 @@ from dealer_assets.warehouse.schema import SCHEMA_VERSION, metadata
 _ENGINES: dict[str, Engine] = {}
 _ENGINE_LOCK = threading.Lock()
 SQLITE_TS = "%Y-%m-%d %H:%M:%S.%6f"
+PG_TS = "%Y-%m-%d %H:%M:%S%.f+00"
 COPY_CHUNK_ROWS = 200_000
 """Rows per COPY write: PostgreSQL parses one chunk while the next is formatted."""
 
@@ -108,17 +109,13 @@ def insert_frame(conn: Connection, table: sa.Table, frame: pl.DataFrame, *, on_c
 
 def copy_into_staging(conn: Connection, table: sa.Table, frame: pl.DataFrame) -> str:
     """COPY `frame` into a temporary table shaped like `table`; returns the staging table's name."""
-    data = _prepare(frame, table, "%Y-%m-%d %H:%M:%S%.f+00")
     staging = f"staging_{table.name}"
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
         cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" (LIKE "{table.name}" INCLUDING DEFAULTS) '
                     f"ON COMMIT DROP")
         cur.execute(f'TRUNCATE "{staging}"')
-        cols = ", ".join(f'"{c}"' for c in data.columns)
-        with cur.copy(f'COPY "{staging}" ({cols}) FROM STDIN (FORMAT csv)') as copy:
-            for chunk in data.iter_slices(COPY_CHUNK_ROWS):
-                copy.write(chunk.write_csv(include_header=False, null_value="", quote_style="necessary"))
+    _copy(conn, staging, _prepare(frame, table, PG_TS))
     return staging
 
 
@@ -138,7 +135,20 @@ def upsert_from_staging(conn: Connection, table: sa.Table, staging: str, columns
         return cur.rowcount
 
 
+def _copy(conn: Connection, target: str, frame: pl.DataFrame) -> None:
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cols = ", ".join(f'"{c}"' for c in frame.columns)
+        with cur.copy(f'COPY "{target}" ({cols}) FROM STDIN (FORMAT csv)') as copy:
+            for chunk in frame.iter_slices(COPY_CHUNK_ROWS):
+                copy.write(chunk.write_csv(include_header=False, null_value="", quote_style="necessary"))
+
+
 def _copy_upsert(conn: Connection, table: sa.Table, frame: pl.DataFrame, *, on_conflict: str | None) -> int:
+    """A plain insert COPYs straight into the table; an upsert goes through a staging table."""
+    if on_conflict is None:
+        _copy(conn, table.name, _prepare(frame, table, PG_TS))
+        return frame.height
     columns = [c.name for c in table.columns if c.name in frame.columns]
     staging = copy_into_staging(conn, table, frame)
     return upsert_from_staging(conn, table, staging, columns, on_conflict=on_conflict)
