@@ -188,18 +188,23 @@ def test_unreadable_files_are_quarantined_and_good_file_flows(env: Env) -> None:
     good = feed_body([("D1", vin(1), "S1", "U"), ("D2", vin(2), "S2", "U")]).encode()
     latin = (HEADER + f"D1,{vin(3)},S3,U,2022,Citroën,C3,X,1,2026-10-01\n").encode("latin-1")
     no_vin = b"DealerID,StockNo,SystemCode\nD1,S1,U\n"
+    # quoted fields and stray inch marks: the quoting cannot be followed (the CSV reader itself gives up)
+    stray = (f'DealerID,VIN,StockNo,SystemCode\nD1,"{vin(4)}",S1,U\nD2,{vin(5)},20" WHL,U\n'
+             f'D3,{vin(6)},17" RIM,U\nD4,{vin(7)},S4,U\n').encode()
     names = {"undecodable": feed_name(SOURCE, at(1)), "missing_required_column": feed_name(SOURCE, at(2)),
-             "good": feed_name(SOURCE, at(3))}
+             "good": feed_name(SOURCE, at(3)), "unparseable": feed_name(SOURCE, at(0))}
     env.root.drop(names["undecodable"], latin)
     env.root.drop(names["missing_required_column"], no_vin)
     env.root.drop(names["good"], good)
+    env.root.drop(names["unparseable"], stray)
     raw, normalized = env.ingest(received_at=at(4))
 
-    assert sorted((q.file_name, q.reason) for q in raw.quarantined) == [
-        (names["undecodable"], "undecodable"), (names["missing_required_column"], "missing_required_column")]
+    assert sorted((q.file_name, q.reason) for q in raw.quarantined) == sorted([
+        (names["undecodable"], "undecodable"), (names["missing_required_column"], "missing_required_column"),
+        (names["unparseable"], "unparseable")])
     rows = {r["file_name"]: r for r in env.rows(t.quarantined_files)}
-    assert set(rows) == {names["undecodable"], names["missing_required_column"]}
-    for reason, data in (("undecodable", latin), ("missing_required_column", no_vin)):
+    assert set(rows) == {names["undecodable"], names["missing_required_column"], names["unparseable"]}
+    for reason, data in (("undecodable", latin), ("missing_required_column", no_vin), ("unparseable", stray)):
         row = rows[names[reason]]
         assert (row["sha256"], row["reason"], row["source"]) == (sha(data), reason, SOURCE)
         copy = env.root.paths.quarantine / f"{names[reason]}.{sha(data)[:12]}"
@@ -210,16 +215,17 @@ def test_unreadable_files_are_quarantined_and_good_file_flows(env: Env) -> None:
     assert {n: (r["status"], r["reason"]) for n, r in ledger.items()} == {
         names["undecodable"]: ("quarantined", "undecodable"),
         names["missing_required_column"]: ("quarantined", "missing_required_column"),
+        names["unparseable"]: ("quarantined", "unparseable"),
         names["good"]: ("accepted", None)}
     assert [f["file"] for f in raw.feeds] == [names["good"]]
     assert [f["file"] for f in normalized.feeds] == [names["good"]]
     assert normalized.vehicles == 2
     # No parsed or normalized output exists for a quarantined feed.
-    for archived in env.store.archived_feeds(SOURCE, at(1), at(3)):
+    for archived in env.store.archived_feeds(SOURCE, at(0), at(3)):
         assert not env.store.raw_path(archived.feed).exists()
         assert not env.store.normalized_path(archived.feed).exists()
     # Quarantined feeds stay in the archive (immutable): only a copy went to quarantine.
-    assert len(env.store.archived_feeds(SOURCE)) == 3
+    assert len(env.store.archived_feeds(SOURCE)) == 4
 
     # Running the window again quarantines nothing new and changes nothing.
     before = env.snapshot()

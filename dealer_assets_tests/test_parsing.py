@@ -208,3 +208,24 @@ def test_duplicate_header_names_are_made_unique() -> None:
     parsed = parse_feed(b"DealerID,VIN,SystemCode,Note,Note\nD1,V1,U,a,b\n", GENERIC_LAYOUT)
     assert parsed.header == ("DealerID", "VIN", "SystemCode", "Note", "Note_2")
     assert rows_of(parsed) == [("D1", "V1", "U", "a", "b", 2)]
+
+
+@pytest.mark.parametrize("stock", [[b'20" WHL', b"S2", b'17" RIM'], [b'20" WHL', b"S2", b"S3"], [b'S1"', b"S2", b"S3"]])
+def test_quotes_inside_unquoted_fields_are_text(stock: list[bytes]) -> None:
+    """A DMS that never quotes may still write inch marks; with no field opening a quote, nothing is quoted."""
+    body = H + b"".join(b"D%d,V%d,%s,U\n" % (i, i, s) for i, s in enumerate(stock, start=1))
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert parsed.malformed.height == 0
+    assert parsed.rows.get_column("StockNo").to_list() == [s.decode() for s in stock]
+    assert parsed.rows.get_column(LINE_NUMBER).to_list() == [2, 3, 4]
+
+
+@pytest.mark.parametrize("body", [
+    H + b'D1,"V1",S1,U\nD2,V2,20" WHL,U\nD3,V3,17" RIM,U\nD4,V4,S4,U\n',
+    H + b'D1,"V1",S1,U\nD2,V2,20" WHL,U\n',
+    H + b'D1,"V1" X,S1,U\nD2,V2,S2,U\n',
+])
+def test_stray_quotes_in_a_quoted_file_quarantine_it_as_unparseable(body: bytes) -> None:
+    with pytest.raises(FeedUnreadable) as err:
+        parse_feed(body, GENERIC_LAYOUT)
+    assert err.value.reason == "unparseable"

@@ -74,14 +74,14 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _records(buf: np.ndarray, delimiter: int, quote: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _records(buf: np.ndarray, delimiter: int, quotes: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(starts, ends, delimiter counts) of every record, and every newline's offset; a newline or delimiter
-    counts only outside quotes.
+    counts only outside quotes (`quotes`: their offsets, empty when the file is read without quoting).
 
     Quotes alternate between opening and closing (a doubled quote inside a field closes and reopens at once),
     so a byte is inside a quoted field when an odd number of quotes precede it.
     """
-    quotes = np.flatnonzero(buf == quote)
     newlines = np.flatnonzero(buf == 10)
     delims = np.flatnonzero(buf == delimiter)
     if len(quotes) % 2:
@@ -100,9 +100,21 @@ def _records(buf: np.ndarray, delimiter: int, quote: int) -> tuple[np.ndarray, n
     return starts, ends, counts, newlines
 
 
-def _header(text: bytes, layout: Layout) -> tuple[str, ...]:
+def _quoting(buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
+    """(the quote character, the offsets of its quotes) if some field begins with it, else (None, none): a
+    file whose fields never open a quote is read without quoting, so an inch mark inside a field stays text."""
+    quotes = np.flatnonzero(buf == quote)
+    if len(quotes) == 0:
+        return None, quotes
+    before = buf[np.maximum(quotes - 1, 0)]
+    opens = (quotes == 0) | (before == delimiter) | (before == 10) | (before == 13)
+    return (quote, quotes) if opens.any() else (None, quotes[:0])
+
+
+def _header(text: bytes, layout: Layout, quote: int | None) -> tuple[str, ...]:
     line = text.decode("utf-8").rstrip("\r\n")
-    header = tuple(_unique_names(next(csv.reader([line], delimiter=layout.delimiter, quotechar=layout.quote))))
+    dialect = ({"quotechar": layout.quote} if quote is not None else {"quoting": csv.QUOTE_NONE})
+    header = tuple(_unique_names(next(csv.reader([line], delimiter=layout.delimiter, **dialect))))
     missing = [h for h in layout.required_headers if h not in header]
     if missing:
         raise FeedUnreadable("missing_required_column",
@@ -110,13 +122,18 @@ def _header(text: bytes, layout: Layout) -> tuple[str, ...]:
     return header
 
 
-def _read_fields(body: bytes, offset: int, width: int, layout: Layout) -> pl.DataFrame:
+def _read_fields(body: bytes, offset: int, width: int, layout: Layout, quote: int | None) -> pl.DataFrame:
     """Every record after the header as text columns f0..f{width-1}; short rows padded, long ones cut."""
-    return pl.read_csv(
-        io.BytesIO(body[offset:]), has_header=False, separator=layout.delimiter, quote_char=layout.quote,
-        schema={f"f{i}": pl.String for i in range(width)}, truncate_ragged_lines=True, missing_columns="insert",
-        extra_columns="ignore", raise_if_empty=False, encoding="utf8",
-    )
+    try:
+        return pl.read_csv(
+            io.BytesIO(body[offset:]), has_header=False, separator=layout.delimiter,
+            quote_char=layout.quote if quote is not None else None,
+            schema={f"f{i}": pl.String for i in range(width)}, truncate_ragged_lines=True, missing_columns="insert",
+            extra_columns="ignore", raise_if_empty=False, encoding="utf8",
+        )
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FeedUnreadable("unparseable", f"the CSV reader failed: {first}") from exc
 
 
 def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
@@ -126,12 +143,13 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
         header = tuple(layout.headers.values())
         return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
     buf = np.frombuffer(body, dtype=np.uint8)
-    starts, ends, counts, newlines = _records(buf, ord(layout.delimiter), ord(layout.quote))
-    header = _header(body[starts[0]: ends[0]], layout)
+    quote, quotes = _quoting(buf, ord(layout.delimiter), ord(layout.quote))
+    starts, ends, counts, newlines = _records(buf, ord(layout.delimiter), quotes)
+    header = _header(body[starts[0]: ends[0]], layout, quote)
     starts, ends, counts = starts[1:], ends[1:], counts[1:]
     if len(starts) == 0:
         return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
-    frame = _read_fields(body, int(starts[0]), len(header) + 1, layout)
+    frame = _read_fields(body, int(starts[0]), len(header) + 1, layout, quote)
     lengths = ends - starts
     blank = (lengths == 0) | ((lengths == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13))
     line_numbers = (np.searchsorted(newlines, starts, side="left") + 1).astype(np.uint32)
