@@ -114,7 +114,11 @@ def _quoting(buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, n
 def _header(text: bytes, layout: Layout, quote: int | None) -> tuple[str, ...]:
     line = text.decode("utf-8").rstrip("\r\n")
     dialect = ({"quotechar": layout.quote} if quote is not None else {"quoting": csv.QUOTE_NONE})
-    header = tuple(_unique_names(next(csv.reader([line], delimiter=layout.delimiter, **dialect))))
+    try:
+        names = next(csv.reader(io.StringIO(line, newline=""), delimiter=layout.delimiter, strict=True, **dialect), [])
+    except csv.Error as exc:
+        raise FeedUnreadable("unparseable", f"the header cannot be read: {exc}") from exc
+    header = tuple(_unique_names(names))
     missing = [h for h in layout.required_headers if h not in header]
     if missing:
         raise FeedUnreadable("missing_required_column",
