@@ -28,12 +28,15 @@ def range_tags(first: str, last: str, mode: str = "incremental") -> dict[str, st
     return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last, MODE_TAG: mode}
 
 
-def test_sample_definitions_load_and_validate():
+def test_sample_definitions_load_and_validate_with_dagster_and_dg():
     env = {**os.environ, "DAGSTER_HOME": str(PROJECT / ".dagster_home")}
     Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
     out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
                           "workspace.yaml"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
+    dg = subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"], cwd=PROJECT, env=env,
+                        capture_output=True, text=True, timeout=120)
+    assert dg.returncode == 0 and "All definitions loaded successfully" in dg.stdout + dg.stderr, dg.stderr[-3000:]
     defs = build_definitions()
     assert defs.resolve_job_def("dms_generic_feeds") is not None
     assert defs.resolve_job_def("dms_northgate_feeds") is not None
