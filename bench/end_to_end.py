@@ -14,7 +14,7 @@ import polars as pl
 
 from bench import reconcile
 from bench.measure import BenchError, Context, Figure, median, peak, run_child
-from bench.warehouse import postgres_databases
+from bench.warehouse import postgres_databases, remove_sqlite
 
 # --- measured step (run in bench.child) --------------------------------------------------------------------
 
@@ -50,12 +50,10 @@ def _sqlite(ctx: Context, paths: dict[str, str]) -> list:
     db = ctx.dir("end_to_end") / "warehouse.db"
     runs = []
     for _ in range(ctx.repeat):
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        remove_sqlite(db)
         run_child("warehouse:preload", {"url": f"sqlite:///{db}", "frame": paths["state"]})
         runs.append(run_child("end_to_end:step", {"url": f"sqlite:///{db}", **paths}))
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    remove_sqlite(db)
     return runs
 
 

@@ -18,6 +18,12 @@ from bench.measure import BenchError, Context, Figure, run_child, stopwatch
 
 # --- measured steps (run in bench.child) -------------------------------------------------------------------
 
+def remove_sqlite(db: Path | str) -> None:
+    """Delete a SQLite database file with its WAL and shared-memory files."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
 
 def make_result(state: str, vehicles: str, settings: str, out: str, rows: int) -> dict:
     from dealer_assets.domain.normalize import FeedRef
@@ -38,8 +44,7 @@ def sqlite_insert(frame: str, db: str) -> dict:
     from dealer_assets.warehouse import schema as t
     from dealer_assets.warehouse.store import engine_for, insert_frame
 
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    remove_sqlite(db)
     engine = engine_for(f"sqlite:///{db}")
     data = pl.read_parquet(frame)
     result: dict = {}
@@ -149,8 +154,7 @@ def run(ctx: Context) -> list[Figure]:
     prior, frame = result_state(ctx)
     db = ctx.dir("warehouse") / "sqlite-bench.db"
     lite = [run_child("warehouse:sqlite_insert", {"frame": frame, "db": str(db)}) for _ in range(ctx.repeat)]
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    remove_sqlite(db)
     rows = lite[0].info["rows"]
     figures = [Figure("warehouse.sqlite_insert", f"insert_frame of {rows:,} SR rows into a fresh SQLite file",
                       rows / statistics.median(s.seconds for s in lite), "rows/s",

@@ -240,3 +240,11 @@ def test_malformed_rejections() -> None:
     assert rejected.select("line_number", "raw_vin", "reason", "source", "feed_file").rows() == [
         (2, vin(1), "malformed_row", "generic", FEED.file_name)]
     assert rejected["detail"].item() == "3 fields where the header has 10"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("88", 88), (" 88 ", 88), ('"1,234"', 1234), ("12345.6", 12346), ("-", None), ("1e400", None),
+])
+def test_mileage_reads_whole_miles_from_common_forms(text: str, expected: int | None) -> None:
+    _, out = normalize(HEADER + f"D1,{vin(1)},S1,U,,,,,{text},\n")
+    assert out.vehicles["mileage"].item() == expected

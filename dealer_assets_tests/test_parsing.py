@@ -220,12 +220,21 @@ def test_quotes_inside_unquoted_fields_are_text(stock: list[bytes]) -> None:
     assert parsed.rows.get_column(LINE_NUMBER).to_list() == [2, 3, 4]
 
 
-@pytest.mark.parametrize("body", [
-    H + b'D1,"V1",S1,U\nD2,V2,20" WHL,U\nD3,V3,17" RIM,U\nD4,V4,S4,U\n',
-    H + b'D1,"V1",S1,U\nD2,V2,20" WHL,U\n',
-    H + b'D1,"V1" X,S1,U\nD2,V2,S2,U\n',
+@pytest.mark.parametrize(("body", "detail"), [
+    (H + b'D1,"V1",S1,U\nD2,V2,20" WHL,U\nD3,V3,17" RIM,U\nD4,V4,S4,U\n', "the CSV reader failed"),
+    (H + b'D1,"V1",S1,U\nD2,V2,20" WHL,U\n', "never closed"),
+    (H + b'D1,"V1" X,S1,U\nD2,V2,S2,U\n', "the CSV reader failed"),
+    (b'"DealerID"x,VIN,StockNo,SystemCode\nD1,V1,S1,U\n', "the header cannot be read"),
 ])
-def test_stray_quotes_in_a_quoted_file_quarantine_it_as_unparseable(body: bytes) -> None:
+def test_stray_quotes_in_a_quoted_file_quarantine_it_as_unparseable(body: bytes, detail: str) -> None:
     with pytest.raises(FeedUnreadable) as err:
         parse_feed(body, GENERIC_LAYOUT)
     assert err.value.reason == "unparseable"
+    assert detail in err.value.detail
+
+
+def test_a_blank_first_line_is_a_missing_header() -> None:
+    with pytest.raises(FeedUnreadable) as err:
+        parse_feed(b"\n" + H + b"D1,V1,S1,U\n", GENERIC_LAYOUT)
+    assert err.value.reason == "missing_required_column"
+    assert "found []" in err.value.detail

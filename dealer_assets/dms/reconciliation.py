@@ -51,6 +51,7 @@ class ReconcileReport:
     head: datetime | None = None
     applied_as_of: list[datetime] = field(default_factory=list)
 
+
 LATE_SCHEMA = {"source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "applied_through": TS}
 
 
