@@ -1,0 +1,139 @@
+"""The durable, append-only record of received notifications: one JSONL file per location and UTC day under
+`<data root>/protractor/events/<location>/`. The receiver answers 2xx only after its line is fsync'd; loading
+reads whole lines from a byte offset the warehouse remembers, so a line is loaded once and none is lost.
+
+Concurrent requests share one write and one fsync (group commit): throughput does not pay an fsync per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from dealer_assets.protractor.domain.workorders import TS
+
+JOURNAL_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.String,
+    "location_id": pl.String,
+    "type": pl.String,
+    "object_id": pl.String,
+    "operation": pl.String,
+    "received_at": TS,
+}
+
+
+def journal_dir(data_dir: Path) -> Path:
+    return data_dir / "protractor" / "events"
+
+
+def journal_file(root: Path, location_id: str, received_at: datetime) -> Path:
+    return root / location_id / f"{received_at:%Y-%m-%d}.jsonl"
+
+
+@dataclass
+class _Pending:
+    path: Path
+    line: bytes
+    done: asyncio.Future
+
+
+class Journal:
+    """Group-committing appender; one writer task drains every queued line, writes, fsyncs, then answers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._writer())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def append(self, record: dict, received_at: datetime) -> None:
+        assert self._queue is not None, "Journal.start() was not awaited"
+        path = journal_file(self.root, record["location_id"], received_at)
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        done = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(path, line, done))
+        await done
+
+    async def _writer(self) -> None:
+        assert self._queue is not None
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < 5000:
+                batch.append(self._queue.get_nowait())
+            try:
+                await asyncio.to_thread(_write_batch, batch)
+            except Exception as exc:  # noqa: BLE001 - every waiter must learn that its line is not stored
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_result(None)
+
+
+def _write_batch(batch: list[_Pending]) -> None:
+    by_path: dict[Path, list[bytes]] = {}
+    for item in batch:
+        by_path.setdefault(item.path, []).append(item.line)
+    for path, lines in by_path.items():
+        durable_append(path, b"".join(lines))
+
+
+def durable_append(path: Path, data: bytes) -> None:
+    """Append and fsync (and fsync the directory when the file is new)."""
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if new:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def read_new(root: Path, offsets: dict[str, int]) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Whole lines appended since `offsets` (file path relative to root -> byte offset), and the new offsets.
+
+    A trailing partial line (a write in progress) is left for the next read."""
+    frames = []
+    new_offsets = dict(offsets)
+    for path in sorted(root.glob("*/*.jsonl")):
+        rel = path.relative_to(root).as_posix()
+        start = offsets.get(rel, 0)
+        with path.open("rb") as fh:
+            fh.seek(start)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            continue
+        chunk = data[:end]
+        frame = pl.read_ndjson(chunk, schema={**JOURNAL_SCHEMA, "received_at": pl.String})
+        frames.append(frame.with_columns(pl.col("received_at").str.to_datetime(time_unit="us", time_zone="UTC")))
+        new_offsets[rel] = start + end
+    if not frames:
+        return pl.DataFrame(schema=JOURNAL_SCHEMA), new_offsets
+    return pl.concat(frames).cast(JOURNAL_SCHEMA), new_offsets
