@@ -75,8 +75,8 @@ def create_app(
     credentials: list[Credential],
     journal_root: Path,
     *,
-    rate_per_second: float = 200.0,
-    burst: int = 2000,
+    rate_per_second: float = 500.0,
+    burst: int = 5000,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """The ASGI app; `burst` notifications per location may arrive at once, then `rate_per_second`."""
