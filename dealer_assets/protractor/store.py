@@ -1,0 +1,131 @@
+"""Reading and writing Protractor's tables: current versions in, new versions and closings out, one
+transaction per batch so a killed run leaves nothing half-written."""
+
+from __future__ import annotations
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dealer_assets.protractor import tables as t
+from dealer_assets.protractor.domain.events import EVENT_SCHEMA
+from dealer_assets.protractor.domain.links import SR_SCHEMA
+from dealer_assets.protractor.domain.versions import LINE_SCHEMA, SNAPSHOT_SCHEMA
+from dealer_assets.warehouse.store import insert_frame, read_frame
+
+
+def _cols(schema: dict) -> str:
+    return ", ".join(f'"{c}"' for c in schema)
+
+
+def current_snapshots(conn: Connection, location_id: str | None = None) -> pl.DataFrame:
+    where = "valid_to IS NULL" + (" AND location_id = :loc" if location_id else "")
+    sql = f"SELECT {_cols(SNAPSHOT_SCHEMA)} FROM work_order_snapshots WHERE {where}"
+    return read_frame(conn, sql, SNAPSHOT_SCHEMA, {"loc": location_id} if location_id else None)
+
+
+def current_lines(conn: Connection, location_id: str | None = None) -> pl.DataFrame:
+    where = "valid_to IS NULL" + (" AND location_id = :loc" if location_id else "")
+    sql = f"SELECT {_cols(LINE_SCHEMA)} FROM work_order_lines WHERE {where}"
+    return read_frame(conn, sql, LINE_SCHEMA, {"loc": location_id} if location_id else None)
+
+
+def all_rows(conn: Connection, table: sa.Table, schema: dict) -> pl.DataFrame:
+    return read_frame(conn, f'SELECT {_cols(schema)} FROM "{table.name}"', schema)
+
+
+def pending_events(conn: Connection) -> pl.DataFrame:
+    sql = f"SELECT {_cols(EVENT_SCHEMA)} FROM protractor_events WHERE processed_at IS NULL ORDER BY received_at"
+    return read_frame(conn, sql, EVENT_SCHEMA)
+
+
+def service_requests(conn: Connection) -> pl.DataFrame:
+    """The DMS service requests of every source (the DMS area's table, read by name: areas share no code)."""
+    if not sa.inspect(conn).has_table("service_requests"):
+        return pl.DataFrame(schema=SR_SCHEMA)
+    return read_frame(conn, f"SELECT {_cols(SR_SCHEMA)} FROM service_requests", SR_SCHEMA)
+
+
+def write_versions(conn: Connection, out: dict[str, pl.DataFrame]) -> None:
+    """Close what ended, then insert the new versions (their keys never collide with a closed row's)."""
+    if out["closed"].height:
+        stmt = (
+            t.work_order_snapshots.update()
+            .where(
+                t.work_order_snapshots.c.location_id == sa.bindparam("b_loc"),
+                t.work_order_snapshots.c.work_order_id == sa.bindparam("b_wo"),
+                t.work_order_snapshots.c.valid_from == sa.bindparam("b_from"),
+            )
+            .values(valid_to=sa.bindparam("b_to"))
+        )
+        conn.execute(stmt, [dict(zip(("b_loc", "b_wo", "b_from", "b_to"), r, strict=True)) for r in out["closed"].rows()])
+    if out["closed_lines"].height:
+        stmt = (
+            t.work_order_lines.update()
+            .where(
+                t.work_order_lines.c.location_id == sa.bindparam("b_loc"),
+                t.work_order_lines.c.work_order_id == sa.bindparam("b_wo"),
+                t.work_order_lines.c.line_id == sa.bindparam("b_line"),
+                t.work_order_lines.c.valid_from == sa.bindparam("b_from"),
+            )
+            .values(valid_to=sa.bindparam("b_to"))
+        )
+        rows = out["closed_lines"].rows()
+        conn.execute(stmt, [dict(zip(("b_loc", "b_wo", "b_line", "b_from", "b_to"), r, strict=True)) for r in rows])
+    insert_frame(conn, t.work_order_snapshots, out["snapshots"])
+    insert_frame(conn, t.work_order_lines, out["lines"])
+
+
+def update_mapped(conn: Connection, changed: pl.DataFrame) -> None:
+    """Our status and users are derived from the settings: rewritten in place when the maps change."""
+    if changed.is_empty():
+        return
+    c = t.work_order_snapshots.c
+    stmt = (
+        t.work_order_snapshots.update()
+        .where(c.location_id == sa.bindparam("b_loc"), c.work_order_id == sa.bindparam("b_wo"),
+               c.valid_from == sa.bindparam("b_from"))  # fmt: skip
+        .values(status=sa.bindparam("b_status"), service_advisor=sa.bindparam("b_adv"), technician=sa.bindparam("b_tech"))
+    )
+    keys = ("b_loc", "b_wo", "b_from", "b_status", "b_adv", "b_tech")
+    cols = ["location_id", "work_order_id", "valid_from", "status", "service_advisor", "technician"]
+    conn.execute(stmt, [dict(zip(keys, r, strict=True)) for r in changed.select(cols).rows()])
+
+
+def mark_processed(conn: Connection, event_ids: list[str], when) -> None:  # noqa: ANN001
+    for start in range(0, len(event_ids), 500):
+        chunk = event_ids[start : start + 500]
+        conn.execute(
+            t.protractor_events.update().where(t.protractor_events.c.event_id.in_(chunk)).values(processed_at=when)
+        )
+
+
+def journal_offsets(conn: Connection) -> dict[str, int]:
+    return dict(conn.execute(sa.select(t.protractor_journal_offsets.c.journal_file, t.protractor_journal_offsets.c.byte_offset)).all())
+
+
+def save_offsets(conn: Connection, offsets: dict[str, int]) -> None:
+    frame = pl.DataFrame({"journal_file": list(offsets), "byte_offset": list(offsets.values())},
+                         schema={"journal_file": pl.String, "byte_offset": pl.Int64})  # fmt: skip
+    insert_frame(conn, t.protractor_journal_offsets, frame, on_conflict="update")
+
+
+def swept_until(conn: Connection, location_id: str):  # noqa: ANN201
+    c = t.protractor_sweeps.c
+    value = conn.execute(sa.select(c.swept_until).where(c.location_id == location_id)).scalar()
+    if value is not None and value.tzinfo is None:
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def save_sweep(conn: Connection, location_id: str, until) -> None:  # noqa: ANN001
+    frame = pl.DataFrame({"location_id": [location_id], "swept_until": [until]},
+                         schema={"location_id": pl.String, "swept_until": pl.Datetime("us", "UTC")})  # fmt: skip
+    insert_frame(conn, t.protractor_sweeps, frame, on_conflict="update")
+
+
+def replace_links(conn: Connection, links: pl.DataFrame) -> None:
+    conn.execute(t.service_request_work_orders.delete())
+    insert_frame(conn, t.service_request_work_orders, links)

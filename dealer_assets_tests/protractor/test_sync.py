@@ -1,0 +1,149 @@
+"""End to end without Dagster, over loopback HTTP: the fake's changes reach the receiver as callbacks, and
+processing them versions the work orders in the warehouse (SQLite, and PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from dealer_assets.protractor import store, sync
+from dealer_assets.protractor.client import ProtractorResource
+from dealer_assets.protractor.fake import FakeProtractor
+from dealer_assets.protractor.journal import journal_dir, read_new
+from dealer_assets.protractor.settings import load_protractor_settings
+from dealer_assets.warehouse.store import engine_for
+
+HISTORY = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def world(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys, warehouse_url: str):
+    settings = load_protractor_settings(settings_file)
+    data_dir = tmp_path
+
+    def client_for(location_id: str):
+        loc = settings.locations[location_id]
+        return ProtractorResource(location_id=location_id, base_url=settings.base_url, requests_per_second=50,
+                                  requests_per_minute=3000, connection_id_env=loc.connection_id_env,
+                                  api_key_env=loc.api_key_env).client()  # fmt: skip
+
+    class World:
+        engine = engine_for(warehouse_url)
+
+        def process(self) -> sync.Outcome:
+            return sync.process_events(self.engine, settings, client_for, data_dir, sync.utc_now)
+
+        def sweep(self, **kw) -> sync.Outcome:
+            return sync.sweep(self.engine, settings, client_for, data_dir, sync.utc_now, history_start=HISTORY, **kw)
+
+        def write_back(self) -> int:
+            return sync.write_back(self.engine, settings, client_for, data_dir, sync.utc_now)
+
+        def table(self, name: str) -> pl.DataFrame:
+            with self.engine.connect() as conn:
+                return pl.DataFrame([dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM {name}"))])
+
+        def wait_journal(self, count: int) -> None:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                root = journal_dir(data_dir)
+                if root.exists() and read_new(root, {})[0].height >= count:
+                    return
+                time.sleep(0.05)
+            raise AssertionError(f"fewer than {count} callbacks arrived")
+
+    world = World()
+    world.sweep()  # the first sweep loads what the shops already hold
+    return world
+
+
+def _change(fake: FakeProtractor, location: str, action, *args, **kw) -> str:
+    shop = fake.accounts[location].shop
+    operation, wo_id = action(shop, *args, **kw)
+    fake.notify(location, [(operation, wo_id)])
+    return wo_id
+
+
+def test_first_sweep_loads_every_work_order(world, fake: FakeProtractor) -> None:
+    snaps = world.table("work_order_snapshots")
+    assert snaps.height == sum(len(a.shop.orders) for a in fake.accounts.values())
+    assert snaps["valid_to"].null_count() == snaps.height
+    assert world.sweep().snapshots_written == 0, "a second sweep writes nothing"
+
+
+def test_create_package_update_line_update_delete(world, fake: FakeProtractor) -> None:
+    shop = fake.accounts["north"].shop
+    wo = next(iter(shop.orders))
+    wo_l = wo.lower()
+    local = datetime(2026, 11, 20, 9, 0)
+    _change(fake, "north", type(shop).set_stage, wo, "Work In Progress", local)
+    _change(fake, "north", type(shop).upsert, wo, {"ServicePackages": {"ItemCollection": [
+        {"ID": "11111111-2222-4333-8444-555555555555", "ServicePackageHeader": {"Title": "Tires", "Description": ""},
+         "ServicePackageLines": {"ItemCollection": [{"ID": "11111111-2222-4333-8444-666666666666", "Type": "Part",
+                                                     "Description": "Tire", "Quantity": 4, "Price": 120.0}]}}]}},
+        datetime(2026, 11, 20, 10, 0))  # fmt: skip
+    world.wait_journal(2)
+    out = world.process()
+    assert out.events_loaded == 1 and out.snapshots_written == 1, "two Updates while pending: one event, one fetch"
+    snaps = world.table("work_order_snapshots").filter(pl.col("work_order_id") == wo_l)
+    current = snaps.filter(pl.col("valid_to").is_null())
+    assert current["protractor_stage"].item() == "Work In Progress" and current["status"].item() == "WIP"
+    assert str(current["modified_time"].item()).startswith("2026-11-20 16:00:00")  # 10:00 CST
+    lines = world.table("work_order_lines").filter(pl.col("work_order_id") == wo_l)
+    assert "Tire" in lines["description"].to_list()
+
+    _change(fake, "north", type(shop).update_line, wo, datetime(2026, 11, 20, 11, 0), Quantity=3.0)
+    world.wait_journal(3)
+    world.process()
+    lines = world.table("work_order_lines").filter(pl.col("work_order_id") == wo_l)
+    first_line = shop.orders[wo]["ServicePackages"]["ItemCollection"][0]["ServicePackageLines"]["ItemCollection"][0]["ID"]
+    versions = lines.filter(pl.col("line_id") == first_line.lower()).sort("valid_from")
+    assert versions.height == 2 and versions["quantity"].to_list()[-1] == 3.0 and versions["valid_to"].to_list()[-1] is None
+
+    _change(fake, "north", type(shop).delete, wo)
+    world.wait_journal(4)
+    world.process()
+    snaps = world.table("work_order_snapshots").filter(pl.col("work_order_id") == wo_l).sort("valid_from")
+    assert snaps["deleted"].to_list()[-1] in (True, 1) and snaps["valid_to"].null_count() == 1
+    assert snaps.height == 4, "seeded, updated, line update, deleted: history kept"
+    current_lines = world.table("work_order_lines").filter((pl.col("work_order_id") == wo_l) & pl.col("valid_to").is_null())
+    assert current_lines.is_empty()
+    assert world.process().snapshots_written == 0, "nothing pending, nothing written"
+
+
+def test_duplicate_callbacks_processed_once(world, fake: FakeProtractor) -> None:
+    shop = fake.accounts["south"].shop
+    wo = next(iter(shop.orders))
+    import httpx
+
+    httpx.post(fake.base_url + "/_control/faults", json={"duplicate_callbacks": 1}).raise_for_status()
+    _change(fake, "south", type(shop).set_stage, wo, "Approved", datetime(2026, 11, 21, 9, 0))
+    world.wait_journal(2)
+    out = world.process()
+    assert out.events_loaded == 1 and out.snapshots_written == 1
+    assert world.table("protractor_events").height == 1
+
+
+def test_dropped_callbacks_found_by_resync(world, fake: FakeProtractor) -> None:
+    import httpx
+
+    shop = fake.accounts["north"].shop
+    wo = list(shop.orders)[1]
+    httpx.post(fake.base_url + "/_control/faults", json={"drop_callbacks": 5}).raise_for_status()
+    _change(fake, "north", type(shop).set_stage, wo, "Completed", datetime.now(UTC).replace(tzinfo=None))
+    assert world.process().snapshots_written == 0, "nothing was heard"
+    out = world.sweep(locations=["north"])
+    assert out.fetched == 1 and out.snapshots_written == 1
+    current = world.table("work_order_snapshots").filter((pl.col("work_order_id") == wo.lower()) & pl.col("valid_to").is_null())
+    assert current["status"].item() == "Complete"
+
+
+def test_unmapped_values_kept_raw(world) -> None:
+    snaps = world.table("work_order_snapshots")
+    unmapped = snaps.filter(pl.col("protractor_stage").is_not_null() & pl.col("status").is_null())
+    assert unmapped.height > 0 and unmapped["protractor_stage"].null_count() == 0
