@@ -128,6 +128,7 @@ class Shop:
         if bad:
             raise ValueError(f"read-only fields sent: {', '.join(bad)}")
         with self.lock:
+            wo_id = self._find(wo_id) or wo_id
             operation = "Update" if wo_id in self.orders else "Create"
             if operation == "Create":
                 self.create({"VIN": None}, when, work_order_id=wo_id)
@@ -164,12 +165,14 @@ class Shop:
             self.orders.pop(wo_id)
             return "Delete", wo_id
 
+    def _find(self, wo_id: str) -> str | None:
+        """Protractor's GUIDs are case-insensitive."""
+        return next((key for key in self.orders if key.lower() == wo_id.lower()), None)
+
     def get(self, wo_id: str) -> dict | None:
         with self.lock:
-            for key, order in self.orders.items():
-                if key.lower() == wo_id.lower():
-                    return copy.deepcopy(order)
-        return None
+            key = self._find(wo_id)
+            return copy.deepcopy(self.orders[key]) if key else None
 
     def changed_between(self, start: str, end: str) -> list[dict]:
         """Thin work orders (no packages) modified on local dates start..end, oldest first."""
