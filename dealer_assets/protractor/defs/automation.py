@@ -1,0 +1,94 @@
+"""How Protractor runs start: a 30 s sensor over the journal, a resync schedule, a daily backfill job."""
+
+
+import hashlib
+from pathlib import Path
+from datetime import date, datetime
+
+import dagster as dg
+
+from dealer_assets.protractor import store, sync
+from dealer_assets.resources import DealerEnvironment, WarehouseResource
+from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
+from dealer_assets.protractor.defs.support import runtime
+from dealer_assets.protractor.journal import journal_dir
+from dealer_assets.protractor.settings import ProtractorSettings
+
+SENSOR_INTERVAL_SECONDS = 30
+EVENTS_JOB = "protractor_events_job"
+RESYNC_JOB = "protractor_resync_job"
+BACKFILL_JOB = "protractor_backfill_job"
+CONFIG_KEY = "protractor_work_orders"  # the multi-asset's op name
+
+
+def build_jobs() -> list:
+    selection = dg.AssetSelection.assets(EVENTS, SNAPSHOTS, LINES, LINKS)
+    return [
+        dg.define_asset_job(EVENTS_JOB, selection=selection, description="Process new Protractor notifications.",
+                            executor_def=dg.in_process_executor),  # fmt: skip
+        dg.define_asset_job(RESYNC_JOB, selection=selection, description="List and fetch what changed since the last sweep.",
+                            executor_def=dg.in_process_executor,
+                            config={"ops": {CONFIG_KEY: {"config": {"mode": "sweep"}}}}),  # fmt: skip
+    ]
+
+
+def journal_state(data_dir) -> dict[str, int]:  # noqa: ANN001
+    root = journal_dir(data_dir)
+    return {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.glob("*/*.jsonl"))} if root.exists() else {}
+
+
+def build_sensor() -> dg.SensorDefinition:
+    @dg.sensor(name="protractor_events_sensor", job_name=EVENTS_JOB, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Starts a run when the receiver journaled notifications not loaded yet.")  # fmt: skip
+    def protractor_events_sensor(
+        context: dg.SensorEvaluationContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
+        sizes = journal_state(Path(dealer_env.data_dir))
+        with warehouse.engine().connect() as conn:
+            loaded = store.journal_offsets(conn)
+            pending = store.pending_events(conn).height
+        unloaded = {f: s for f, s in sizes.items() if s > loaded.get(f, 0)}
+        if not unloaded and not pending:
+            return dg.SkipReason("no new Protractor notifications")
+        key = hashlib.sha256(repr((sorted(unloaded.items()), pending)).encode()).hexdigest()[:24]
+        if key == context.cursor:
+            return dg.SkipReason("a run was already requested for these notifications")
+        context.update_cursor(key)
+        return dg.RunRequest(run_key=f"protractor-events-{key}")
+
+    return protractor_events_sensor
+
+
+def build_schedule(settings: ProtractorSettings) -> dg.ScheduleDefinition:
+    hours = settings.resync_every_hours
+    cron = "7 * * * *" if hours == 1 else f"7 */{hours} * * *" if hours < 24 else "7 3 * * *"
+    return dg.ScheduleDefinition(name="protractor_resync_schedule", job_name=RESYNC_JOB, cron_schedule=cron,
+                                 default_status=dg.DefaultScheduleStatus.RUNNING,
+                                 description=f"Resync every {hours} h: callbacks can be lost for days.")  # fmt: skip
+
+
+def build_backfill_job(settings: ProtractorSettings, history_start: datetime, resource_keys: set[str]) -> dg.JobDefinition:
+    partitions = dg.DailyPartitionsDefinition(start_date=history_start.strftime("%Y-%m-%d"), end_offset=1)
+
+    @dg.op(required_resource_keys=resource_keys, out=dg.Out(dg.Nothing))
+    def refetch_days(context: dg.OpExecutionContext):
+        """Re-list and re-fetch every work order changed on the partition's days (local dates per location)."""
+        rng = context.partition_key_range
+        first, last = date.fromisoformat(rng.start), date.fromisoformat(rng.end)
+        rt = runtime(context, settings)
+        outcome = sync.sweep(rt.engine, settings, rt.client_for, rt.data_dir, sync.utc_now,
+                             history_start=rt.history_start, days=(first, last))  # fmt: skip
+        context.log.info(f"protractor backfill {first}..{last}: {outcome.per_location}")
+        for key, written in ((SNAPSHOTS, outcome.snapshots_written), (LINES, outcome.lines_written)):
+            yield dg.AssetMaterialization(asset_key=key, metadata={"written": written, "days": f"{first}..{last}",
+                                                                   "fetched": outcome.fetched})  # fmt: skip
+
+    @dg.job(name=BACKFILL_JOB, partitions_def=partitions, executor_def=dg.in_process_executor,
+            description="Re-list and re-fetch a date range of work orders (reprocessing history).")  # fmt: skip
+    def protractor_backfill_job():
+        refetch_days()
+
+    return protractor_backfill_job
+
+

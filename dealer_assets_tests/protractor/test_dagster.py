@@ -1,0 +1,160 @@
+"""The Dagster side: lineage, materializations with table metadata, checks, the sensor, the backfill job, and
+2,000 callbacks arriving while a snapshot run is going on."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import polars as pl
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from dealer_assets.protractor.defs import build_defs
+from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
+from dealer_assets.protractor.defs.automation import BACKFILL_JOB, build_sensor
+from dealer_assets.protractor.fake import FakeProtractor
+from dealer_assets.resources import DealerEnvironment, WarehouseResource
+from dealer_assets.warehouse.store import engine_for
+
+from .conftest import NORTH
+
+
+@dataclass
+class Paths:
+    data_dir: Path
+    settings_file: Path
+    history_start: datetime
+
+
+@pytest.fixture
+def setup(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys, warehouse_url: str):
+    text = settings_file.read_text().replace("  base_url:", "  resync_every_hours: 3\n  base_url:")
+    settings_file.write_text("sources:\n  generic: {}\n" + text)
+    paths = Paths(tmp_path, settings_file, datetime(2026, 11, 1, tzinfo=UTC))
+    defs = build_defs(paths, yaml.safe_load(settings_file.read_text()))
+    resources = {
+        "dealer_env": DealerEnvironment(data_dir=str(tmp_path), settings_file=str(settings_file),
+                                        history_start="2026-11-01T00:00:00Z"),
+        "warehouse": WarehouseResource(url=warehouse_url),
+        **(defs.resources or {}),
+    }  # fmt: skip
+    return defs, resources, engine_for(warehouse_url)
+
+
+def _assets(defs: dg.Definitions) -> list:
+    return list(defs.assets)
+
+
+def _count(engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql)).scalar()
+
+
+def test_lineage_and_definitions_load(setup) -> None:
+    defs, resources, _ = setup
+    full = dg.Definitions(assets=defs.assets, jobs=defs.jobs, sensors=defs.sensors, schedules=defs.schedules,
+                          resources=resources)  # fmt: skip
+    dg.Definitions.validate_loadable(full)
+    graph = full.resolve_asset_graph()
+    assert graph.get(SNAPSHOTS).parent_keys == {EVENTS}
+    assert graph.get(LINKS).parent_keys == {SNAPSHOTS, dg.AssetKey(["generic", "service_requests"])}
+    assert full.get_schedule_def("protractor_resync_schedule").cron_schedule == "7 */3 * * *"
+
+
+def test_materialize_metadata_checks_and_sweep(setup, fake: FakeProtractor) -> None:
+    defs, resources, engine = setup
+    result = dg.materialize(_assets(defs), resources=resources, run_config={
+        "ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}})  # fmt: skip
+    assert result.success
+    for key in (EVENTS, SNAPSHOTS, LINES, LINKS):
+        events = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
+        metadata = events[-1].materialization.metadata
+        assert {"dagster/row_count", "dagster/table_name", "dagster/column_schema"} <= set(metadata)
+    snap_meta = [e for e in result.get_asset_materialization_events() if e.asset_key == SNAPSHOTS][-1].materialization.metadata
+    total = sum(len(a.shop.orders) for a in fake.accounts.values())
+    assert snap_meta["dagster/row_count"].value == total and snap_meta["dagster/table_name"].value == "work_order_snapshots"
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    mapped = checks["statuses_and_users_mapped"]
+    assert not mapped.passed and mapped.severity == dg.AssetCheckSeverity.WARN
+    unmapped = mapped.metadata["unmapped"].value
+    assert "south" in unmapped and any(v.startswith("status: ") for v in unmapped["south"])
+    assert "user: Morgan Diaz" in unmapped.get("north", []) + unmapped.get("south", [])
+    assert checks["one_current_version"].passed
+
+    again = dg.materialize(_assets(defs), resources=resources, run_config={
+        "ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}})  # fmt: skip
+    assert again.success and _count(engine, "SELECT count(*) FROM work_order_snapshots") == total, "a re-run writes nothing"
+
+
+def test_sensor_requests_a_run_for_new_callbacks(setup, fake: FakeProtractor, tmp_path: Path) -> None:
+    defs, resources, engine = setup
+    sensor = build_sensor()
+    with dg.build_sensor_context(resources=resources) as ctx:
+        assert isinstance(sensor(ctx), dg.SkipReason)
+    shop = fake.accounts["north"].shop
+    wo = next(iter(shop.orders))
+    fake.notify("north", [shop.set_stage(wo, "Work In Progress", datetime(2026, 11, 22, 8))])
+    with dg.build_sensor_context(resources=resources) as ctx:
+        request = sensor(ctx)
+        assert isinstance(request, dg.RunRequest)
+        cursor = ctx.cursor
+    with dg.build_sensor_context(resources=resources, cursor=cursor) as ctx:
+        assert isinstance(sensor(ctx), dg.SkipReason), "the same notifications are not asked for twice"
+    assert dg.materialize(_assets(defs), resources=resources).success
+    assert _count(engine, "SELECT count(*) FROM protractor_events WHERE processed_at IS NULL") == 0
+    with dg.build_sensor_context(resources=resources, cursor=cursor) as ctx:
+        assert isinstance(sensor(ctx), dg.SkipReason)
+    assert _count(engine, f"SELECT count(*) FROM work_order_snapshots WHERE work_order_id = '{wo.lower()}'") == 1
+
+
+@pytest.mark.slow
+def test_2000_callbacks_during_a_snapshot_run_none_lost(setup, fake: FakeProtractor, receiver: str) -> None:
+    defs, resources, engine = setup
+    ids = [str(uuid.UUID(int=10_000 + i)) for i in range(2000)]
+    codes: list[int] = []
+
+    async def send() -> None:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
+            sem = asyncio.Semaphore(64)
+
+            async def one(object_id: str) -> int:
+                async with sem:
+                    params = {"connectionId": NORTH[0], "apiKey": NORTH[1], "type": "Contact", "id": object_id,
+                              "operation": "Update"}  # fmt: skip
+                    return (await client.get(receiver, params=params)).status_code
+
+            codes.extend(await asyncio.gather(*(one(i) for i in ids)))
+
+    config = {"ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}}
+    sender = threading.Thread(target=lambda: asyncio.run(send()))
+    sender.start()
+    time.sleep(0.2)
+    assert dg.materialize(_assets(defs), resources=resources, run_config=config).success
+    sender.join(120)
+    assert dg.materialize(_assets(defs), resources=resources).success
+    assert codes.count(200) == 2000
+    assert _count(engine, "SELECT count(DISTINCT object_id) FROM protractor_events WHERE type = 'Contact'") == 2000
+    assert _count(engine, "SELECT count(*) FROM protractor_events WHERE processed_at IS NULL") == 0
+
+
+def test_backfill_job_refetches_a_day(setup, fake: FakeProtractor) -> None:
+    defs, resources, engine = setup
+    full = dg.Definitions(assets=defs.assets, jobs=defs.jobs, resources=resources)
+    job = full.resolve_job_def(BACKFILL_JOB)
+    first = job.execute_in_process(partition_key="2026-11-16", instance=dg.DagsterInstance.ephemeral())
+    assert first.success
+    day = _count(engine, "SELECT count(*) FROM work_order_snapshots")
+    assert day > 0
+    assert job.execute_in_process(partition_key="2026-11-16", instance=dg.DagsterInstance.ephemeral()).success
+    assert _count(engine, "SELECT count(*) FROM work_order_snapshots") == day, "re-fetching the same day writes nothing"
+    mats = [e for e in first.get_asset_materialization_events() if e.asset_key == SNAPSHOTS]
+    assert mats and mats[0].materialization.metadata["written"].value == day
