@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import random
 import threading
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dealer_assets.protractor.client import authentication
-from dealer_assets.protractor.fake.shop import Shop
+from dealer_assets.protractor.fake.shop import STAGES, Shop
 
 
 @dataclass
@@ -71,7 +72,10 @@ class Stats:
         } | {"_statuses": dict(self.statuses), "_unauthorized": self.unauthorized, "_callbacks_sent": self.callbacks_sent}
 
 
-def create_fake_app(accounts: list[Account], receiver_url: str | None) -> tuple[Starlette, Faults, Stats]:
+def create_fake_app(
+    accounts: list[Account], receiver_url: str | None, churn_seconds: float = 0.0
+) -> tuple[Starlette, Faults, Stats]:
+    """`churn_seconds` > 0: a shop user moves a work order to another stage that often (for `make dev`)."""
     by_conn = {a.connection_id.lower(): a for a in accounts}
     faults, stats = Faults(), Stats()
     state: dict = {"http": None, "tasks": set()}
@@ -200,12 +204,24 @@ def create_fake_app(accounts: list[Account], receiver_url: str | None) -> tuple[
         changed(account, [change])
         return JSONResponse({"operation": change[0], "id": change[1]})
 
+    async def churn() -> None:
+        rng = random.Random(7)
+        while True:
+            await asyncio.sleep(churn_seconds)
+            account = rng.choice(accounts)
+            if account.shop.orders:
+                wo_id = rng.choice(sorted(account.shop.orders))
+                changed(account, [account.shop.set_stage(wo_id, rng.choice(STAGES), account.now_local())])
+
     async def lifespan(_: Starlette):
         state["http"] = httpx.AsyncClient(timeout=10.0)
         app.state.loop = asyncio.get_running_loop()
+        churner = asyncio.create_task(churn()) if churn_seconds > 0 else None
         try:
             yield
         finally:
+            if churner:
+                churner.cancel()
             await state["http"].aclose()
 
     app = Starlette(

@@ -1,0 +1,147 @@
+"""`dealer-assets protractor serve|fake|resync` and the Protractor part of `dealer-assets catch-up`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import yaml
+
+from dealer_assets.config import ConfigError, parse_utc
+
+RECEIVER_PORT = 8711
+FAKE_PORT = 8710
+RESOURCE_ENV = "dealer_env"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("protractor", help="Protractor work orders: receiver, fake, resync")
+    psub = p.add_subparsers(dest="protractor_command", required=True)
+    serve = psub.add_parser("serve", help="serve the callback receiver (GET/POST /integrations/protractor/events)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=RECEIVER_PORT)
+    serve.set_defaults(handler=serve_command)
+    fake = psub.add_parser("fake", help="serve a fake Protractor for development (dev-only keys from the settings' env vars)")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=FAKE_PORT)
+    fake.add_argument("--receiver-url", default=f"http://127.0.0.1:{RECEIVER_PORT}/integrations/protractor/events")
+    fake.add_argument("--work-orders", type=int, default=24, help="seeded work orders per location")
+    fake.add_argument("--churn-seconds", type=float, default=0.0, help="change a work order this often (0: never)")
+    fake.set_defaults(handler=fake_command)
+    resync = psub.add_parser("resync", help="list work orders changed since the last sweep and fetch those that differ")
+    resync.add_argument("--location", action="append", help="only this location (repeatable)")
+    resync.add_argument("--since", help="ISO 8601 UTC, e.g. 2026-11-01T00:00:00Z (default: the last sweep, with overlap)")
+    resync.set_defaults(handler=resync_command)
+
+
+def _paths(env):  # noqa: ANN001, ANN202
+    return env.paths() if hasattr(env, "paths") else env
+
+
+def _settings(paths):  # noqa: ANN001, ANN202
+    from dealer_assets.protractor.settings import load_protractor_settings
+
+    settings = load_protractor_settings(paths.settings_file)
+    if settings is None:
+        raise ConfigError(f"invalid settings:\n  {paths.settings_file}: protractor: the key is absent (no locations)")
+    return settings
+
+
+def credentials(settings):  # noqa: ANN001, ANN201
+    from dealer_assets.protractor.client import read_key
+    from dealer_assets.protractor.receiver import Credential
+
+    return [
+        Credential(loc, read_key(s.connection_id_env, loc, "connection_id_env"), read_key(s.api_key_env, loc, "api_key_env"))
+        for loc, s in settings.locations.items()
+    ]
+
+
+def serve_command(args: argparse.Namespace, env) -> int:  # noqa: ANN001
+    import uvicorn
+
+    from dealer_assets.protractor.journal import journal_dir
+    from dealer_assets.protractor.receiver import create_app
+
+    paths = _paths(env)
+    settings = _settings(paths)
+    app = create_app(credentials(settings), journal_dir(paths.data_dir))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    print(f"protractor receiver: http://{args.host}:{args.port}/integrations/protractor/events "
+          f"({', '.join(settings.locations)}); journal {journal_dir(paths.data_dir)}")  # fmt: skip
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def fake_command(args: argparse.Namespace, env) -> int:  # noqa: ANN001
+    from datetime import datetime
+
+    import uvicorn
+
+    from dealer_assets.protractor.fake import Account, create_fake_app, sample_vehicles
+
+    paths = _paths(env)
+    settings = _settings(paths)
+    vehicles = sample_vehicles()
+    accounts = []
+    for i, cred in enumerate(credentials(settings)):
+        account = Account(cred.location_id, cred.connection_id, cred.api_key, settings.locations[cred.location_id].time_zone)
+        account.shop.seed(vehicles[i * args.work_orders :] + vehicles, datetime(2026, 11, 16, 7), args.work_orders, seed=i + 1)
+        accounts.append(account)
+    app, _, _ = create_fake_app(accounts, args.receiver_url, churn_seconds=args.churn_seconds)
+    print(f"fake protractor: http://{args.host}:{args.port} ({len(accounts)} locations, "
+          f"{args.work_orders} work orders each) -> callbacks to {args.receiver_url}")  # fmt: skip
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def _materialize(env, instance, run_config: dict) -> bool:  # noqa: ANN001
+    import dagster as dg
+
+    from dealer_assets.protractor.defs import build_defs
+    from dealer_assets.resources import DealerEnvironment, WarehouseResource
+
+    paths = _paths(env)
+    document = yaml.safe_load(Path(paths.settings_file).read_text(encoding="utf-8")) or {}
+    defs = build_defs(paths, document)
+    if not defs.assets:
+        return True
+    resources = {
+        "dealer_env": DealerEnvironment(data_dir=str(paths.data_dir), settings_file=str(paths.settings_file),
+                                        history_start=paths.history_start.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        "warehouse": WarehouseResource(url=paths.warehouse_url),
+        **(defs.resources or {}),
+    }  # fmt: skip
+    result = dg.materialize(list(defs.assets), resources=resources, instance=instance, run_config=run_config,
+                            tags={"dealer_assets/area": "protractor"}, raise_on_error=False)  # fmt: skip
+    status = "succeeded" if result.success else "FAILED"
+    print(f"  protractor: run {result.run_id} {status}")
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:
+            print(f"    check {check.asset_check_key.name}: {check.description or ''}")
+    return result.success
+
+
+def resync_command(args: argparse.Namespace, env) -> int:  # noqa: ANN001
+    from dealer_assets.protractor.defs.automation import CONFIG_KEY
+
+    paths = _paths(env)
+    settings = _settings(paths)
+    unknown = [loc for loc in args.location or [] if loc not in settings.locations]
+    if unknown:
+        raise ConfigError(f"command line: --location: {', '.join(unknown)} is not a location of {paths.settings_file}")
+    since = parse_utc(args.since, key="--since", origin="command line").isoformat() if args.since else None
+    config = {"mode": "sweep", "locations": args.location or [], **({"since": since} if since else {})}
+    from dealer_assets.cli import _instance
+
+    return 0 if _materialize(env, _instance(), {"ops": {CONFIG_KEY: {"config": config}}}) else 1
+
+
+def catch_up(env, instance) -> bool:  # noqa: ANN001
+    """Process every pending notification (and whatever the receiver journaled) in one run."""
+    paths = _paths(env)
+    document = yaml.safe_load(Path(paths.settings_file).read_text(encoding="utf-8")) or {}
+    if "protractor" not in document:
+        return True
+    return _materialize(env, instance, {})
