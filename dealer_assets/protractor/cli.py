@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
-import yaml
-
-from dealer_assets.config import ConfigError, parse_utc
+from dealer_assets.core.env import DealerEnv
+from dealer_assets.core.errors import ConfigError
+from dealer_assets.core.settings_file import read_document
+from dealer_assets.core.timeutil import parse_utc
 
 RECEIVER_PORT = 8711
 FAKE_PORT = 8710
@@ -35,10 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     resync.set_defaults(handler=resync_command)
 
 
-def _paths(env):  # noqa: ANN001, ANN202
-    return env.paths() if hasattr(env, "paths") else env
-
-
 def _settings(paths):  # noqa: ANN001, ANN202
     from dealer_assets.protractor.settings import load_protractor_settings
 
@@ -58,13 +54,13 @@ def credentials(settings):  # noqa: ANN001, ANN201
     ]
 
 
-def serve_command(args: argparse.Namespace, env) -> int:  # noqa: ANN001
+def serve_command(args: argparse.Namespace, env: DealerEnv) -> int:
     import uvicorn
 
     from dealer_assets.protractor.journal import journal_dir
     from dealer_assets.protractor.receiver import create_app
 
-    paths = _paths(env)
+    paths = env.paths()
     settings = _settings(paths)
     app = create_app(credentials(settings), journal_dir(paths.data_dir))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -74,14 +70,14 @@ def serve_command(args: argparse.Namespace, env) -> int:  # noqa: ANN001
     return 0
 
 
-def fake_command(args: argparse.Namespace, env) -> int:  # noqa: ANN001
+def fake_command(args: argparse.Namespace, env: DealerEnv) -> int:
     from datetime import datetime
 
     import uvicorn
 
     from dealer_assets.protractor.fake import Account, create_fake_app, sample_vehicles
 
-    paths = _paths(env)
+    paths = env.paths()
     settings = _settings(paths)
     vehicles = sample_vehicles()
     accounts = []
@@ -96,23 +92,21 @@ def fake_command(args: argparse.Namespace, env) -> int:  # noqa: ANN001
     return 0
 
 
-def _materialize(env, instance, run_config: dict) -> bool:  # noqa: ANN001
+def _materialize(env: DealerEnv, instance, run_config: dict) -> bool:  # noqa: ANN001
     import dagster as dg
 
+    from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
     from dealer_assets.protractor.defs import build_defs
-    from dealer_assets.resources import DealerEnvironment, WarehouseResource
 
-    paths = _paths(env)
-    document = yaml.safe_load(Path(paths.settings_file).read_text(encoding="utf-8")) or {}
-    defs = build_defs(paths, document)
+    paths = env.paths()
+    defs = build_defs(env)
     if not defs.assets:
         return True
     resources = {
-        "dealer_env": DealerEnvironment(data_dir=str(paths.data_dir), settings_file=str(paths.settings_file),
-                                        history_start=paths.history_start.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        "dealer_env": DealerEnvironment.of(paths),
         "warehouse": WarehouseResource(url=paths.warehouse_url),
         **(defs.resources or {}),
-    }  # fmt: skip
+    }
     result = dg.materialize(list(defs.assets), resources=resources, instance=instance, run_config=run_config,
                             tags={"dealer_assets/area": "protractor"}, raise_on_error=False)  # fmt: skip
     status = "succeeded" if result.success else "FAILED"
@@ -123,25 +117,23 @@ def _materialize(env, instance, run_config: dict) -> bool:  # noqa: ANN001
     return result.success
 
 
-def resync_command(args: argparse.Namespace, env) -> int:  # noqa: ANN001
+def resync_command(args: argparse.Namespace, env: DealerEnv) -> int:
     from dealer_assets.protractor.defs.automation import CONFIG_KEY
 
-    paths = _paths(env)
+    paths = env.paths()
     settings = _settings(paths)
     unknown = [loc for loc in args.location or [] if loc not in settings.locations]
     if unknown:
         raise ConfigError(f"command line: --location: {', '.join(unknown)} is not a location of {paths.settings_file}")
     since = parse_utc(args.since, key="--since", origin="command line").isoformat() if args.since else None
     config = {"mode": "sweep", "locations": args.location or [], **({"since": since} if since else {})}
-    from dealer_assets.cli import _instance
+    from dealer_assets.core.commands import instance
 
-    return 0 if _materialize(env, _instance(), {"ops": {CONFIG_KEY: {"config": config}}}) else 1
+    return 0 if _materialize(env, instance(), {"ops": {CONFIG_KEY: {"config": config}}}) else 1
 
 
-def catch_up(env, instance) -> bool:  # noqa: ANN001
+def catch_up(env: DealerEnv, instance) -> bool:  # noqa: ANN001
     """Process every pending notification (and whatever the receiver journaled) in one run."""
-    paths = _paths(env)
-    document = yaml.safe_load(Path(paths.settings_file).read_text(encoding="utf-8")) or {}
-    if "protractor" not in document:
+    if "protractor" not in read_document(env.paths().settings_file):
         return True
     return _materialize(env, instance, {})

@@ -27,7 +27,7 @@ from pydantic import Field
 from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from dealer_assets.config import ConfigError
+from dealer_assets.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 100

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -20,11 +19,10 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
-    ValidationError,
     field_validator,
 )
 
-from dealer_assets.config import ConfigError
+from dealer_assets.core.settings_file import read_document, validate_section
 
 DEFAULT_BASE_URL = "https://integration.protractor.com/IntegrationServices/2.0"
 OUR_STATUSES = (
@@ -125,40 +123,17 @@ class ProtractorSettings(_Strict):
         return value
 
 
-def _format(path: Path, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ["protractor"] + [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal["))]
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        elif err["type"] == "literal_error":
-            message = f"{err['input']!r} is not one of our statuses: {', '.join(OUR_STATUSES)}"
-        lines.append(f"{path}: {'.'.join(loc)}: {message}")
-    return "invalid settings:\n  " + "\n  ".join(dict.fromkeys(lines))
+def _reword(err: dict, loc: list[str]) -> tuple[list[str], str | None]:
+    loc = [p for p in loc if not p.startswith("literal[")]
+    if err["type"] == "literal_error":
+        return loc, f"{err['input']!r} is not one of our statuses: {', '.join(OUR_STATUSES)}"
+    return loc, None
 
 
 def validate_protractor(document: dict, path: Path | str = "<settings>") -> ProtractorSettings | None:
     """The validated `protractor:` key of a parsed settings document; None when the key is absent."""
-    path = Path(path)
-    if "protractor" not in document:
-        return None
-    try:
-        return ProtractorSettings.model_validate(document["protractor"])
-    except ValidationError as exc:
-        raise ConfigError(_format(path, exc)) from exc
+    return validate_section(ProtractorSettings, document, "protractor", path, reword=_reword)
 
 
 def load_protractor_settings(path: Path | str) -> ProtractorSettings | None:
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"invalid settings:\n  {path}: file not found (set DEALER_SETTINGS_FILE)") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid settings:\n  {path}: not valid YAML: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ConfigError(f"invalid settings:\n  {path}: (top level): must be a mapping")
-    return validate_protractor(document, path)
+    return validate_protractor(read_document(path), path)

@@ -11,7 +11,7 @@ from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.domain.events import EVENT_SCHEMA
 from dealer_assets.protractor.domain.links import SR_SCHEMA
 from dealer_assets.protractor.domain.versions import LINE_SCHEMA, SNAPSHOT_SCHEMA
-from dealer_assets.warehouse.store import insert_frame, read_frame
+from dealer_assets.core.warehouse import insert_frame, read_frame
 
 
 def _cols(schema: dict) -> str:

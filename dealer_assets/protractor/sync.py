@@ -27,7 +27,7 @@ from dealer_assets.protractor.domain.versions import DELETE_SCHEMA, next_version
 from dealer_assets.protractor.domain.workorders import RAW_SCHEMA, apply_mappings, flatten, read_documents
 from dealer_assets.protractor.journal import durable_append, journal_dir, read_new
 from dealer_assets.protractor.settings import LocationSettings, ProtractorSettings
-from dealer_assets.warehouse.store import insert_frame, source_lock
+from dealer_assets.core.warehouse import exclusive_lock, insert_frame
 
 SWEEP_OVERLAP = timedelta(hours=2)
 ClientFor = Callable[[str], ProtractorClient]
@@ -51,7 +51,7 @@ class Outcome:
 
 
 def lock(engine: Engine, data_dir: Path):  # noqa: ANN201
-    return source_lock(engine, data_dir / "protractor" / "locks", "protractor")
+    return exclusive_lock(engine, data_dir / "protractor" / "locks", "protractor")
 
 
 def load_journal(engine: Engine, data_dir: Path) -> int:

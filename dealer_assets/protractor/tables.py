@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, Float, Index, BigInteger, String, Table, Text
 
-from dealer_assets.warehouse.schema import metadata
+from dealer_assets.core.warehouse import metadata
 
 TS = DateTime(timezone=True)
 

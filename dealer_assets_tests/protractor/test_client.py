@@ -9,7 +9,7 @@ from datetime import date, datetime
 import httpx
 import pytest
 
-from dealer_assets.config import ConfigError
+from dealer_assets.core.errors import ConfigError
 from dealer_assets.protractor.client import ProtractorClient, ProtractorError, ProtractorResource, authentication
 from dealer_assets.protractor.fake import Account, FakeProtractor, sample_vehicles
 

@@ -7,7 +7,6 @@ import asyncio
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,31 +15,24 @@ import httpx
 import polars as pl
 import pytest
 import sqlalchemy as sa
-import yaml
 
+from dealer_assets.core.env import DealerEnv, DealerPaths
 from dealer_assets.protractor.defs import build_defs
 from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
 from dealer_assets.protractor.defs.automation import BACKFILL_JOB, build_sensor
 from dealer_assets.protractor.fake import FakeProtractor
-from dealer_assets.resources import DealerEnvironment, WarehouseResource
-from dealer_assets.warehouse.store import engine_for
+from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
+from dealer_assets.core.warehouse import engine_for
 
 from .conftest import NORTH
-
-
-@dataclass
-class Paths:
-    data_dir: Path
-    settings_file: Path
-    history_start: datetime
 
 
 @pytest.fixture
 def setup(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys, warehouse_url: str):
     text = settings_file.read_text().replace("  base_url:", "  resync_every_hours: 3\n  base_url:")
     settings_file.write_text("sources:\n  generic: {}\n" + text)
-    paths = Paths(tmp_path, settings_file, datetime(2026, 11, 1, tzinfo=UTC))
-    defs = build_defs(paths, yaml.safe_load(settings_file.read_text()))
+    paths = DealerPaths(tmp_path, settings_file, datetime(2026, 11, 1, tzinfo=UTC), warehouse_url)
+    defs = build_defs(DealerEnv.for_paths(paths))
     resources = {
         "dealer_env": DealerEnvironment(data_dir=str(tmp_path), settings_file=str(settings_file),
                                         history_start="2026-11-01T00:00:00Z"),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from dealer_assets.config import ConfigError
+from dealer_assets.core.errors import ConfigError
 from dealer_assets.protractor.settings import DEFAULT_BASE_URL, load_protractor_settings, stage_key
 
 BASE = """

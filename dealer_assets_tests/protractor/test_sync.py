@@ -16,7 +16,7 @@ from dealer_assets.protractor.client import ProtractorResource
 from dealer_assets.protractor.fake import FakeProtractor
 from dealer_assets.protractor.journal import journal_dir, read_new
 from dealer_assets.protractor.settings import load_protractor_settings
-from dealer_assets.warehouse.store import engine_for
+from dealer_assets.core.warehouse import engine_for
 
 HISTORY = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -20,8 +20,7 @@ from dealer_assets.protractor.client import ProtractorResource
 from dealer_assets.protractor.domain.links import package_guid
 from dealer_assets.protractor.fake import FakeProtractor
 from dealer_assets.protractor.settings import load_protractor_settings
-from dealer_assets.warehouse.schema import service_requests
-from dealer_assets.warehouse.store import engine_for, insert_frame
+from dealer_assets.core.warehouse import engine_for, insert_frame
 
 CHILD = """
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 from dealer_assets.protractor import sync
 from dealer_assets.protractor.client import ProtractorResource
 from dealer_assets.protractor.settings import load_protractor_settings
-from dealer_assets.warehouse.store import engine_for
+from dealer_assets.core.warehouse import engine_for
 settings = load_protractor_settings(sys.argv[1])
 def client_for(loc):
     s = settings.locations[loc]
@@ -66,6 +65,7 @@ def test_write_back_killed_and_rerun_adds_each_package_once(
         "service_request_type": "Used Recon", "status": "active",
         "created_at": datetime(2026, 11, 16, tzinfo=UTC), "updated_at": datetime(2026, 11, 16, tzinfo=UTC),
     })  # fmt: skip
+    service_requests = sa.Table("service_requests", sa.MetaData(), autoload_with=engine)  # the DMS area's table
     with engine.begin() as conn:
         insert_frame(conn, service_requests, srs)
     links = sync.refresh_links(engine)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from dealer_assets.core.env import DealerEnv
+from dealer_assets.core.settings_file import read_document
 from dealer_assets.protractor.client import ProtractorResource
 from dealer_assets.protractor.defs.assets import build_assets
 from dealer_assets.protractor.defs.automation import build_backfill_job, build_jobs, build_schedule, build_sensor
@@ -11,8 +13,12 @@ from dealer_assets.protractor.defs.support import resource_key
 from dealer_assets.protractor.settings import validate_protractor
 
 
-def build_defs(paths, document: dict) -> dg.Definitions:  # noqa: ANN001
-    """`paths` has data_dir, settings_file, history_start; `document` is the parsed settings file."""
+def build_defs(env: DealerEnv) -> dg.Definitions:
+    """Assets, checks, jobs, sensor, schedule and one API resource per location (`protractor_<location>`).
+
+    The DMS `service_requests` assets are named by key for every source of the same settings file."""
+    paths = env.paths()
+    document = read_document(paths.settings_file)
     settings = validate_protractor(document, paths.settings_file)
     if settings is None:
         return dg.Definitions()

@@ -10,7 +10,8 @@ from dealer_assets.protractor import store, sync
 from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.domain.workorders import unmapped_values
 from dealer_assets.protractor.settings import ProtractorSettings
-from dealer_assets.protractor.defs.support import ProtractorRun, column_schema, runtime
+from dealer_assets.core.metadata import column_schema
+from dealer_assets.protractor.defs.support import ProtractorRun, runtime
 
 GROUP = "protractor"
 EVENTS = dg.AssetKey(["protractor", "protractor_events"])

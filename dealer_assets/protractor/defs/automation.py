@@ -8,7 +8,7 @@ from datetime import date, datetime
 import dagster as dg
 
 from dealer_assets.protractor import store, sync
-from dealer_assets.resources import DealerEnvironment, WarehouseResource
+from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
 from dealer_assets.protractor.defs.support import runtime
 from dealer_assets.protractor.journal import journal_dir

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from dealer_assets.config import parse_utc
+from dealer_assets.core.timeutil import parse_utc
 from dealer_assets.protractor.client import ProtractorClient
 from dealer_assets.protractor.settings import ProtractorSettings
 
@@ -44,12 +44,3 @@ def runtime(context, settings: ProtractorSettings) -> Runtime:  # noqa: ANN001
     env = context.resources.dealer_env
     return Runtime(engine=context.resources.warehouse.engine(), data_dir=Path(env.data_dir),
                    history_start=env.start(), resources=context.resources)  # fmt: skip
-
-
-def column_schema(table: sa.Table) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(c.name, str(c.type).lower(), constraints=dg.TableColumnConstraints(nullable=c.nullable))
-            for c in table.columns
-        ]
-    )
