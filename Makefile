@@ -23,8 +23,17 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.dev.yaml
 samples: install
 	$(BIN)/python -m dealer_assets.dms.samples stage
 
-## Install, stage the sample feeds, and start the Dagster UI and daemon (http://127.0.0.1:3000).
+## Install, stage the sample feeds, and start the Dagster UI and daemon (http://127.0.0.1:3000), beside the
+## fake Protractor (127.0.0.1:8710, a stage change every 20 s) and our callback receiver (127.0.0.1:8711).
+## The keys below are the fake's, for development only; real ones come from the real environment.
+dev: export PROTRACTOR_NORTH_CONNECTION_ID := 7c3e5f2a-91b4-4d6e-a0c8-2f1b9e4d7a63
+dev: export PROTRACTOR_NORTH_API_KEY := dev-only-north-fake-key
+dev: export PROTRACTOR_SOUTH_CONNECTION_ID := 0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9
+dev: export PROTRACTOR_SOUTH_API_KEY := dev-only-south-fake-key
 dev: install $(DAGSTER_HOME)/dagster.yaml samples
+	$(BIN)/dealer-assets protractor fake --port 8710 --churn-seconds 20 & fake=$$!; \
+	$(BIN)/dealer-assets protractor serve --port 8711 & receiver=$$!; \
+	trap 'kill $$fake $$receiver 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).

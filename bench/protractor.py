@@ -27,13 +27,13 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parent.parent
 CONN, KEY = "7C3E5F2A-91B4-4D6E-A0C8-2F1B9E4D7A63", "B5D2E8F1-3A6C-4E9B-8D7F-1C4A2E6B9F05"
-SERVER = """
+SERVER = f"""
 import sys, uvicorn
 from pathlib import Path
 kind, port, root = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 if kind == "receiver":
     from dealer_assets.protractor.receiver import Credential, create_app
-    app = create_app([Credential("north", "{conn}", "{key}")], root, rate_per_second=1e6, burst=10**7)
+    app = create_app([Credential("north", "{CONN}", "{KEY}")], root, rate_per_second=1e6, burst=10**7)
 else:
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
@@ -42,7 +42,7 @@ else:
         return JSONResponse({{"status": "stored"}})
     app = Starlette(routes=[Route("/integrations/protractor/events", events, methods=["GET", "POST"])])
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-""".format(conn=CONN, key=KEY)
+"""
 
 
 def _free_port() -> int:
@@ -135,7 +135,12 @@ def work_orders_jsonl(n: int, seed: int = 11) -> bytes:
 
 
 def snapshot_figures(n: int, repeat: int) -> dict:
-    from dealer_assets.protractor.domain.versions import DELETE_SCHEMA, LINE_SCHEMA, SNAPSHOT_SCHEMA, next_versions
+    from dealer_assets.protractor.domain.versions import (
+        DELETE_SCHEMA,
+        LINE_SCHEMA,
+        SNAPSHOT_SCHEMA,
+        next_versions,
+    )
     from dealer_assets.protractor.domain.workorders import apply_mappings, flatten, read_documents
     from dealer_assets.protractor.settings import DEFAULT_STATUS_MAP, stage_key
 
@@ -156,7 +161,9 @@ def snapshot_figures(n: int, repeat: int) -> dict:
         first = next_versions(pl.DataFrame(schema=SNAPSHOT_SCHEMA), snaps, pl.DataFrame(schema=DELETE_SCHEMA),
                               pl.DataFrame(schema=LINE_SCHEMA), lines)  # fmt: skip
         started = time.perf_counter()
-        again = next_versions(first["snapshots"], snaps, pl.DataFrame(schema=DELETE_SCHEMA), first["lines"], lines)
+        again = next_versions(
+            first["snapshots"], snaps, pl.DataFrame(schema=DELETE_SCHEMA), first["lines"], lines
+        )
         assert again["snapshots"].is_empty()
         return time.perf_counter() - started
 

@@ -18,20 +18,32 @@ RESOURCE_ENV = "dealer_env"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("protractor", help="Protractor work orders: receiver, fake, resync")
     psub = p.add_subparsers(dest="protractor_command", required=True)
-    serve = psub.add_parser("serve", help="serve the callback receiver (GET/POST /integrations/protractor/events)")
+    serve = psub.add_parser(
+        "serve", help="serve the callback receiver (GET/POST /integrations/protractor/events)"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=RECEIVER_PORT)
     serve.set_defaults(handler=serve_command)
-    fake = psub.add_parser("fake", help="serve a fake Protractor for development (dev-only keys from the settings' env vars)")
+    fake = psub.add_parser(
+        "fake", help="serve a fake Protractor for development (dev-only keys from the settings' env vars)"
+    )
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=FAKE_PORT)
-    fake.add_argument("--receiver-url", default=f"http://127.0.0.1:{RECEIVER_PORT}/integrations/protractor/events")
+    fake.add_argument(
+        "--receiver-url", default=f"http://127.0.0.1:{RECEIVER_PORT}/integrations/protractor/events"
+    )
     fake.add_argument("--work-orders", type=int, default=24, help="seeded work orders per location")
-    fake.add_argument("--churn-seconds", type=float, default=0.0, help="change a work order this often (0: never)")
+    fake.add_argument(
+        "--churn-seconds", type=float, default=0.0, help="change a work order this often (0: never)"
+    )
     fake.set_defaults(handler=fake_command)
-    resync = psub.add_parser("resync", help="list work orders changed since the last sweep and fetch those that differ")
+    resync = psub.add_parser(
+        "resync", help="list work orders changed since the last sweep and fetch those that differ"
+    )
     resync.add_argument("--location", action="append", help="only this location (repeatable)")
-    resync.add_argument("--since", help="ISO 8601 UTC, e.g. 2026-11-01T00:00:00Z (default: the last sweep, with overlap)")
+    resync.add_argument(
+        "--since", help="ISO 8601 UTC, e.g. 2026-11-01T00:00:00Z (default: the last sweep, with overlap)"
+    )
     resync.set_defaults(handler=resync_command)
 
 
@@ -40,7 +52,9 @@ def _settings(paths):  # noqa: ANN001, ANN202
 
     settings = load_protractor_settings(paths.settings_file)
     if settings is None:
-        raise ConfigError(f"invalid settings:\n  {paths.settings_file}: protractor: the key is absent (no locations)")
+        raise ConfigError(
+            f"invalid settings:\n  {paths.settings_file}: protractor: the key is absent (no locations)"
+        )
     return settings
 
 
@@ -49,7 +63,11 @@ def credentials(settings):  # noqa: ANN001, ANN201
     from dealer_assets.protractor.receiver import Credential
 
     return [
-        Credential(loc, read_key(s.connection_id_env, loc, "connection_id_env"), read_key(s.api_key_env, loc, "api_key_env"))
+        Credential(
+            loc,
+            read_key(s.connection_id_env, loc, "connection_id_env"),
+            read_key(s.api_key_env, loc, "api_key_env"),
+        )
         for loc, s in settings.locations.items()
     ]
 
@@ -82,8 +100,15 @@ def fake_command(args: argparse.Namespace, env: DealerEnv) -> int:
     vehicles = sample_vehicles()
     accounts = []
     for i, cred in enumerate(credentials(settings)):
-        account = Account(cred.location_id, cred.connection_id, cred.api_key, settings.locations[cred.location_id].time_zone)
-        account.shop.seed(vehicles[i * args.work_orders :] + vehicles, datetime(2026, 11, 16, 7), args.work_orders, seed=i + 1)
+        account = Account(
+            cred.location_id, cred.connection_id, cred.api_key, settings.locations[cred.location_id].time_zone
+        )
+        account.shop.seed(
+            vehicles[i * args.work_orders :] + vehicles,
+            datetime(2026, 11, 16, 7),
+            args.work_orders,
+            seed=i + 1,
+        )
         accounts.append(account)
     app, _, _ = create_fake_app(accounts, args.receiver_url, churn_seconds=args.churn_seconds)
     print(f"fake protractor: http://{args.host}:{args.port} ({len(accounts)} locations, "
@@ -124,7 +149,9 @@ def resync_command(args: argparse.Namespace, env: DealerEnv) -> int:
     settings = _settings(paths)
     unknown = [loc for loc in args.location or [] if loc not in settings.locations]
     if unknown:
-        raise ConfigError(f"command line: --location: {', '.join(unknown)} is not a location of {paths.settings_file}")
+        raise ConfigError(
+            f"command line: --location: {', '.join(unknown)} is not a location of {paths.settings_file}"
+        )
     since = parse_utc(args.since, key="--since", origin="command line").isoformat() if args.since else None
     config = {"mode": "sweep", "locations": args.location or [], **({"since": since} if since else {})}
     from dealer_assets.core.commands import instance

@@ -88,7 +88,9 @@ _SHARED: dict[tuple, tuple[Limiter, threading.BoundedSemaphore]] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _limits(key: tuple, per_second: int, per_minute: int, concurrent: int) -> tuple[Limiter, threading.BoundedSemaphore]:
+def _limits(
+    key: tuple, per_second: int, per_minute: int, concurrent: int
+) -> tuple[Limiter, threading.BoundedSemaphore]:
     with _SHARED_LOCK:
         if key not in _SHARED:
             rates = [Rate(per_second, Duration.SECOND), Rate(per_minute, Duration.MINUTE)]
@@ -165,12 +167,16 @@ class ProtractorClient:
             raise _Retryable(response.status_code, _retry_after(response.headers.get("Retry-After")))
         return response
 
-    def request(self, method: str, path: str, *, params: dict | None = None, body: dict | None = None) -> httpx.Response:
+    def request(
+        self, method: str, path: str, *, params: dict | None = None, body: dict | None = None
+    ) -> httpx.Response:
         """One call with limits and retries; 404 is returned to the caller, any other 4xx is an error."""
         try:
             response = self._retrying(self._attempt, method, path, params, body)
         except _Retryable as exc:
-            raise ProtractorError(f"protractor {self.location_id}: {method} {path}: {exc} after retries") from None
+            raise ProtractorError(
+                f"protractor {self.location_id}: {method} {path}: {exc} after retries"
+            ) from None
         except httpx.HTTPError as exc:
             raise ProtractorError(
                 f"protractor {self.location_id}: {method} {path}: {type(exc).__name__} after retries"

@@ -132,7 +132,9 @@ def read_new(root: Path, offsets: dict[str, int]) -> tuple[pl.DataFrame, dict[st
             continue
         chunk = data[:end]
         frame = pl.read_ndjson(chunk, schema={**JOURNAL_SCHEMA, "received_at": pl.String})
-        frames.append(frame.with_columns(pl.col("received_at").str.to_datetime(time_unit="us", time_zone="UTC")))
+        frames.append(
+            frame.with_columns(pl.col("received_at").str.to_datetime(time_unit="us", time_zone="UTC"))
+        )
         new_offsets[rel] = start + end
     if not frames:
         return pl.DataFrame(schema=JOURNAL_SCHEMA), new_offsets

@@ -99,7 +99,10 @@ def create_app(
         params = {k.lower(): v for k, v in request.query_params.items()}
         location_id = auth.location(_param(params, "connectionId"), _param(params, "apiKey"))
         if location_id is None:
-            log.warning("protractor callback rejected: unknown credentials from %s", request.client and request.client.host)
+            log.warning(
+                "protractor callback rejected: unknown credentials from %s",
+                request.client and request.client.host,
+            )
             return PlainTextResponse("unauthorized", status_code=401)
         kind, operation, raw_id = _param(params, "type"), _param(params, "operation"), _param(params, "id")
         problems = []
@@ -148,6 +151,9 @@ def create_app(
             await journal.stop()
 
     return Starlette(
-        routes=[Route(EVENTS_PATH, events, methods=["GET", "POST"]), Route("/healthz", healthz, methods=["GET"])],
+        routes=[
+            Route(EVENTS_PATH, events, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
         lifespan=lifespan,
     )

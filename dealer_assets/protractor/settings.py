@@ -92,7 +92,9 @@ class LocationSettings(_Strict):
         for key in value:
             norm = stage_key(key) if isinstance(key, str) else key
             if norm in seen:
-                raise ValueError(f"{seen[norm]!r} and {key!r} are the same name (case, spaces and _ are ignored)")
+                raise ValueError(
+                    f"{seen[norm]!r} and {key!r} are the same name (case, spaces and _ are ignored)"
+                )
             seen[norm] = key
         return value
 

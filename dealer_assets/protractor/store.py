@@ -7,11 +7,11 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dealer_assets.core.warehouse import insert_frame, read_frame
 from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.domain.events import EVENT_SCHEMA
 from dealer_assets.protractor.domain.links import SR_SCHEMA
 from dealer_assets.protractor.domain.versions import LINE_SCHEMA, SNAPSHOT_SCHEMA
-from dealer_assets.core.warehouse import insert_frame, read_frame
 
 
 def _cols(schema: dict) -> str:
@@ -35,7 +35,9 @@ def all_rows(conn: Connection, table: sa.Table, schema: dict) -> pl.DataFrame:
 
 
 def pending_events(conn: Connection) -> pl.DataFrame:
-    sql = f"SELECT {_cols(EVENT_SCHEMA)} FROM protractor_events WHERE processed_at IS NULL ORDER BY received_at"
+    sql = (
+        f"SELECT {_cols(EVENT_SCHEMA)} FROM protractor_events WHERE processed_at IS NULL ORDER BY received_at"
+    )
     return read_frame(conn, sql, EVENT_SCHEMA)
 
 
@@ -58,7 +60,10 @@ def write_versions(conn: Connection, out: dict[str, pl.DataFrame]) -> None:
             )
             .values(valid_to=sa.bindparam("b_to"))
         )
-        conn.execute(stmt, [dict(zip(("b_loc", "b_wo", "b_from", "b_to"), r, strict=True)) for r in out["closed"].rows()])
+        conn.execute(
+            stmt,
+            [dict(zip(("b_loc", "b_wo", "b_from", "b_to"), r, strict=True)) for r in out["closed"].rows()],
+        )
     if out["closed_lines"].height:
         stmt = (
             t.work_order_lines.update()
@@ -71,7 +76,9 @@ def write_versions(conn: Connection, out: dict[str, pl.DataFrame]) -> None:
             .values(valid_to=sa.bindparam("b_to"))
         )
         rows = out["closed_lines"].rows()
-        conn.execute(stmt, [dict(zip(("b_loc", "b_wo", "b_line", "b_from", "b_to"), r, strict=True)) for r in rows])
+        conn.execute(
+            stmt, [dict(zip(("b_loc", "b_wo", "b_line", "b_from", "b_to"), r, strict=True)) for r in rows]
+        )
     insert_frame(conn, t.work_order_snapshots, out["snapshots"])
     insert_frame(conn, t.work_order_lines, out["lines"])
 
@@ -83,9 +90,16 @@ def update_mapped(conn: Connection, changed: pl.DataFrame) -> None:
     c = t.work_order_snapshots.c
     stmt = (
         t.work_order_snapshots.update()
-        .where(c.location_id == sa.bindparam("b_loc"), c.work_order_id == sa.bindparam("b_wo"),
-               c.valid_from == sa.bindparam("b_from"))  # fmt: skip
-        .values(status=sa.bindparam("b_status"), service_advisor=sa.bindparam("b_adv"), technician=sa.bindparam("b_tech"))
+        .where(
+            c.location_id == sa.bindparam("b_loc"),
+            c.work_order_id == sa.bindparam("b_wo"),
+            c.valid_from == sa.bindparam("b_from"),
+        )  # fmt: skip
+        .values(
+            status=sa.bindparam("b_status"),
+            service_advisor=sa.bindparam("b_adv"),
+            technician=sa.bindparam("b_tech"),
+        )
     )
     keys = ("b_loc", "b_wo", "b_from", "b_status", "b_adv", "b_tech")
     cols = ["location_id", "work_order_id", "valid_from", "status", "service_advisor", "technician"]
@@ -96,12 +110,18 @@ def mark_processed(conn: Connection, event_ids: list[str], when) -> None:  # noq
     for start in range(0, len(event_ids), 500):
         chunk = event_ids[start : start + 500]
         conn.execute(
-            t.protractor_events.update().where(t.protractor_events.c.event_id.in_(chunk)).values(processed_at=when)
+            t.protractor_events.update()
+            .where(t.protractor_events.c.event_id.in_(chunk))
+            .values(processed_at=when)
         )
 
 
 def journal_offsets(conn: Connection) -> dict[str, int]:
-    return dict(conn.execute(sa.select(t.protractor_journal_offsets.c.journal_file, t.protractor_journal_offsets.c.byte_offset)).all())
+    return dict(
+        conn.execute(
+            sa.select(t.protractor_journal_offsets.c.journal_file, t.protractor_journal_offsets.c.byte_offset)
+        ).all()
+    )
 
 
 def save_offsets(conn: Connection, offsets: dict[str, int]) -> None:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from dealer_assets.core.warehouse import exclusive_lock, insert_frame
 from dealer_assets.protractor import store
 from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.client import ProtractorClient
@@ -27,7 +28,6 @@ from dealer_assets.protractor.domain.versions import DELETE_SCHEMA, next_version
 from dealer_assets.protractor.domain.workorders import RAW_SCHEMA, apply_mappings, flatten, read_documents
 from dealer_assets.protractor.journal import durable_append, journal_dir, read_new
 from dealer_assets.protractor.settings import LocationSettings, ProtractorSettings
-from dealer_assets.core.warehouse import exclusive_lock, insert_frame
 
 SWEEP_OVERLAP = timedelta(hours=2)
 ClientFor = Callable[[str], ProtractorClient]
@@ -63,7 +63,9 @@ def load_journal(engine: Engine, data_dir: Path) -> int:
             return 0
         pending = store.pending_events(conn)
         since = rows["received_at"].min()
-        known = store.all_rows(conn, t.protractor_events, {"event_id": pl.String, "received_at": pl.Datetime("us", "UTC")})
+        known = store.all_rows(
+            conn, t.protractor_events, {"event_id": pl.String, "received_at": pl.Datetime("us", "UTC")}
+        )
         fresh = new_events(rows, pending, known.filter(pl.col("received_at") >= since))
         insert_frame(conn, t.protractor_events, fresh)
         store.save_offsets(conn, offsets)
@@ -73,7 +75,9 @@ def load_journal(engine: Engine, data_dir: Path) -> int:
 def _land(data_dir: Path, location_id: str, docs: list[dict], observed_at: datetime) -> bytes:
     """The fetched documents as JSONL, kept under the data root (what each version was built from)."""
     stamp = observed_at.isoformat(timespec="microseconds")
-    body = b"".join((json.dumps({**d, "observed_at": stamp}, separators=(",", ":")) + "\n").encode() for d in docs)
+    body = b"".join(
+        (json.dumps({**d, "observed_at": stamp}, separators=(",", ":")) + "\n").encode() for d in docs
+    )
     if body:
         path = data_dir / "protractor" / "fetched" / location_id / f"{observed_at:%Y-%m-%d}.jsonl"
         durable_append(path, body)
@@ -103,8 +107,10 @@ def apply_batch(
         differs = pl.any_horizontal([~pl.col(c).eq_missing(pl.col(f"{c}_old")) for c in mapped])
         store.update_mapped(
             conn,
-            remapped.join(after.select("work_order_id", *[pl.col(c).alias(f"{c}_old") for c in mapped]), on="work_order_id")
-            .filter(differs),
+            remapped.join(
+                after.select("work_order_id", *[pl.col(c).alias(f"{c}_old") for c in mapped]),
+                on="work_order_id",
+            ).filter(differs),
         )
         store.mark_processed(conn, event_ids, processed_at)
     return {
@@ -115,7 +121,11 @@ def apply_batch(
 
 
 def process_events(
-    engine: Engine, settings: ProtractorSettings, client_for: ClientFor, data_dir: Path, now: Callable[[], datetime]
+    engine: Engine,
+    settings: ProtractorSettings,
+    client_for: ClientFor,
+    data_dir: Path,
+    now: Callable[[], datetime],
 ) -> Outcome:
     """Load the journal, then fetch what pending notifications name and version it, location by location."""
     outcome = Outcome()
@@ -131,7 +141,9 @@ def process_events(
             docs: list[dict] = []
             if fetch.height:
                 with client_for(location_id) as client:
-                    docs = [d for _, d in client.fetch_many(fetch["work_order_id"].to_list()) if d is not None]
+                    docs = [
+                        d for _, d in client.fetch_many(fetch["work_order_id"].to_list()) if d is not None
+                    ]
             observed = now()
             body = _land(data_dir, location_id, docs, observed)
             counts = apply_batch(engine, location_id, location, body, deletes.cast(DELETE_SCHEMA),
@@ -173,12 +185,16 @@ def sweep(
             with client_for(location_id) as client:
                 listed = pl.DataFrame(client.list_changed(first, last_day), schema=RAW_SCHEMA, strict=False)
                 if days is None:
-                    ids = to_refetch(listed, current, location_id, location.time_zone)["work_order_id"].to_list()
+                    ids = to_refetch(listed, current, location_id, location.time_zone)[
+                        "work_order_id"
+                    ].to_list()
                 else:
                     ids = listed["ID"].str.to_lowercase().unique().sort().to_list()
                 docs = [d for _, d in client.fetch_many(ids) if d is not None]
             body = _land(data_dir, location_id, docs, started)
-            counts = apply_batch(engine, location_id, location, body, pl.DataFrame(schema=DELETE_SCHEMA), [], started)
+            counts = apply_batch(
+                engine, location_id, location, body, pl.DataFrame(schema=DELETE_SCHEMA), [], started
+            )
             if days is None:
                 with engine.begin() as conn:
                     store.save_sweep(conn, location_id, started)
@@ -196,7 +212,11 @@ def refresh_links(engine: Engine) -> pl.DataFrame:
 
 
 def write_back(
-    engine: Engine, settings: ProtractorSettings, client_for: ClientFor, data_dir: Path, now: Callable[[], datetime]
+    engine: Engine,
+    settings: ProtractorSettings,
+    client_for: ClientFor,
+    data_dir: Path,
+    now: Callable[[], datetime],
 ) -> int:
     """Add one package per active linked SR to its work order, at locations with `write_back: true`.
 
@@ -210,7 +230,9 @@ def write_back(
             links = store.all_rows(conn, t.service_request_work_orders,
                                    {"location_id": pl.String, "work_order_id": pl.String, "vin": pl.String, "sr_id": pl.String})  # fmt: skip
             plan = plan_write_back(links, store.service_requests(conn), store.current_lines(conn), enabled)
-            done = store.all_rows(conn, t.protractor_write_backs, {"package_id": pl.String, "sent_at": pl.Datetime("us", "UTC")})
+            done = store.all_rows(
+                conn, t.protractor_write_backs, {"package_id": pl.String, "sent_at": pl.Datetime("us", "UTC")}
+            )
         plan = plan.join(done.filter(pl.col("sent_at").is_not_null()), on="package_id", how="anti")
         sent = 0
         for location_id in plan["location_id"].unique().sort().to_list():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Float, Index, BigInteger, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Index, String, Table, Text
 
 from dealer_assets.core.warehouse import metadata
 

@@ -79,4 +79,3 @@ def settings_file(tmp_path: Path, fake: FakeProtractor) -> Path:
     path = tmp_path / "dealer_feeds.yaml"
     path.write_text(SETTINGS.format(base_url=fake.base_url))
     return path
-

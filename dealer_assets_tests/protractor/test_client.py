@@ -10,7 +10,12 @@ import httpx
 import pytest
 
 from dealer_assets.core.errors import ConfigError
-from dealer_assets.protractor.client import ProtractorClient, ProtractorError, ProtractorResource, authentication
+from dealer_assets.protractor.client import (
+    ProtractorClient,
+    ProtractorError,
+    ProtractorResource,
+    authentication,
+)
 from dealer_assets.protractor.fake import Account, FakeProtractor, sample_vehicles
 
 from .conftest import NORTH
@@ -22,11 +27,15 @@ def test_vector() -> None:
 
 def _client(fake: FakeProtractor, **kw: object) -> ProtractorClient:
     options = {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 2.0, "timeout_seconds": 2.0} | kw
-    return ProtractorClient(location_id="north", base_url=fake.base_url, connection_id=NORTH[0], api_key=NORTH[1], **options)
+    return ProtractorClient(
+        location_id="north", base_url=fake.base_url, connection_id=NORTH[0], api_key=NORTH[1], **options
+    )
 
 
 def _faults(fake: FakeProtractor, *faults: tuple) -> None:
-    httpx.post(fake.base_url + "/_control/faults", json={"faults": [list(f) for f in faults]}).raise_for_status()
+    httpx.post(
+        fake.base_url + "/_control/faults", json={"faults": [list(f) for f in faults]}
+    ).raise_for_status()
 
 
 def _stats(fake: FakeProtractor) -> dict:
@@ -43,7 +52,9 @@ def big_fake() -> FakeProtractor:
 
 
 def test_headers_checked_and_wrong_key_fails_without_leaking(fake: FakeProtractor) -> None:
-    with ProtractorClient(location_id="north", base_url=fake.base_url, connection_id=NORTH[0], api_key="0" * 32) as c:
+    with ProtractorClient(
+        location_id="north", base_url=fake.base_url, connection_id=NORTH[0], api_key="0" * 32
+    ) as c:
         with pytest.raises(ProtractorError) as err:
             c.list_changed(date(2026, 11, 1), date(2026, 11, 30))
     assert "401" in str(err.value) and "0" * 32 not in str(err.value) and NORTH[1] not in str(err.value)
@@ -101,7 +112,9 @@ def test_limits_never_exceeded_measured_at_the_fake(big_fake: FakeProtractor) ->
     assert elapsed >= 60.0, "40 requests at 30 a minute take over a minute"
 
 
-def test_resource_reads_keys_from_named_env(fake: FakeProtractor, keys, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resource_reads_keys_from_named_env(
+    fake: FakeProtractor, keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     resource = ProtractorResource(location_id="north", base_url=fake.base_url, connection_id_env="PT_NORTH_CONN",
                                   api_key_env="PT_NORTH_KEY")  # fmt: skip
     with resource.client() as c:

@@ -12,17 +12,16 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
-import polars as pl
 import pytest
 import sqlalchemy as sa
 
 from dealer_assets.core.env import DealerEnv, DealerPaths
-from dealer_assets.protractor.defs import build_defs
-from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
-from dealer_assets.protractor.defs.automation import BACKFILL_JOB, build_sensor
-from dealer_assets.protractor.fake import FakeProtractor
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.warehouse import engine_for
+from dealer_assets.protractor.defs import build_defs
+from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
+from dealer_assets.protractor.defs.automation import BACKFILL_JOB
+from dealer_assets.protractor.fake import FakeProtractor
 
 from .conftest import NORTH
 
@@ -42,6 +41,11 @@ def setup(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys, wareh
     return defs, resources, engine_for(warehouse_url)
 
 
+def _full(defs: dg.Definitions, resources: dict) -> dg.Definitions:
+    return dg.Definitions(assets=defs.assets, jobs=defs.jobs, sensors=defs.sensors, schedules=defs.schedules,
+                          resources=resources)  # fmt: skip
+
+
 def _assets(defs: dg.Definitions) -> list:
     return list(defs.assets)
 
@@ -53,8 +57,7 @@ def _count(engine, sql: str) -> int:
 
 def test_lineage_and_definitions_load(setup) -> None:
     defs, resources, _ = setup
-    full = dg.Definitions(assets=defs.assets, jobs=defs.jobs, sensors=defs.sensors, schedules=defs.schedules,
-                          resources=resources)  # fmt: skip
+    full = _full(defs, resources)
     dg.Definitions.validate_loadable(full)
     graph = full.resolve_asset_graph()
     assert graph.get(SNAPSHOTS).parent_keys == {EVENTS}
@@ -71,9 +74,14 @@ def test_materialize_metadata_checks_and_sweep(setup, fake: FakeProtractor) -> N
         events = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
         metadata = events[-1].materialization.metadata
         assert {"dagster/row_count", "dagster/table_name", "dagster/column_schema"} <= set(metadata)
-    snap_meta = [e for e in result.get_asset_materialization_events() if e.asset_key == SNAPSHOTS][-1].materialization.metadata
+    snap_meta = [e for e in result.get_asset_materialization_events() if e.asset_key == SNAPSHOTS][
+        -1
+    ].materialization.metadata
     total = sum(len(a.shop.orders) for a in fake.accounts.values())
-    assert snap_meta["dagster/row_count"].value == total and snap_meta["dagster/table_name"].value == "work_order_snapshots"
+    assert (
+        snap_meta["dagster/row_count"].value == total
+        and snap_meta["dagster/table_name"].value == "work_order_snapshots"
+    )
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     mapped = checks["statuses_and_users_mapped"]
     assert not mapped.passed and mapped.severity == dg.AssetCheckSeverity.WARN
@@ -84,12 +92,21 @@ def test_materialize_metadata_checks_and_sweep(setup, fake: FakeProtractor) -> N
 
     again = dg.materialize(_assets(defs), resources=resources, run_config={
         "ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}})  # fmt: skip
-    assert again.success and _count(engine, "SELECT count(*) FROM work_order_snapshots") == total, "a re-run writes nothing"
+    assert again.success and _count(engine, "SELECT count(*) FROM work_order_snapshots") == total, (
+        "a re-run writes nothing"
+    )
 
 
 def test_sensor_requests_a_run_for_new_callbacks(setup, fake: FakeProtractor, tmp_path: Path) -> None:
     defs, resources, engine = setup
-    sensor = build_sensor()
+    sensor = _full(defs, resources).get_sensor_def("protractor_events_sensor")
+    with dg.build_sensor_context(resources=resources) as ctx:
+        first = sensor(ctx)
+        assert isinstance(first, dg.RunRequest) and first.job_name == "protractor_resync_job", (
+            "the initial load"
+        )
+    assert dg.materialize(_assets(defs), resources=resources, run_config={
+        "ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}}).success  # fmt: skip
     with dg.build_sensor_context(resources=resources) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason)
     shop = fake.accounts["north"].shop
@@ -97,7 +114,7 @@ def test_sensor_requests_a_run_for_new_callbacks(setup, fake: FakeProtractor, tm
     fake.notify("north", [shop.set_stage(wo, "Work In Progress", datetime(2026, 11, 22, 8))])
     with dg.build_sensor_context(resources=resources) as ctx:
         request = sensor(ctx)
-        assert isinstance(request, dg.RunRequest)
+        assert isinstance(request, dg.RunRequest) and request.job_name == "protractor_events_job"
         cursor = ctx.cursor
     with dg.build_sensor_context(resources=resources, cursor=cursor) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason), "the same notifications are not asked for twice"
@@ -105,7 +122,9 @@ def test_sensor_requests_a_run_for_new_callbacks(setup, fake: FakeProtractor, tm
     assert _count(engine, "SELECT count(*) FROM protractor_events WHERE processed_at IS NULL") == 0
     with dg.build_sensor_context(resources=resources, cursor=cursor) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason)
-    assert _count(engine, f"SELECT count(*) FROM work_order_snapshots WHERE work_order_id = '{wo.lower()}'") == 1
+    assert (
+        _count(engine, f"SELECT count(*) FROM work_order_snapshots WHERE work_order_id = '{wo.lower()}'") == 2
+    )
 
 
 @pytest.mark.slow
@@ -134,19 +153,23 @@ def test_2000_callbacks_during_a_snapshot_run_none_lost(setup, fake: FakeProtrac
     sender.join(120)
     assert dg.materialize(_assets(defs), resources=resources).success
     assert codes.count(200) == 2000
-    assert _count(engine, "SELECT count(DISTINCT object_id) FROM protractor_events WHERE type = 'Contact'") == 2000
+    assert (
+        _count(engine, "SELECT count(DISTINCT object_id) FROM protractor_events WHERE type = 'Contact'")
+        == 2000
+    )
     assert _count(engine, "SELECT count(*) FROM protractor_events WHERE processed_at IS NULL") == 0
 
 
 def test_backfill_job_refetches_a_day(setup, fake: FakeProtractor) -> None:
     defs, resources, engine = setup
-    full = dg.Definitions(assets=defs.assets, jobs=defs.jobs, resources=resources)
-    job = full.resolve_job_def(BACKFILL_JOB)
+    job = _full(defs, resources).resolve_job_def(BACKFILL_JOB)
     first = job.execute_in_process(partition_key="2026-11-16", instance=dg.DagsterInstance.ephemeral())
     assert first.success
     day = _count(engine, "SELECT count(*) FROM work_order_snapshots")
     assert day > 0
     assert job.execute_in_process(partition_key="2026-11-16", instance=dg.DagsterInstance.ephemeral()).success
-    assert _count(engine, "SELECT count(*) FROM work_order_snapshots") == day, "re-fetching the same day writes nothing"
+    assert _count(engine, "SELECT count(*) FROM work_order_snapshots") == day, (
+        "re-fetching the same day writes nothing"
+    )
     mats = [e for e in first.get_asset_materialization_events() if e.asset_key == SNAPSHOTS]
     assert mats and mats[0].materialization.metadata["written"].value == day

@@ -16,8 +16,19 @@ from dealer_assets.protractor.domain.links import (
     package_payload,
     plan_write_back,
 )
-from dealer_assets.protractor.domain.versions import DELETE_SCHEMA, LINE_SCHEMA, SNAPSHOT_SCHEMA, next_versions
-from dealer_assets.protractor.domain.workorders import apply_mappings, flatten, local_to_utc, read_documents, unmapped_values
+from dealer_assets.protractor.domain.versions import (
+    DELETE_SCHEMA,
+    LINE_SCHEMA,
+    SNAPSHOT_SCHEMA,
+    next_versions,
+)
+from dealer_assets.protractor.domain.workorders import (
+    apply_mappings,
+    flatten,
+    local_to_utc,
+    read_documents,
+    unmapped_values,
+)
 from dealer_assets.protractor.settings import LocationSettings
 
 ZONE = "America/Chicago"
@@ -62,12 +73,17 @@ def apply(state: dict, docs: list[dict], deletes: list[tuple[str, datetime]] = (
     snaps = state["snapshots"].join(closed, on=["location_id", "work_order_id", "valid_from"], how="left")
     snaps = snaps.with_columns(pl.coalesce("_to", "valid_to").alias("valid_to")).drop("_to")
     closed_lines = out["closed_lines"].rename({"valid_to": "_to"})
-    lns = state["lines"].join(closed_lines, on=["location_id", "work_order_id", "line_id", "valid_from"], how="left")
+    lns = state["lines"].join(
+        closed_lines, on=["location_id", "work_order_id", "line_id", "valid_from"], how="left"
+    )
     lns = lns.with_columns(pl.coalesce("_to", "valid_to").alias("valid_to")).drop("_to")
     return {
         "snapshots": pl.concat([snaps, out["snapshots"]]).sort("valid_from"),
         "lines": pl.concat([lns, out["lines"]]).sort("line_id", "valid_from"),
-        "written": out["snapshots"].height + out["lines"].height + out["closed"].height + out["closed_lines"].height,
+        "written": out["snapshots"].height
+        + out["lines"].height
+        + out["closed"].height
+        + out["closed_lines"].height,
     }
 
 
@@ -139,9 +155,16 @@ def test_versions_create_update_line_delete_and_idempotence() -> None:
     s = apply(s, [], deletes=[(WO, utc(2026, 11, 16, 18, 5))])
     snaps = s["snapshots"].sort("valid_from")
     assert snaps["deleted"].to_list() == [False, False, False, True]
-    assert snaps["valid_to"].to_list() == [utc(2026, 11, 16, 16), utc(2026, 11, 16, 17), utc(2026, 11, 16, 18, 5), None]
+    assert snaps["valid_to"].to_list() == [
+        utc(2026, 11, 16, 16),
+        utc(2026, 11, 16, 17),
+        utc(2026, 11, 16, 18, 5),
+        None,
+    ]
     assert s["lines"].filter(pl.col("valid_to").is_null()).is_empty(), "a delete ends every current line"
-    assert apply(s, [], deletes=[(WO, utc(2026, 11, 16, 18, 30))])["written"] == 0, "a repeated delete changes nothing"
+    assert apply(s, [], deletes=[(WO, utc(2026, 11, 16, 18, 30))])["written"] == 0, (
+        "a repeated delete changes nothing"
+    )
 
 
 def test_change_without_a_later_time_never_overlaps() -> None:
@@ -169,10 +192,14 @@ def test_event_dedupe_and_batch() -> None:
 def test_refetch_only_what_differs() -> None:
     s = apply(empty_state(), [order("2026-11-16T09:00:00")])
     listed = pl.DataFrame(
-        [{k: v for k, v in order("2026-11-16T09:00:00").items() if k != "ServicePackages"},
-         {**order("2026-11-16T09:00:00"), "ID": "E" * 8 + WO[8:]}]  # fmt: skip
+        [
+            {k: v for k, v in order("2026-11-16T09:00:00").items() if k != "ServicePackages"},
+            {**order("2026-11-16T09:00:00"), "ID": "E" * 8 + WO[8:]},
+        ]  # fmt: skip
     )
-    assert to_refetch(listed, s["snapshots"], "north", ZONE)["work_order_id"].to_list() == [("e" * 8 + WO[8:]).lower()]
+    assert to_refetch(listed, s["snapshots"], "north", ZONE)["work_order_id"].to_list() == [
+        ("e" * 8 + WO[8:]).lower()
+    ]
 
 
 def test_links_active_else_latest_else_null_and_write_back_plan() -> None:
@@ -187,7 +214,9 @@ def test_links_active_else_latest_else_null_and_write_back_plan() -> None:
     links = link_service_requests(s["snapshots"], srs)
     assert dict(zip(links["vin"], links["sr_id"], strict=True)) == {VIN: "sr-new", "2T1BURHE0NC000002": None}
     closed_only = link_service_requests(s["snapshots"], srs.filter(pl.col("status") == "closed"))
-    assert closed_only.filter(pl.col("vin") == VIN)["sr_id"].item() == "sr-x", "else the most recently created"
+    assert closed_only.filter(pl.col("vin") == VIN)["sr_id"].item() == "sr-x", (
+        "else the most recently created"
+    )
 
     plan = plan_write_back(links, srs, s["lines"], ["north"])
     assert plan.height == 1 and plan["package_id"].item() == package_guid("north", WO.lower(), "sr-new")
@@ -197,4 +226,6 @@ def test_links_active_else_latest_else_null_and_write_back_plan() -> None:
     written = copy.deepcopy(order("2026-11-16T10:00:00"))
     written["ServicePackages"]["ItemCollection"].append(body["ServicePackages"]["ItemCollection"][0])
     s = apply(s, [written])
-    assert plan_write_back(links, srs, s["lines"], ["north"]).is_empty(), "a package already there is not planned again"
+    assert plan_write_back(links, srs, s["lines"], ["north"]).is_empty(), (
+        "a package already there is not planned again"
+    )

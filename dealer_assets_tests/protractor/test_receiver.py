@@ -51,7 +51,12 @@ def test_unknown_keys_401_nothing_stored(receiver: str, journal_root: Path, para
 
 @pytest.mark.parametrize(
     ("change", "word"),
-    [({"type": "Invoice"}, "type"), ({"operation": "Upsert"}, "operation"), ({"id": "12345"}, "GUID"), ({"id": ""}, "GUID")],
+    [
+        ({"type": "Invoice"}, "type"),
+        ({"operation": "Upsert"}, "operation"),
+        ({"id": "12345"}, "GUID"),
+        ({"id": ""}, "GUID"),
+    ],
 )
 def test_invalid_notification_400(receiver: str, journal_root: Path, change: dict, word: str) -> None:
     response = httpx.get(receiver, params=_params(**change))
@@ -64,9 +69,13 @@ def test_bounded_request_size(receiver: str) -> None:
     assert httpx.post(receiver, params=_params(), content=b"x" * 20000).status_code == 413
 
 
-def test_get_and_post_stored_durably_before_2xx_keys_never_written(receiver: str, journal_root: Path, caplog) -> None:
+def test_get_and_post_stored_durably_before_2xx_keys_never_written(
+    receiver: str, journal_root: Path, caplog
+) -> None:
     assert httpx.get(receiver, params=_params(operation="Create")).status_code == 200
-    assert httpx.post(receiver, params=_params(conn=SOUTH[0], key=SOUTH[1], type="Contact")).status_code == 200
+    assert (
+        httpx.post(receiver, params=_params(conn=SOUTH[0], key=SOUTH[1], type="Contact")).status_code == 200
+    )
     rows = _stored(journal_root).sort("location_id")
     assert rows.select("location_id", "type", "object_id", "operation").rows() == [
         ("north", "WorkOrder", WO, "Create"), ("south", "Contact", WO, "Update")

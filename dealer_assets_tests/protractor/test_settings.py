@@ -49,12 +49,24 @@ def test_absent_key_is_none(tmp_path: Path) -> None:
     ("edit", "key", "words"),
     [
         (("America/Chicago", "Mars/Olympus"), "protractor.locations.north.time_zone", "IANA"),
-        (("Scheduled Work: Scheduled", "Scheduled Work: Sched"), "protractor.locations.north.status_map.Scheduled Work", "our statuses"),
+        (
+            ("Scheduled Work: Scheduled", "Scheduled Work: Sched"),
+            "protractor.locations.north.status_map.Scheduled Work",
+            "our statuses",
+        ),
         (("    north:", "    North-1:"), "protractor.locations", "[a-z0-9_]+"),
-        (("api_key_env: PROTRACTOR_NORTH_API_KEY", "api_key_env: B5D2E8F1-3A6C"), "protractor.locations.north.api_key_env", "pattern"),
+        (
+            ("api_key_env: PROTRACTOR_NORTH_API_KEY", "api_key_env: B5D2E8F1-3A6C"),
+            "protractor.locations.north.api_key_env",
+            "pattern",
+        ),
         (("      name: North Shop\n", ""), "protractor.locations.north.name", "required"),
         (("  locations:", "  colour: red\n  locations:"), "protractor.colour", "unknown key"),
-        (("Work_In_Progress: WIP", "Work_In_Progress: WIP, work in progress: QC"), "protractor.locations.north.status_map", "same name"),
+        (
+            ("Work_In_Progress: WIP", "Work_In_Progress: WIP, work in progress: QC"),
+            "protractor.locations.north.status_map",
+            "same name",
+        ),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, edit: tuple[str, str], key: str, words: str) -> None:

@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from dealer_assets.protractor import store, sync
+from dealer_assets.core.warehouse import engine_for
+from dealer_assets.protractor import sync
 from dealer_assets.protractor.client import ProtractorResource
 from dealer_assets.protractor.fake import FakeProtractor
 from dealer_assets.protractor.journal import journal_dir, read_new
 from dealer_assets.protractor.settings import load_protractor_settings
-from dealer_assets.core.warehouse import engine_for
 
 HISTORY = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -39,14 +39,18 @@ def world(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys, wareh
             return sync.process_events(self.engine, settings, client_for, data_dir, sync.utc_now)
 
         def sweep(self, **kw) -> sync.Outcome:
-            return sync.sweep(self.engine, settings, client_for, data_dir, sync.utc_now, history_start=HISTORY, **kw)
+            return sync.sweep(
+                self.engine, settings, client_for, data_dir, sync.utc_now, history_start=HISTORY, **kw
+            )
 
         def write_back(self) -> int:
             return sync.write_back(self.engine, settings, client_for, data_dir, sync.utc_now)
 
         def table(self, name: str) -> pl.DataFrame:
             with self.engine.connect() as conn:
-                return pl.DataFrame([dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM {name}"))])
+                return pl.DataFrame(
+                    [dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM {name}"))]
+                )
 
         def wait_journal(self, count: int) -> None:
             deadline = time.monotonic() + 20
@@ -89,7 +93,9 @@ def test_create_package_update_line_update_delete(world, fake: FakeProtractor) -
         datetime(2026, 11, 20, 10, 0))  # fmt: skip
     world.wait_journal(2)
     out = world.process()
-    assert out.events_loaded == 1 and out.snapshots_written == 1, "two Updates while pending: one event, one fetch"
+    assert out.events_loaded == 1 and out.snapshots_written == 1, (
+        "two Updates while pending: one event, one fetch"
+    )
     snaps = world.table("work_order_snapshots").filter(pl.col("work_order_id") == wo_l)
     current = snaps.filter(pl.col("valid_to").is_null())
     assert current["protractor_stage"].item() == "Work In Progress" and current["status"].item() == "WIP"
@@ -101,9 +107,15 @@ def test_create_package_update_line_update_delete(world, fake: FakeProtractor) -
     world.wait_journal(3)
     world.process()
     lines = world.table("work_order_lines").filter(pl.col("work_order_id") == wo_l)
-    first_line = shop.orders[wo]["ServicePackages"]["ItemCollection"][0]["ServicePackageLines"]["ItemCollection"][0]["ID"]
+    first_line = shop.orders[wo]["ServicePackages"]["ItemCollection"][0]["ServicePackageLines"][
+        "ItemCollection"
+    ][0]["ID"]
     versions = lines.filter(pl.col("line_id") == first_line.lower()).sort("valid_from")
-    assert versions.height == 2 and versions["quantity"].to_list()[-1] == 3.0 and versions["valid_to"].to_list()[-1] is None
+    assert (
+        versions.height == 2
+        and versions["quantity"].to_list()[-1] == 3.0
+        and versions["valid_to"].to_list()[-1] is None
+    )
 
     _change(fake, "north", type(shop).delete, wo)
     world.wait_journal(4)
@@ -111,7 +123,9 @@ def test_create_package_update_line_update_delete(world, fake: FakeProtractor) -
     snaps = world.table("work_order_snapshots").filter(pl.col("work_order_id") == wo_l).sort("valid_from")
     assert snaps["deleted"].to_list()[-1] in (True, 1) and snaps["valid_to"].null_count() == 1
     assert snaps.height == 4, "seeded, updated, line update, deleted: history kept"
-    current_lines = world.table("work_order_lines").filter((pl.col("work_order_id") == wo_l) & pl.col("valid_to").is_null())
+    current_lines = world.table("work_order_lines").filter(
+        (pl.col("work_order_id") == wo_l) & pl.col("valid_to").is_null()
+    )
     assert current_lines.is_empty()
     assert world.process().snapshots_written == 0, "nothing pending, nothing written"
 
@@ -139,7 +153,9 @@ def test_dropped_callbacks_found_by_resync(world, fake: FakeProtractor) -> None:
     assert world.process().snapshots_written == 0, "nothing was heard"
     out = world.sweep(locations=["north"])
     assert out.fetched == 1 and out.snapshots_written == 1
-    current = world.table("work_order_snapshots").filter((pl.col("work_order_id") == wo.lower()) & pl.col("valid_to").is_null())
+    current = world.table("work_order_snapshots").filter(
+        (pl.col("work_order_id") == wo.lower()) & pl.col("valid_to").is_null()
+    )
     assert current["status"].item() == "Complete"
 
 

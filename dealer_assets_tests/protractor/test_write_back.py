@@ -15,12 +15,12 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from dealer_assets.core.warehouse import engine_for, insert_frame
 from dealer_assets.protractor import sync
 from dealer_assets.protractor.client import ProtractorResource
 from dealer_assets.protractor.domain.links import package_guid
 from dealer_assets.protractor.fake import FakeProtractor
 from dealer_assets.protractor.settings import load_protractor_settings
-from dealer_assets.core.warehouse import engine_for, insert_frame
 
 CHILD = """
 import sys
@@ -56,7 +56,9 @@ def test_write_back_killed_and_rerun_adds_each_package_once(
                                   api_key_env=s.api_key_env, requests_per_second=50, requests_per_minute=3000).client()  # fmt: skip
 
     engine = engine_for(warehouse_url)
-    sync.sweep(engine, settings, client_for, tmp_path, sync.utc_now, history_start=datetime(2025, 1, 1, tzinfo=UTC))
+    sync.sweep(
+        engine, settings, client_for, tmp_path, sync.utc_now, history_start=datetime(2025, 1, 1, tzinfo=UTC)
+    )
     orders = fake.accounts["north"].shop.orders
     vins = [o["ServiceItem"]["VIN"] for o in orders.values()][:4]
     srs = pl.DataFrame({
@@ -65,7 +67,9 @@ def test_write_back_killed_and_rerun_adds_each_package_once(
         "service_request_type": "Used Recon", "status": "active",
         "created_at": datetime(2026, 11, 16, tzinfo=UTC), "updated_at": datetime(2026, 11, 16, tzinfo=UTC),
     })  # fmt: skip
-    service_requests = sa.Table("service_requests", sa.MetaData(), autoload_with=engine)  # the DMS area's table
+    service_requests = sa.Table(
+        "service_requests", sa.MetaData(), autoload_with=engine
+    )  # the DMS area's table
     with engine.begin() as conn:
         insert_frame(conn, service_requests, srs)
     links = sync.refresh_links(engine)
@@ -73,26 +77,36 @@ def test_write_back_killed_and_rerun_adds_each_package_once(
 
     httpx.post(fake.base_url + "/_control/faults", json={"faults": [["slow", 1.0]] * 8}).raise_for_status()
     env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(settings_file), warehouse_url, str(tmp_path)], env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(settings_file), warehouse_url, str(tmp_path)], env=env
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with engine.connect() as conn:
-            sent = conn.execute(sa.text("SELECT count(*) FROM protractor_write_backs WHERE sent_at IS NOT NULL")).scalar()
+            sent = conn.execute(
+                sa.text("SELECT count(*) FROM protractor_write_backs WHERE sent_at IS NOT NULL")
+            ).scalar()
         if sent >= 1:
             break
         time.sleep(0.05)
     child.send_signal(signal.SIGKILL)
     child.wait()
     with engine.connect() as conn:
-        sent_before = conn.execute(sa.text("SELECT count(*) FROM protractor_write_backs WHERE sent_at IS NOT NULL")).scalar()
+        sent_before = conn.execute(
+            sa.text("SELECT count(*) FROM protractor_write_backs WHERE sent_at IS NOT NULL")
+        ).scalar()
     assert 1 <= sent_before < 4, "the run was killed part-way"
 
     sync.write_back(engine, settings, client_for, tmp_path, sync.utc_now)
-    assert sync.write_back(engine, settings, client_for, tmp_path, sync.utc_now) == 0, "a third run sends nothing"
+    assert sync.write_back(engine, settings, client_for, tmp_path, sync.utc_now) == 0, (
+        "a third run sends nothing"
+    )
     for wo_id, vin in [(w, o["ServiceItem"]["VIN"]) for w, o in orders.items()][:4]:
         sr = srs.filter(pl.col("vin") == vin)["sr_id"].item()
         assert _packages(fake, wo_id, package_guid("north", wo_id.lower(), sr)) == 1
-    sync.sweep(engine, settings, client_for, tmp_path, sync.utc_now, history_start=datetime(2025, 1, 1, tzinfo=UTC))
+    sync.sweep(
+        engine, settings, client_for, tmp_path, sync.utc_now, history_start=datetime(2025, 1, 1, tzinfo=UTC)
+    )
     with engine.connect() as conn:
         added = conn.execute(sa.text(
             "SELECT count(DISTINCT package_id) FROM work_order_lines WHERE valid_to IS NULL AND package_title = 'Used Recon'"

@@ -8,7 +8,12 @@ from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.settings_file import read_document
 from dealer_assets.protractor.client import ProtractorResource
 from dealer_assets.protractor.defs.assets import build_assets
-from dealer_assets.protractor.defs.automation import build_backfill_job, build_jobs, build_schedule, build_sensor
+from dealer_assets.protractor.defs.automation import (
+    build_backfill_job,
+    build_jobs,
+    build_schedule,
+    build_sensor,
+)
 from dealer_assets.protractor.defs.support import resource_key
 from dealer_assets.protractor.settings import validate_protractor
 
@@ -29,10 +34,11 @@ def build_defs(env: DealerEnv) -> dg.Definitions:
     }  # fmt: skip
     keys = {"dealer_env", "warehouse", *clients}
     sources = sorted((document.get("sources") or {}).keys())
+    jobs = build_jobs()
     return dg.Definitions(
         assets=build_assets(settings, sources, keys),
-        jobs=[*build_jobs(), build_backfill_job(settings, paths.history_start, keys)],
-        sensors=[build_sensor()],
+        jobs=[*jobs, build_backfill_job(settings, paths.history_start, keys)],
+        sensors=[build_sensor(settings, jobs)],
         schedules=[build_schedule(settings)],
         resources=clients,
     )

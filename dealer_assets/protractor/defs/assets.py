@@ -1,17 +1,16 @@
 """Protractor's assets: `protractor_events` -> `work_order_snapshots` + `work_order_lines` ->
 `service_request_work_orders` (which also depends on every DMS source's `service_requests`)."""
 
-
 import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
+from dealer_assets.core.metadata import column_schema
 from dealer_assets.protractor import store, sync
 from dealer_assets.protractor import tables as t
+from dealer_assets.protractor.defs.support import ProtractorRun, runtime
 from dealer_assets.protractor.domain.workorders import unmapped_values
 from dealer_assets.protractor.settings import ProtractorSettings
-from dealer_assets.core.metadata import column_schema
-from dealer_assets.protractor.defs.support import ProtractorRun, runtime
 
 GROUP = "protractor"
 EVENTS = dg.AssetKey(["protractor", "protractor_events"])
@@ -58,14 +57,27 @@ def build_assets(settings: ProtractorSettings, dms_sources: list[str], resource_
 
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(SNAPSHOTS, deps=[EVENTS], group_name=GROUP, kinds={"sql"},
-                         description="Every version of every work order, valid_from/valid_to; current: valid_to null."),
-            dg.AssetSpec(LINES, deps=[EVENTS], group_name=GROUP, kinds={"sql"},
-                         description="Every version of every work-order line."),
+            dg.AssetSpec(
+                SNAPSHOTS,
+                deps=[EVENTS],
+                group_name=GROUP,
+                kinds={"sql"},
+                description="Every version of every work order, valid_from/valid_to; current: valid_to null.",
+            ),
+            dg.AssetSpec(
+                LINES,
+                deps=[EVENTS],
+                group_name=GROUP,
+                kinds={"sql"},
+                description="Every version of every work-order line.",
+            ),
         ],  # fmt: skip
         check_specs=[
-            dg.AssetCheckSpec("statuses_and_users_mapped", asset=SNAPSHOTS,
-                              description="Protractor stages and users without a mapping, per location."),
+            dg.AssetCheckSpec(
+                "statuses_and_users_mapped",
+                asset=SNAPSHOTS,
+                description="Protractor stages and users without a mapping, per location.",
+            ),
             dg.AssetCheckSpec("one_current_version", asset=SNAPSHOTS),
         ],  # fmt: skip
         required_resource_keys=resource_keys,
@@ -109,9 +121,14 @@ def results(engine: sa.Engine, outcome: sync.Outcome):  # noqa: ANN201
         current = store.current_snapshots(conn)
         yield dg.MaterializeResult(
             asset_key=SNAPSHOTS,
-            metadata=table_metadata(conn, t.work_order_snapshots, written=outcome.snapshots_written,
-                                    closed=outcome.closed, fetched=outcome.fetched,
-                                    events_processed=outcome.events_processed),  # fmt: skip
+            metadata=table_metadata(
+                conn,
+                t.work_order_snapshots,
+                written=outcome.snapshots_written,
+                closed=outcome.closed,
+                fetched=outcome.fetched,
+                events_processed=outcome.events_processed,
+            ),  # fmt: skip
         )
         yield dg.MaterializeResult(asset_key=LINES, metadata=table_metadata(conn, t.work_order_lines,
                                                                            written=outcome.lines_written))  # fmt: skip

@@ -1,14 +1,13 @@
 """How Protractor runs start: a 30 s sensor over the journal, a resync schedule, a daily backfill job."""
 
-
 import hashlib
-from pathlib import Path
 from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
 
-from dealer_assets.protractor import store, sync
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
+from dealer_assets.protractor import store, sync
 from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
 from dealer_assets.protractor.defs.support import runtime
 from dealer_assets.protractor.journal import journal_dir
@@ -24,23 +23,36 @@ CONFIG_KEY = "protractor_work_orders"  # the multi-asset's op name
 def build_jobs() -> list:
     selection = dg.AssetSelection.assets(EVENTS, SNAPSHOTS, LINES, LINKS)
     return [
-        dg.define_asset_job(EVENTS_JOB, selection=selection, description="Process new Protractor notifications.",
-                            executor_def=dg.in_process_executor),  # fmt: skip
-        dg.define_asset_job(RESYNC_JOB, selection=selection, description="List and fetch what changed since the last sweep.",
-                            executor_def=dg.in_process_executor,
-                            config={"ops": {CONFIG_KEY: {"config": {"mode": "sweep"}}}}),  # fmt: skip
+        dg.define_asset_job(
+            EVENTS_JOB,
+            selection=selection,
+            description="Process new Protractor notifications.",
+            executor_def=dg.in_process_executor,
+        ),  # fmt: skip
+        dg.define_asset_job(
+            RESYNC_JOB,
+            selection=selection,
+            description="List and fetch what changed since the last sweep.",
+            executor_def=dg.in_process_executor,
+            config={"ops": {CONFIG_KEY: {"config": {"mode": "sweep"}}}},
+        ),  # fmt: skip
     ]
 
 
 def journal_state(data_dir) -> dict[str, int]:  # noqa: ANN001
     root = journal_dir(data_dir)
-    return {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.glob("*/*.jsonl"))} if root.exists() else {}
+    return (
+        {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.glob("*/*.jsonl"))}
+        if root.exists()
+        else {}
+    )
 
 
-def build_sensor() -> dg.SensorDefinition:
-    @dg.sensor(name="protractor_events_sensor", job_name=EVENTS_JOB, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+def build_sensor(settings: ProtractorSettings, jobs: list) -> dg.SensorDefinition:
+    @dg.sensor(name="protractor_events_sensor", jobs=jobs, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
                default_status=dg.DefaultSensorStatus.RUNNING,
-               description="Starts a run when the receiver journaled notifications not loaded yet.")  # fmt: skip
+               description="Starts a run when the receiver journaled notifications not loaded yet, and the first "
+               "sweep of a location that was never swept (its initial load).")  # fmt: skip
     def protractor_events_sensor(
         context: dg.SensorEvaluationContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
     ):
@@ -48,6 +60,12 @@ def build_sensor() -> dg.SensorDefinition:
         with warehouse.engine().connect() as conn:
             loaded = store.journal_offsets(conn)
             pending = store.pending_events(conn).height
+            never_swept = [loc for loc in settings.locations if store.swept_until(conn, loc) is None]
+        if never_swept:
+            key = "first-sweep-" + "-".join(never_swept)
+            if key != context.cursor:
+                context.update_cursor(key)
+                return dg.RunRequest(run_key=f"protractor-{key}", job_name=RESYNC_JOB)
         unloaded = {f: s for f, s in sizes.items() if s > loaded.get(f, 0)}
         if not unloaded and not pending:
             return dg.SkipReason("no new Protractor notifications")
@@ -55,7 +73,7 @@ def build_sensor() -> dg.SensorDefinition:
         if key == context.cursor:
             return dg.SkipReason("a run was already requested for these notifications")
         context.update_cursor(key)
-        return dg.RunRequest(run_key=f"protractor-events-{key}")
+        return dg.RunRequest(run_key=f"protractor-events-{key}", job_name=EVENTS_JOB)
 
     return protractor_events_sensor
 
@@ -68,7 +86,9 @@ def build_schedule(settings: ProtractorSettings) -> dg.ScheduleDefinition:
                                  description=f"Resync every {hours} h: callbacks can be lost for days.")  # fmt: skip
 
 
-def build_backfill_job(settings: ProtractorSettings, history_start: datetime, resource_keys: set[str]) -> dg.JobDefinition:
+def build_backfill_job(
+    settings: ProtractorSettings, history_start: datetime, resource_keys: set[str]
+) -> dg.JobDefinition:
     partitions = dg.DailyPartitionsDefinition(start_date=history_start.strftime("%Y-%m-%d"), end_offset=1)
 
     @dg.op(required_resource_keys=resource_keys, out=dg.Out(dg.Nothing))
@@ -90,5 +110,3 @@ def build_backfill_job(settings: ProtractorSettings, history_start: datetime, re
         refetch_days()
 
     return protractor_backfill_job
-
-

@@ -97,11 +97,15 @@ def plan_write_back(
                 "{} for VIN {}{}",
                 pl.col("service_request_type").fill_null("Service request"),
                 "vin",
-                pl.when(pl.col("stock_no").is_not_null()).then(pl.format(" (stock {})", "stock_no")).otherwise(pl.lit("")),
+                pl.when(pl.col("stock_no").is_not_null())
+                .then(pl.format(" (stock {})", "stock_no"))
+                .otherwise(pl.lit("")),
             ).alias("description"),
         )
     )
-    present = current_lines.filter(pl.col("valid_to").is_null()).select("location_id", "work_order_id", "package_id")
+    present = current_lines.filter(pl.col("valid_to").is_null()).select(
+        "location_id", "work_order_id", "package_id"
+    )
     return (
         plan.join(present.unique(), on=["location_id", "work_order_id", "package_id"], how="anti")
         .select(list(PLAN_SCHEMA))
@@ -120,7 +124,12 @@ def package_payload(row: dict) -> dict:
                     "ServicePackageHeader": {"Title": row["title"], "Description": row["description"]},
                     "ServicePackageLines": {
                         "ItemCollection": [
-                            {"ID": row["line_id"], "Type": "Labor", "Description": row["description"], "Quantity": 1.0}
+                            {
+                                "ID": row["line_id"],
+                                "Type": "Labor",
+                                "Description": row["description"],
+                                "Quantity": 1.0,
+                            }
                         ]
                     },
                 }

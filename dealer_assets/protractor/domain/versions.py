@@ -56,7 +56,11 @@ LINE_SCHEMA: dict[str, pl.DataType] = {
 }
 LINE_KEY = ["location_id", "work_order_id", "line_id"]
 WO_KEY = ["location_id", "work_order_id"]
-DELETE_SCHEMA: dict[str, pl.DataType] = {"location_id": pl.String, "work_order_id": pl.String, "received_at": TS}
+DELETE_SCHEMA: dict[str, pl.DataType] = {
+    "location_id": pl.String,
+    "work_order_id": pl.String,
+    "received_at": TS,
+}
 CLOSED_SCHEMA: dict[str, pl.DataType] = {"valid_from": TS, "valid_to": TS}
 _LINE_TRACKED = ["package_id", *LINE_FIELDS]
 _ONE_US = pl.duration(microseconds=1)
@@ -102,13 +106,17 @@ def next_versions(
     `flatten`; `deletes` are Delete notifications. Re-applying the same batch changes nothing.
     """
     cand = _candidates(fetched, deletes, current).join(
-        current.select(*WO_KEY, *[pl.col(c).alias(f"{c}_cur") for c in TRACKED], pl.col("valid_from").alias("cur_from")),
+        current.select(
+            *WO_KEY, *[pl.col(c).alias(f"{c}_cur") for c in TRACKED], pl.col("valid_from").alias("cur_from")
+        ),
         on=WO_KEY,
         how="left",
     )
     cand = cand.filter(pl.col("cur_from").is_null() | (pl.col("at") >= pl.col("cur_from")))
     refreshed = cand.filter(~pl.col("deleted")).select(WO_KEY)
-    new_lines = fetched_lines.join(refreshed, on=WO_KEY, how="semi").with_columns(pl.lit(True).alias("_in_new"))
+    new_lines = fetched_lines.join(refreshed, on=WO_KEY, how="semi").with_columns(
+        pl.lit(True).alias("_in_new")
+    )
     old_lines = current_lines.join(cand.select(WO_KEY), on=WO_KEY, how="semi")
     line_cmp = new_lines.join(
         old_lines.select(*LINE_KEY, *[pl.col(c).alias(f"{c}_cur") for c in _LINE_TRACKED], "valid_from"),
@@ -136,9 +144,17 @@ def next_versions(
             .alias("valid_from")
         )
     )
-    snapshots = changed.select(
-        *WO_KEY, *TRACKED, "valid_from", pl.lit(None, TS).alias("valid_to"), *[pl.lit(None, t).alias(c) for c, t in MAPPED.items()]
-    ).select(list(SNAPSHOT_SCHEMA)).cast(SNAPSHOT_SCHEMA)
+    snapshots = (
+        changed.select(
+            *WO_KEY,
+            *TRACKED,
+            "valid_from",
+            pl.lit(None, TS).alias("valid_to"),
+            *[pl.lit(None, t).alias(c) for c, t in MAPPED.items()],
+        )
+        .select(list(SNAPSHOT_SCHEMA))
+        .cast(SNAPSHOT_SCHEMA)
+    )
     closed = changed.filter(pl.col("cur_from").is_not_null()).select(
         *WO_KEY, pl.col("cur_from").alias("valid_from"), pl.col("valid_from").alias("valid_to")
     )
@@ -150,5 +166,7 @@ def next_versions(
         .select(list(LINE_SCHEMA))
         .cast(LINE_SCHEMA)
     )
-    closed_lines = line_cmp.filter(pl.col("_closed")).select(*LINE_KEY, "valid_from", pl.col("_start").alias("valid_to"))
+    closed_lines = line_cmp.filter(pl.col("_closed")).select(
+        *LINE_KEY, "valid_from", pl.col("_start").alias("valid_to")
+    )
     return {"snapshots": snapshots, "closed": closed, "lines": lines, "closed_lines": closed_lines}

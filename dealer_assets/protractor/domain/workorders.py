@@ -107,7 +107,9 @@ def local_to_utc(col: pl.Expr, zone: str) -> pl.Expr:
         .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
     )
     direct = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
-    shifted = (naive + pl.duration(hours=1)).dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    shifted = (naive + pl.duration(hours=1)).dt.replace_time_zone(
+        zone, ambiguous="earliest", non_existent="null"
+    )
     return pl.coalesce(direct, shifted).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
 
 
@@ -126,8 +128,14 @@ def _lines_long(raw: pl.LazyFrame) -> pl.LazyFrame:
         .drop_nulls("package")
         .with_columns(
             pl.col("package").struct.field("ID").alias("package_id"),
-            pl.col("package").struct.field("ServicePackageHeader").struct.field("Title").alias("package_title"),
-            pl.col("package").struct.field("ServicePackageLines").struct.field("ItemCollection").alias("line"),
+            pl.col("package")
+            .struct.field("ServicePackageHeader")
+            .struct.field("Title")
+            .alias("package_title"),
+            pl.col("package")
+            .struct.field("ServicePackageLines")
+            .struct.field("ItemCollection")
+            .alias("line"),
         )
         .explode("line")
         .drop_nulls("line")
@@ -152,7 +160,10 @@ def flatten(raw: pl.DataFrame, location_id: str, zone: str) -> tuple[pl.DataFram
             pl.col("ID").alias("_raw_id"),
             pl.col("WorkOrderNumber").alias("work_order_number"),
             _clean(pl.col("Type")).alias("work_order_type"),
-            _clean(pl.col("ServiceItem").struct.field("VIN")).str.to_uppercase().str.replace_all(r"[\s-]", "").alias("vin"),
+            _clean(pl.col("ServiceItem").struct.field("VIN"))
+            .str.to_uppercase()
+            .str.replace_all(r"[\s-]", "")
+            .alias("vin"),
             _clean(pl.col("WorkflowStage")).alias("protractor_stage"),
             _clean(header.struct.field("ServiceAdvisor")).alias("protractor_service_advisor"),
             _clean(header.struct.field("Technician")).alias("_header_technician"),

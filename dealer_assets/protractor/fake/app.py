@@ -42,7 +42,9 @@ class Account:
 class Faults:
     """Pending failures, consumed one request (or callback) at a time."""
 
-    queue: deque = field(default_factory=deque)  # items: ("429", retry_after) | ("500",) | ("timeout", s) | ("slow", s)
+    queue: deque = field(
+        default_factory=deque
+    )  # items: ("429", retry_after) | ("500",) | ("timeout", s) | ("slow", s)
     drop_callbacks: int = 0
     duplicate_callbacks: int = 0
 
@@ -66,10 +68,18 @@ class Stats:
             return best
 
         return {
-            loc: {"requests": len(t), "max_per_second": window(sorted(t), 1.0), "max_per_minute": window(sorted(t), 60.0),
-                  "max_in_flight": self.max_in_flight.get(loc, 0)}  # fmt: skip
+            loc: {
+                "requests": len(t),
+                "max_per_second": window(sorted(t), 1.0),
+                "max_per_minute": window(sorted(t), 60.0),
+                "max_in_flight": self.max_in_flight.get(loc, 0),
+            }  # fmt: skip
             for loc, t in self.starts.items()
-        } | {"_statuses": dict(self.statuses), "_unauthorized": self.unauthorized, "_callbacks_sent": self.callbacks_sent}
+        } | {
+            "_statuses": dict(self.statuses),
+            "_unauthorized": self.unauthorized,
+            "_callbacks_sent": self.callbacks_sent,
+        }
 
 
 def create_fake_app(
@@ -86,7 +96,9 @@ def create_fake_app(
         if account is None:
             return None
         key_ok = hmac.compare_digest(request.headers.get("apiKey", ""), account.api_key)
-        sig_ok = hmac.compare_digest(request.headers.get("authentication", ""), authentication(conn, account.api_key))
+        sig_ok = hmac.compare_digest(
+            request.headers.get("authentication", ""), authentication(conn, account.api_key)
+        )
         return account if key_ok and sig_ok else None
 
     async def notify(account: Account, changes: list[tuple[str, str]]) -> None:
@@ -118,7 +130,9 @@ def create_fake_app(
         account = account_of(request)
         if account is None:
             stats.unauthorized += 1
-            return JSONResponse({"Message": "Authorization has been denied for this request."}, status_code=401)
+            return JSONResponse(
+                {"Message": "Authorization has been denied for this request."}, status_code=401
+            )
         loc = account.location_id
         stats.starts.setdefault(loc, []).append(time.monotonic())
         stats.in_flight[loc] = stats.in_flight.get(loc, 0) + 1
@@ -242,7 +256,9 @@ def create_fake_app(
 class FakeProtractor:
     """The fake served by uvicorn in a background thread on loopback (tests, `make dev`, the benchmark)."""
 
-    def __init__(self, accounts: list[Account], receiver_url: str | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self, accounts: list[Account], receiver_url: str | None = None, host: str = "127.0.0.1", port: int = 0
+    ):
         self.accounts = {a.location_id: a for a in accounts}
         self.app, self.faults, self.stats = create_fake_app(accounts, receiver_url)
         self.server = ServerThread(self.app, host, port)

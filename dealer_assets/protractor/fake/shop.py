@@ -88,8 +88,12 @@ class Shop:
                 "Completed": False,
                 "ServiceItem": {"ID": guid(rng), **vehicle},
                 "Contact": {"ID": guid(rng), "FirstName": "Sample", "LastName": f"Customer {self._number}"},
-                "Header": {"CreationTime": when.strftime(LOCAL), "LastModifiedTime": (modified or when).strftime(LOCAL),
-                           "ServiceAdvisor": rng.choice(ADVISORS), "Technician": None},  # fmt: skip
+                "Header": {
+                    "CreationTime": when.strftime(LOCAL),
+                    "LastModifiedTime": (modified or when).strftime(LOCAL),
+                    "ServiceAdvisor": rng.choice(ADVISORS),
+                    "Technician": None,
+                },  # fmt: skip
                 "Summary": {},
                 "ServicePackages": {"ItemCollection": packages},
             }
@@ -98,10 +102,18 @@ class Shop:
 
     def _summarize(self, wo_id: str) -> None:
         order = self.orders[wo_id]
-        lines = [ln for p in order["ServicePackages"]["ItemCollection"] for ln in p["ServicePackageLines"]["ItemCollection"]]
+        lines = [
+            ln
+            for p in order["ServicePackages"]["ItemCollection"]
+            for ln in p["ServicePackageLines"]["ItemCollection"]
+        ]
         labor = sum(ln["Total"] or 0 for ln in lines if ln["Type"] == "Labor")
         parts = sum(ln["Total"] or 0 for ln in lines if ln["Type"] == "Part")
-        order["Summary"] = {"LaborTotal": round(labor, 2), "PartsTotal": round(parts, 2), "GrandTotal": round(labor + parts, 2)}
+        order["Summary"] = {
+            "LaborTotal": round(labor, 2),
+            "PartsTotal": round(parts, 2),
+            "GrandTotal": round(labor + parts, 2),
+        }
 
     def _touch(self, wo_id: str, when: datetime) -> None:
         self._summarize(wo_id)
@@ -116,7 +128,9 @@ class Shop:
 
     def update_line(self, wo_id: str, when: datetime, **fields: object) -> tuple[str, str]:
         with self.lock:
-            line = self.orders[wo_id]["ServicePackages"]["ItemCollection"][0]["ServicePackageLines"]["ItemCollection"][0]
+            line = self.orders[wo_id]["ServicePackages"]["ItemCollection"][0]["ServicePackageLines"][
+                "ItemCollection"
+            ][0]
             line.update(fields)
             line["Total"] = round((line["Quantity"] or 0) * (line["Price"] or 0), 2)
             self._touch(wo_id, when)
@@ -143,7 +157,9 @@ class Shop:
                 if current is None:
                     order["ServicePackages"]["ItemCollection"].append(copy.deepcopy(package))
                     continue
-                current["ServicePackageHeader"] = package.get("ServicePackageHeader", current["ServicePackageHeader"])
+                current["ServicePackageHeader"] = package.get(
+                    "ServicePackageHeader", current["ServicePackageHeader"]
+                )
                 lines = {ln["ID"].lower(): ln for ln in current["ServicePackageLines"]["ItemCollection"]}
                 for line in package.get("ServicePackageLines", {}).get("ItemCollection", []):
                     if str(line["ID"]).lower() in lines:
