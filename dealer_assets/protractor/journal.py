@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -32,8 +32,8 @@ def journal_dir(data_dir: Path) -> Path:
     return data_dir / "protractor" / "events"
 
 
-def journal_file(root: Path, location_id: str, received_at: datetime) -> Path:
-    return root / location_id / f"{received_at:%Y-%m-%d}.jsonl"
+def journal_file(root: Path, location_id: str, day: date | datetime) -> Path:
+    return root / location_id / f"{day:%Y-%m-%d}.jsonl"
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Journal:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._paths: dict[tuple[str, object], Path] = {}
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
 
@@ -65,7 +66,10 @@ class Journal:
 
     async def append(self, record: dict, received_at: datetime) -> None:
         assert self._queue is not None, "Journal.start() was not awaited"
-        path = journal_file(self.root, record["location_id"], received_at)
+        key = (record["location_id"], received_at.date())
+        path = self._paths.get(key)
+        if path is None:
+            path = self._paths[key] = journal_file(self.root, *key)
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         done = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(path, line, done))

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import itertools
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 from aiolimiter import AsyncLimiter
 from starlette.applications import Starlette
@@ -31,6 +34,7 @@ TYPES = ("WorkOrder", "ServiceItem", "Contact")
 OPERATIONS = ("Create", "Update", "Delete")
 MAX_QUERY_BYTES = 2048
 MAX_BODY_BYTES = 8192
+STORED = b'{"status":"stored"}'
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,29 @@ def _param(params: dict[str, str], name: str) -> str:
     return params.get(name.lower(), "")
 
 
+def _query(raw: bytes) -> dict[str, str]:
+    """The query's parameters, names lower-cased; percent-decoding only where a value needs it (GUIDs do not)."""
+    params: dict[str, str] = {}
+    for part in raw.split(b"&"):
+        name, _, value = part.partition(b"=")
+        text = value.decode("latin-1")
+        if b"%" in value or b"+" in value:
+            text = unquote_plus(text)
+        params.setdefault(name.decode("latin-1").lower(), text)
+    return params
+
+
+class _EventIds:
+    """Unique event ids without a system call per request: a random 64-bit prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = int.from_bytes(os.urandom(8), "big") << 64
+        self._next = itertools.count(1)
+
+    def __call__(self) -> str:
+        return str(uuid.UUID(int=self._prefix | next(self._next)))
+
+
 def create_app(
     credentials: list[Credential],
     journal_root: Path,
@@ -83,6 +110,7 @@ def create_app(
     auth = _Auth(credentials)
     journal = Journal(journal_root)
     limiters = {c.location_id: AsyncLimiter(burst, burst / rate_per_second) for c in credentials}
+    event_ids = _EventIds()
 
     async def events(request: Request) -> Response:
         if len(request.url.query.encode()) > MAX_QUERY_BYTES:
@@ -96,7 +124,7 @@ def create_app(
                 size += len(chunk)
                 if size > max_body_bytes:
                     return PlainTextResponse("request too large", status_code=413)
-        params = {k.lower(): v for k, v in request.query_params.items()}
+        params = _query(request.scope.get("query_string", b""))
         location_id = auth.location(_param(params, "connectionId"), _param(params, "apiKey"))
         if location_id is None:
             log.warning(
@@ -124,7 +152,7 @@ def create_app(
         await limiter.acquire()
         received_at = datetime.now(UTC)
         record = {
-            "event_id": str(uuid.uuid4()),
+            "event_id": event_ids(),
             "location_id": location_id,
             "type": kind,
             "object_id": object_id,
@@ -137,7 +165,7 @@ def create_app(
             log.exception("protractor %s: callback not stored", location_id)
             return PlainTextResponse("not stored", status_code=503, headers={"Retry-After": "5"})
         log.debug("protractor %s: stored %s %s %s", location_id, kind, operation, object_id)
-        return JSONResponse({"status": "stored"}, status_code=200)
+        return Response(STORED, media_type="application/json")
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
