@@ -16,6 +16,13 @@ from dealer_assets.protractor.receiver import EVENTS_PATH, Credential, create_ap
 NORTH = ("7C3E5F2A-91B4-4D6E-A0C8-2F1B9E4D7A63", "B5D2E8F1-3A6C-4E9B-8D7F-1C4A2E6B9F05")
 SOUTH = ("0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9", "F9E8D7C6-B5A4-4392-8170-6F5E4D3C2B1A")
 SETTINGS = """
+sources:
+  generic:
+    layout: generic
+    track_stock_no_and_client: {{mode: never}}
+    auto_close: {{mode: never}}
+    client_dealer_mappings:
+      - {{client: Riverside Motors, dealer_id: "D100", service_request_type: Used Recon}}
 protractor:
   base_url: {base_url}
   locations:

@@ -29,7 +29,7 @@ from .conftest import NORTH
 @pytest.fixture
 def setup(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys, warehouse_url: str):
     text = settings_file.read_text().replace("  base_url:", "  resync_every_hours: 3\n  base_url:")
-    settings_file.write_text("sources:\n  generic: {}\n" + text)
+    settings_file.write_text(text)
     paths = DealerPaths(tmp_path, settings_file, datetime(2026, 11, 1, tzinfo=UTC), warehouse_url)
     defs = build_defs(DealerEnv.for_paths(paths))
     resources = {
