@@ -41,6 +41,16 @@ def pending_events(conn: Connection) -> pl.DataFrame:
     return read_frame(conn, sql, EVENT_SCHEMA)
 
 
+def known_event_ids(conn: Connection, event_ids: list[str]) -> pl.DataFrame:
+    """Which of these journal event ids are already in `protractor_events` (a re-read after lost offsets)."""
+    c = t.protractor_events.c
+    found: list[str] = []
+    for start in range(0, len(event_ids), 500):
+        chunk = event_ids[start : start + 500]
+        found += conn.execute(sa.select(c.event_id).where(c.event_id.in_(chunk))).scalars().all()
+    return pl.DataFrame({"event_id": found}, schema={"event_id": pl.String})
+
+
 def service_requests(conn: Connection) -> pl.DataFrame:
     """The DMS service requests of every source (the DMS area's table, read by name: areas share no code)."""
     if not sa.inspect(conn).has_table("service_requests"):

@@ -43,6 +43,11 @@ class Outcome:
     closed: int = 0
     per_location: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    def merge(self, other: Outcome) -> None:
+        self.events_loaded += other.events_loaded
+        for location_id, counts in other.per_location.items():
+            self.add(location_id, **counts)
+
     def add(self, location_id: str, **counts: int) -> None:
         mine = self.per_location.setdefault(location_id, {})
         for key, value in counts.items():
@@ -62,11 +67,8 @@ def load_journal(engine: Engine, data_dir: Path) -> int:
         if rows.is_empty():
             return 0
         pending = store.pending_events(conn)
-        since = rows["received_at"].min()
-        known = store.all_rows(
-            conn, t.protractor_events, {"event_id": pl.String, "received_at": pl.Datetime("us", "UTC")}
-        )
-        fresh = new_events(rows, pending, known.filter(pl.col("received_at") >= since))
+        known = store.known_event_ids(conn, rows["event_id"].to_list())
+        fresh = new_events(rows, pending, known)
         insert_frame(conn, t.protractor_events, fresh)
         store.save_offsets(conn, offsets)
         return fresh.height

@@ -173,3 +173,6 @@ def test_backfill_job_refetches_a_day(setup, fake: FakeProtractor) -> None:
     )
     mats = [e for e in first.get_asset_materialization_events() if e.asset_key == SNAPSHOTS]
     assert mats and mats[0].materialization.metadata["written"].value == day
+    assert {"dagster/row_count", "dagster/table_name", "dagster/column_schema"} <= set(
+        mats[0].materialization.metadata
+    )

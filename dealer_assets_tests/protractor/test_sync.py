@@ -34,6 +34,7 @@ def world(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys, wareh
 
     class World:
         engine = engine_for(warehouse_url)
+        data_dir = tmp_path
 
         def process(self) -> sync.Outcome:
             return sync.process_events(self.engine, settings, client_for, data_dir, sync.utc_now)
@@ -163,3 +164,34 @@ def test_unmapped_values_kept_raw(world) -> None:
     snaps = world.table("work_order_snapshots")
     unmapped = snaps.filter(pl.col("protractor_stage").is_not_null() & pl.col("status").is_null())
     assert unmapped.height > 0 and unmapped["protractor_stage"].null_count() == 0
+
+
+def test_failed_run_changes_nothing_and_rerun_completes(world, fake: FakeProtractor) -> None:
+    import httpx
+
+    shop = fake.accounts["north"].shop
+    wo = list(shop.orders)[2]
+    _change(fake, "north", type(shop).set_stage, wo, "Approved", datetime(2026, 11, 23, 9, 0))
+    world.wait_journal(1)
+    before = world.table("work_order_snapshots").sort("work_order_id", "valid_from")
+    httpx.post(fake.base_url + "/_control/faults", json={"faults": [["500"]] * 6}).raise_for_status()
+    with pytest.raises(Exception, match="HTTP 500 after retries"):
+        world.process()
+    assert world.table("work_order_snapshots").sort("work_order_id", "valid_from").equals(before)
+    assert world.table("protractor_events")["processed_at"].null_count() == 1, (
+        "the notification stays pending"
+    )
+    out = world.process()
+    assert out.snapshots_written == 1 and world.process().snapshots_written == 0
+
+
+def test_journal_reread_after_lost_offsets_adds_nothing(world, fake: FakeProtractor) -> None:
+    shop = fake.accounts["south"].shop
+    for i, wo in enumerate(list(shop.orders)[:3]):
+        _change(fake, "south", type(shop).set_stage, wo, "Approved", datetime(2026, 11, 24, 9, i))
+    world.wait_journal(3)
+    assert sync.load_journal(world.engine, world.data_dir) == 3
+    with world.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM protractor_journal_offsets"))
+    assert sync.load_journal(world.engine, world.data_dir) == 0
+    assert world.table("protractor_events").height == 3

@@ -85,12 +85,12 @@ def build_assets(settings: ProtractorSettings, dms_sources: list[str], resource_
     )
     def work_orders(context: dg.AssetExecutionContext, config: ProtractorRun):
         rt = runtime(context, settings)
+        outcome = sync.process_events(rt.engine, settings, rt.client_for, rt.data_dir, sync.utc_now)
         if config.mode == "sweep":
-            outcome = sync.sweep(rt.engine, settings, rt.client_for, rt.data_dir, sync.utc_now,
-                                 history_start=rt.history_start, since=config.since_at(),
-                                 locations=config.locations or None)  # fmt: skip
-        else:
-            outcome = sync.process_events(rt.engine, settings, rt.client_for, rt.data_dir, sync.utc_now)
+            swept = sync.sweep(rt.engine, settings, rt.client_for, rt.data_dir, sync.utc_now,
+                               history_start=rt.history_start, since=config.since_at(),
+                               locations=config.locations or None)  # fmt: skip
+            outcome.merge(swept)
         context.log.info(f"protractor {config.mode}: {outcome.per_location}")
         yield from results(rt.engine, outcome)
 

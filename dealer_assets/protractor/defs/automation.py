@@ -1,6 +1,7 @@
 """How Protractor runs start: a 30 s sensor over the journal, a resync schedule, a daily backfill job."""
 
 import hashlib
+import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -8,12 +9,15 @@ import dagster as dg
 
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.protractor import store, sync
-from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
+from dealer_assets.protractor import tables as t
+from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS, table_metadata
 from dealer_assets.protractor.defs.support import runtime
 from dealer_assets.protractor.journal import journal_dir
 from dealer_assets.protractor.settings import ProtractorSettings
 
 SENSOR_INTERVAL_SECONDS = 30
+RETRY_PENDING_SECONDS = 600
+"""Notifications left pending by a failed run are asked for again at most this often."""
 EVENTS_JOB = "protractor_events_job"
 RESYNC_JOB = "protractor_resync_job"
 BACKFILL_JOB = "protractor_backfill_job"
@@ -69,7 +73,8 @@ def build_sensor(settings: ProtractorSettings, jobs: list) -> dg.SensorDefinitio
         unloaded = {f: s for f, s in sizes.items() if s > loaded.get(f, 0)}
         if not unloaded and not pending:
             return dg.SkipReason("no new Protractor notifications")
-        key = hashlib.sha256(repr((sorted(unloaded.items()), pending)).encode()).hexdigest()[:24]
+        retry = "" if unloaded else f"retry-{int(time.time() // RETRY_PENDING_SECONDS)}"
+        key = hashlib.sha256(repr((sorted(unloaded.items()), pending, retry)).encode()).hexdigest()[:24]
         if key == context.cursor:
             return dg.SkipReason("a run was already requested for these notifications")
         context.update_cursor(key)
@@ -100,9 +105,12 @@ def build_backfill_job(
         outcome = sync.sweep(rt.engine, settings, rt.client_for, rt.data_dir, sync.utc_now,
                              history_start=rt.history_start, days=(first, last))  # fmt: skip
         context.log.info(f"protractor backfill {first}..{last}: {outcome.per_location}")
-        for key, written in ((SNAPSHOTS, outcome.snapshots_written), (LINES, outcome.lines_written)):
-            yield dg.AssetMaterialization(asset_key=key, metadata={"written": written, "days": f"{first}..{last}",
-                                                                   "fetched": outcome.fetched})  # fmt: skip
+        tables = ((SNAPSHOTS, t.work_order_snapshots, outcome.snapshots_written),
+                  (LINES, t.work_order_lines, outcome.lines_written))  # fmt: skip
+        with rt.engine.connect() as conn:
+            for key, table, written in tables:
+                meta = table_metadata(conn, table, written=written, fetched=outcome.fetched)
+                yield dg.AssetMaterialization(asset_key=key, metadata={**meta, "days": f"{first}..{last}"})
 
     @dg.job(name=BACKFILL_JOB, partitions_def=partitions, executor_def=dg.in_process_executor,
             description="Re-list and re-fetch a date range of work orders (reprocessing history).")  # fmt: skip

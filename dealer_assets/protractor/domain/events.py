@@ -65,15 +65,11 @@ def to_refetch(listed: pl.DataFrame, current: pl.DataFrame, location_id: str, zo
         local_to_utc(pl.col("Header").struct.field("LastModifiedTime"), zone).alias("modified_time"),
     )
     have = current.filter((pl.col("location_id") == location_id) & pl.col("valid_to").is_null()).select(
-        "work_order_id", pl.col("modified_time").alias("have_modified"), "deleted"
+        "work_order_id", pl.col("modified_time").alias("have_modified"), pl.lit(True).alias("_have")
     )
     return (
         thin.join(have, on="work_order_id", how="left")
-        .filter(
-            pl.col("have_modified").is_null()
-            | ~pl.col("modified_time").eq_missing(pl.col("have_modified"))
-            | pl.col("deleted").fill_null(False)
-        )
+        .filter(pl.col("_have").is_null() | ~pl.col("modified_time").eq_missing(pl.col("have_modified")))
         .select("work_order_id")
         .unique()
         .sort("work_order_id")
