@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -106,9 +107,10 @@ class FakeState:
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def take_failure(self, path: str) -> Failure | None:
+        """The next injected failure for this path; one without a path applies to every API call (not tokens)."""
         with self.lock:
             for f in self.failures:
-                if f.count > 0 and (f.path is None or f.path == path):
+                if f.count > 0 and (f.path == path or (f.path is None and path != "/token")):
                     f.count -= 1
                     return f
         return None
@@ -125,7 +127,7 @@ def build_app(state: FakeState) -> Starlette:
         if failure is not None and failure.kind in ("429", "500"):
             return _error(int(failure.kind), "INJECTED", failure.message)
         expected = "Basic " + base64.b64encode(f"{state.client_id}:{state.client_secret}".encode()).decode()
-        form = await request.form()
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         if request.headers.get("authorization") != expected:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         if form.get("grant_type") != "client_credentials" or set(SCOPE.split()) - set(str(form.get("scope")).split()):
