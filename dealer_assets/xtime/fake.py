@@ -105,6 +105,7 @@ class FakeState:
     recent: deque = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    closing: bool = False
 
     def take_failure(self, path: str) -> Failure | None:
         """The next injected failure for this path; one without a path applies to every API call (not tokens)."""
@@ -165,7 +166,7 @@ def build_app(state: FakeState) -> Starlette:
         if failure is not None and failure.kind == "success_false":
             return _error(200, failure.code, failure.message)
         if failure is not None and failure.kind == "timeout":
-            await asyncio.sleep(failure.delay)
+            await _pause(state, failure.delay)
             return _error(504, "TIMEOUT", "gateway timeout")
         dealer = state.dealerships.get(request.query_params.get("dealerCode", ""))
         if dealer is None:
@@ -174,7 +175,7 @@ def build_app(state: FakeState) -> Starlette:
                    "/service/appointments-bookings": _book, "/service/appointments": _lookup}[path]
         answer = await handler(state, dealer, request)
         if failure is not None and failure.kind == "lost":
-            await asyncio.sleep(failure.delay)
+            await _pause(state, failure.delay)
         return answer
 
     async def control_failures(request: Request) -> JSONResponse:
@@ -219,15 +220,23 @@ def build_app(state: FakeState) -> Starlette:
     return Starlette(routes=routes)
 
 
+async def _pause(state: FakeState, seconds: float) -> None:
+    """A delay that ends early when the server stops, so shutdown does not wait on injected timeouts."""
+    deadline = time.monotonic() + seconds
+    while not state.closing and time.monotonic() < deadline:
+        await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
 async def _services(state: FakeState, dealer: FakeDealership, request: Request) -> JSONResponse:
     return JSONResponse({"success": True, "services": dealer.catalog})
 
 
 def _open_slots(state: FakeState, dealer: FakeDealership, first: date, last: date) -> list[datetime]:
-    taken = {parse_local(a["appointmentDateTimeLocal"]) for a in state.appointments
+    # Compared in UTC: an ambiguous local time never equals a time of another zone (PEP 495).
+    taken = {parse_local(a["appointmentDateTimeLocal"]).astimezone(UTC) for a in state.appointments
              if a["dealerCode"] == dealer.dealer_code}
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    return [s for d in days for s in dealer.slots(d) if s not in taken]
+    return [s for d in days for s in dealer.slots(d) if s.astimezone(UTC) not in taken]
 
 
 async def _availabilities(state: FakeState, dealer: FakeDealership, request: Request) -> JSONResponse:
@@ -258,7 +267,7 @@ async def _book(state: FakeState, dealer: FakeDealership, request: Request) -> J
         return _error(400, "INVALID_DATE", "appointmentDateTimeLocal must be local time with offset")
     with state.lock:
         local_day = slot.astimezone(ZoneInfo(dealer.time_zone)).date()
-        if slot not in _open_slots(state, dealer, local_day, local_day):
+        if slot.astimezone(UTC) not in {s.astimezone(UTC) for s in _open_slots(state, dealer, local_day, local_day)}:
             return _error(200, "SLOT_UNAVAILABLE", "that time is not available")
         appointment_id = f"XT{next(state.ids):07d}"
         state.appointments.append({
@@ -297,6 +306,7 @@ class FakeXtimeServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.state.closing = True
         self.server.should_exit = True
         self.thread.join(timeout=5)
 
