@@ -51,8 +51,16 @@ class Booker:
             services = self.client.services(self.settings.dealerships[key].dealer_code)
             fetched = self.now()
             frame = pl.DataFrame(
-                [{"dealership": key, "opcode": str(s.get("opcode")).strip(), "name": s.get("name"),
-                  "fetched_at": fetched} for s in services if s.get("opcode")],
+                [
+                    {
+                        "dealership": key,
+                        "opcode": str(s.get("opcode")).strip(),
+                        "name": s.get("name"),
+                        "fetched_at": fetched,
+                    }
+                    for s in services
+                    if s.get("opcode")
+                ],
                 schema=store.SERVICES_SCHEMA,
             ).unique(["dealership", "opcode"], keep="first", maintain_order=True)
             store.replace_services(self.engine, key, frame)
@@ -80,7 +88,9 @@ class Booker:
         return result
 
     def _status(self, request_id: str) -> str:
-        return store.read_requests(self.engine, store.appointment_requests.c.request_id == request_id)["status"][0]
+        return store.read_requests(self.engine, store.appointment_requests.c.request_id == request_id)[
+            "status"
+        ][0]
 
     def _slots(self, dealer_code: str, opcode: str, request: dict) -> pl.DataFrame:
         first = date.fromisoformat(request["earliest"][:10])
@@ -89,9 +99,18 @@ class Booker:
         while start <= last:
             end = min(last, start + timedelta(days=MAX_QUERY_DAYS - 1))
             found = self.client.availabilities(dealer_code, opcode, start, end, request["vin"])
-            frames.append(pl.DataFrame(
-                [{"appointment_local": a.get("appointmentDateTimeLocal"), "duration_minutes": a.get("durationMinutes")}
-                 for a in found], schema=SLOT_SCHEMA))
+            frames.append(
+                pl.DataFrame(
+                    [
+                        {
+                            "appointment_local": a.get("appointmentDateTimeLocal"),
+                            "duration_minutes": a.get("durationMinutes"),
+                        }
+                        for a in found
+                    ],
+                    schema=SLOT_SCHEMA,
+                )
+            )
             start = end + timedelta(days=1)
         return pl.concat(frames)
 
@@ -108,34 +127,56 @@ class Booker:
             return
         chosen = choose_slot(rid, request["earliest"], request["latest"], dealer.time_zone, slots)
         if chosen.is_empty():
-            store.set_status(self.engine, rid, "no_slot",
-                             f"no available slot from {request['earliest']} to before {request['latest']} "
-                             f"({dealer.time_zone})", self.now())
+            store.set_status(
+                self.engine,
+                rid,
+                "no_slot",
+                f"no available slot from {request['earliest']} to before {request['latest']} "
+                f"({dealer.time_zone})",
+                self.now(),
+            )
             return
         slot = chosen.row(0, named=True)
-        if not store.claim_attempt(self.engine, rid, attempt_no, key, slot["appointment_local"], dealer.opcode,
-                                   self.now()):
+        if not store.claim_attempt(
+            self.engine, rid, attempt_no, key, slot["appointment_local"], dealer.opcode, self.now()
+        ):
             log.warning("request %s attempt %s was claimed by another run; not sending", rid, attempt_no)
             return
         payload = {
-            "appointmentDateTimeLocal": slot["appointment_local"], "firstName": request["first_name"],
-            "lastName": request["last_name"], "emailAddress": request["email"], "phoneNumber": request["phone"],
-            "comment": request["comment"], "services": [{"opcode": dealer.opcode}], "label": rid,
-            "reportingLabel": REPORTING_LABEL, "vin": request["vin"],
+            "appointmentDateTimeLocal": slot["appointment_local"],
+            "firstName": request["first_name"],
+            "lastName": request["last_name"],
+            "emailAddress": request["email"],
+            "phoneNumber": request["phone"],
+            "comment": request["comment"],
+            "services": [{"opcode": dealer.opcode}],
+            "label": rid,
+            "reportingLabel": REPORTING_LABEL,
+            "vin": request["vin"],
         }
         try:
-            appointment_id = self.client.book(dealer.dealer_code, {k: v for k, v in payload.items() if v is not None})
+            appointment_id = self.client.book(
+                dealer.dealer_code, {k: v for k, v in payload.items() if v is not None}
+            )
         except XtimeError as exc:
-            store.record_outcome(self.engine, rid, attempt_no, "rejected", "rejected", f"{exc.code}: {exc.message}",
-                                 self.now())
+            store.record_outcome(
+                self.engine, rid, attempt_no, "rejected", "rejected", f"{exc.code}: {exc.message}", self.now()
+            )
             return
         except AnswerLost as exc:
             log.warning("request %s attempt %s: %s; looking it up", rid, attempt_no, exc)
             self._lookup(request, attempt_no, result)
             return
         except httpx.TransportError as exc:
-            store.record_outcome(self.engine, rid, attempt_no, "not_sent", "pending",
-                                 f"could not reach Xtime ({type(exc).__name__}); nothing was sent", self.now())
+            store.record_outcome(
+                self.engine,
+                rid,
+                attempt_no,
+                "not_sent",
+                "pending",
+                f"could not reach Xtime ({type(exc).__name__}); nothing was sent",
+                self.now(),
+            )
             result.errors.append(f"{rid}: {type(exc).__name__}")
             return
         self._booked(request, attempt_no, appointment_id, slot["appointment_local"], "answer")
@@ -143,38 +184,71 @@ class Booker:
     def _booked(self, request: dict, attempt_no: int, appointment_id: str, local: str, found_by: str) -> None:
         at = pl.DataFrame({"appointment_local": [local]}).select(slot_instant())["appointment_local"][0]
         dealer = self.settings.dealerships[request["dealership"]]
-        booking = {"request_id": request["request_id"], "dealership": request["dealership"],
-                   "appointment_id": appointment_id, "appointment_local": local, "appointment_at": at,
-                   "opcode": dealer.opcode, "booked_at": self.now(), "attempt_no": attempt_no, "found_by": found_by}
-        store.record_outcome(self.engine, request["request_id"], attempt_no, "booked", "booked", None, self.now(),
-                             booking)
+        booking = {
+            "request_id": request["request_id"],
+            "dealership": request["dealership"],
+            "appointment_id": appointment_id,
+            "appointment_local": local,
+            "appointment_at": at,
+            "opcode": dealer.opcode,
+            "booked_at": self.now(),
+            "attempt_no": attempt_no,
+            "found_by": found_by,
+        }
+        store.record_outcome(
+            self.engine, request["request_id"], attempt_no, "booked", "booked", None, self.now(), booking
+        )
 
     def _lookup(self, request: dict, attempt_no: int, result: BookingRun) -> None:
         rid = request["request_id"]
         if not request["vin"]:
-            store.set_status(self.engine, rid, "unconfirmed",
-                             f"the answer to booking attempt {attempt_no} was lost and without a VIN it cannot be "
-                             f"looked up: confirm in Xtime whether an appointment labelled '{rid}' exists; it is "
-                             "never re-sent automatically", self.now())
+            store.set_status(
+                self.engine,
+                rid,
+                "unconfirmed",
+                f"the answer to booking attempt {attempt_no} was lost and without a VIN it cannot be "
+                f"looked up: confirm in Xtime whether an appointment labelled '{rid}' exists; it is "
+                "never re-sent automatically",
+                self.now(),
+            )
             return
         dealer = self.settings.dealerships[request["dealership"]]
         try:
             found = self.client.appointments(dealer.dealer_code, request["vin"])
         except (XtimeError, httpx.TransportError) as exc:
-            store.set_status(self.engine, rid, "pending",
-                             f"the answer to booking attempt {attempt_no} was lost and the lookup failed ({exc}); "
-                             "it is looked up again on the next run, never re-sent before that", self.now())
+            store.set_status(
+                self.engine,
+                rid,
+                "pending",
+                f"the answer to booking attempt {attempt_no} was lost and the lookup failed ({exc}); "
+                "it is looked up again on the next run, never re-sent before that",
+                self.now(),
+            )
             result.errors.append(f"{rid}: lookup failed")
             return
         frame = pl.DataFrame(
-            [{"appointment_id": str(a.get("appointmentId")), "label": a.get("label"),
-              "appointment_local": a.get("appointmentDateTimeLocal")} for a in found],
-            schema={"appointment_id": pl.String(), "label": pl.String(), "appointment_local": pl.String()})
+            [
+                {
+                    "appointment_id": str(a.get("appointmentId")),
+                    "label": a.get("label"),
+                    "appointment_local": a.get("appointmentDateTimeLocal"),
+                }
+                for a in found
+            ],
+            schema={"appointment_id": pl.String(), "label": pl.String(), "appointment_local": pl.String()},
+        )
         mine = find_labelled(frame, rid)
         if mine.is_empty():
-            store.record_outcome(self.engine, rid, attempt_no, "not_found", "pending",
-                                 f"the answer to booking attempt {attempt_no} was lost and Xtime holds no appointment "
-                                 "labelled with this request: it is sent again on the next run", self.now())
+            store.record_outcome(
+                self.engine,
+                rid,
+                attempt_no,
+                "not_found",
+                "pending",
+                f"the answer to booking attempt {attempt_no} was lost and Xtime holds no appointment "
+                "labelled with this request: it is sent again on the next run",
+                self.now(),
+            )
             return
         hit = mine.row(0, named=True)
         self._booked(request, attempt_no, hit["appointment_id"], hit["appointment_local"], "lookup")
@@ -183,6 +257,7 @@ class Booker:
         if definitive and isinstance(exc, XtimeError):
             store.set_status(self.engine, rid, "rejected", f"{exc.code}: {exc.message}", self.now())
         else:
-            store.set_status(self.engine, rid, "pending", f"availabilities failed ({exc}); retried next run",
-                             self.now())
+            store.set_status(
+                self.engine, rid, "pending", f"availabilities failed ({exc}); retried next run", self.now()
+            )
             result.errors.append(f"{rid}: {exc}")

@@ -109,17 +109,27 @@ class XtimeClient(dg.ConfigurableResource):
     _stats: ClientStats = PrivateAttr(default_factory=ClientStats)
 
     @classmethod
-    def from_settings(cls, settings: XtimeSettings, environ: dict[str, str] | None = None, **kw: Any) -> XtimeClient:
+    def from_settings(
+        cls, settings: XtimeSettings, environ: dict[str, str] | None = None, **kw: Any
+    ) -> XtimeClient:
         """Credentials from the environment variables the settings name; a missing one is a ConfigError."""
         env = os.environ if environ is None else environ
         values = {}
-        for field, var in (("client_id", settings.client_id_env), ("client_secret", settings.client_secret_env),
-                           ("api_key", settings.api_key_env)):
+        for field, var in (
+            ("client_id", settings.client_id_env),
+            ("client_secret", settings.client_secret_env),
+            ("api_key", settings.api_key_env),
+        ):
             if not env.get(var):
                 raise ConfigError(f"environment: {var}: not set (named by xtime.{field}_env in the settings)")
             values[field] = env[var]
-        return cls(base_url=settings.base_url, token_url=settings.token_url,
-                   requests_per_second=float(settings.requests_per_second), **values, **kw)
+        return cls(
+            base_url=settings.base_url,
+            token_url=settings.token_url,
+            requests_per_second=float(settings.requests_per_second),
+            **values,
+            **kw,
+        )
 
     @property
     def stats(self) -> ClientStats:
@@ -148,8 +158,10 @@ class XtimeClient(dg.ConfigurableResource):
         return Retrying(
             retry=retry_if_exception(retry_on),
             stop=stop_after_attempt(self.max_attempts),
-            wait=_WaitRetryAfter(wait_exponential(multiplier=self.backoff_seconds, max=self.max_backoff_seconds),
-                                 self.max_backoff_seconds),
+            wait=_WaitRetryAfter(
+                wait_exponential(multiplier=self.backoff_seconds, max=self.max_backoff_seconds),
+                self.max_backoff_seconds,
+            ),
             before_sleep=count,
             reraise=True,
         )
@@ -160,21 +172,30 @@ class XtimeClient(dg.ConfigurableResource):
         with self._lock:
             if refresh or self._token is None or time.monotonic() >= self._token_valid_until:
                 self._token, self._token_valid_until = self._retrying(
-                    lambda e: isinstance(e, httpx.TimeoutException | httpx.TransportError)
-                    or (isinstance(e, XtimeError) and e.retryable)
+                    lambda e: (
+                        isinstance(e, httpx.TimeoutException | httpx.TransportError)
+                        or (isinstance(e, XtimeError) and e.retryable)
+                    )
                 )(self._fetch_token)
             return self._token
 
     def _fetch_token(self) -> tuple[str, float]:
         started = time.monotonic()
         response = self._client().post(
-            self.token_url, auth=(self.client_id, self.client_secret),
-            data={"grant_type": "client_credentials", "scope": SCOPE}, headers={"Accept": "application/json"})
+            self.token_url,
+            auth=(self.client_id, self.client_secret),
+            data={"grant_type": "client_credentials", "scope": SCOPE},
+            headers={"Accept": "application/json"},
+        )
         self._stats.token_fetches += 1
         log.info("POST token -> %s in %.0f ms", response.status_code, (time.monotonic() - started) * 1000)
         if response.status_code >= 400:
-            raise XtimeError("TOKEN", f"token request refused: HTTP {response.status_code}", response.status_code,
-                             _retry_after(response))
+            raise XtimeError(
+                "TOKEN",
+                f"token request refused: HTTP {response.status_code}",
+                response.status_code,
+                _retry_after(response),
+            )
         body = response.json()
         expires_in = float(body.get("expires_in") or 300)
         margin = min(60.0, expires_in * 0.1)
@@ -191,11 +212,25 @@ class XtimeClient(dg.ConfigurableResource):
             waited = time.monotonic() - started
             self._stats.limiter_wait_seconds += waited
             self._stats.calls += 1
-            response = http.request(method, self.base_url + path, params=params, json=body,
-                                    headers={"Authorization": f"Bearer {token}", "x-api-key": self.api_key,
-                                             "Accept": "application/json"})
-            log.info("%s %s dealerCode=%s -> %s in %.0f ms", method, path, params.get("dealerCode"),
-                     response.status_code, (time.monotonic() - started - waited) * 1000)
+            response = http.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=body,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "x-api-key": self.api_key,
+                    "Accept": "application/json",
+                },
+            )
+            log.info(
+                "%s %s dealerCode=%s -> %s in %.0f ms",
+                method,
+                path,
+                params.get("dealerCode"),
+                response.status_code,
+                (time.monotonic() - started - waited) * 1000,
+            )
             if response.status_code == 401 and not refreshed:
                 token = self._access_token(refresh=True)
                 continue
@@ -209,34 +244,51 @@ class XtimeClient(dg.ConfigurableResource):
         except ValueError:
             body = None
         if isinstance(body, dict) and body.get("success") is False:
-            raise XtimeError(str(body.get("code") or "UNKNOWN"), str(body.get("message") or ""),
-                             response.status_code, _retry_after(response))
+            raise XtimeError(
+                str(body.get("code") or "UNKNOWN"),
+                str(body.get("message") or ""),
+                response.status_code,
+                _retry_after(response),
+            )
         if response.status_code >= 400 or not isinstance(body, dict):
-            raise XtimeError(f"HTTP_{response.status_code}", "unexpected answer", response.status_code,
-                             _retry_after(response))
+            raise XtimeError(
+                f"HTTP_{response.status_code}",
+                "unexpected answer",
+                response.status_code,
+                _retry_after(response),
+            )
         return body
 
     def _get(self, path: str, params: dict[str, Any]) -> dict:
         def retry_on(exc: BaseException) -> bool:
             return isinstance(exc, httpx.TimeoutException | httpx.TransportError) or (
-                isinstance(exc, XtimeError) and exc.retryable)
+                isinstance(exc, XtimeError) and exc.retryable
+            )
 
         return self._retrying(retry_on)(self._send, "GET", path, params, None)
 
     def services(self, dealer_code: str) -> list[dict]:
         return list(self._get("/service/services", {"dealerCode": dealer_code}).get("services") or [])
 
-    def availabilities(self, dealer_code: str, opcode: str, start: date, end: date,
-                       vin: str | None = None) -> list[dict]:
-        params = {"dealerCode": dealer_code, "opcode": opcode, "start": start.isoformat(), "end": end.isoformat()}
+    def availabilities(
+        self, dealer_code: str, opcode: str, start: date, end: date, vin: str | None = None
+    ) -> list[dict]:
+        params = {
+            "dealerCode": dealer_code,
+            "opcode": opcode,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+        }
         if vin:
             params["vin"] = vin
         body = self._get("/service/appointments-availabilities", params)
         return list(body.get("availableAppointments") or [])
 
     def appointments(self, dealer_code: str, vin: str) -> list[dict]:
-        return list(self._get("/service/appointments", {"dealerCode": dealer_code, "vin": vin})
-                    .get("appointments") or [])
+        return list(
+            self._get("/service/appointments", {"dealerCode": dealer_code, "vin": vin}).get("appointments")
+            or []
+        )
 
     def book(self, dealer_code: str, payload: dict) -> str:
         """The new appointment's id; XtimeError when Xtime refused it; AnswerLost when the outcome is unknown."""
@@ -245,7 +297,9 @@ class XtimeClient(dg.ConfigurableResource):
             return _safe_transport_error(exc) or (isinstance(exc, XtimeError) and exc.status == 429)
 
         try:
-            body = self._retrying(retry_on)(self._send, "POST", BOOKING_PATH, {"dealerCode": dealer_code}, payload)
+            body = self._retrying(retry_on)(
+                self._send, "POST", BOOKING_PATH, {"dealerCode": dealer_code}, payload
+            )
         except XtimeError as exc:
             if exc.status is not None and exc.status >= 500:
                 raise AnswerLost(f"booking answered {exc.code} (HTTP {exc.status})") from exc

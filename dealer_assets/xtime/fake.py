@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import secrets
 import threading
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
-from urllib.parse import parse_qs
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import uvicorn
@@ -27,98 +24,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from dealer_assets.xtime.fake_state import (
+    API_PATHS,
+    Failure,
+    FakeDealership,
+    FakeState,
+    local_text,
+    parse_local,
+)
 from dealer_assets.xtime.settings import SCOPE
 
-BASE_SERVICES = (("Tell Us More", "Tell us more about your concern"), ("Oil Change", "Oil and filter change"),
-                 ("Tire Rotation", "Rotate tires"), ("Multi-Point Inspection", "Multi-point inspection"))
-API_PATHS = ("/service/services", "/service/appointments-availabilities", "/service/appointments-bookings",
-             "/service/appointments")
-
-
-@dataclass
-class FakeDealership:
-    dealer_code: str
-    time_zone: str
-    extra_services: tuple[tuple[str, str], ...] = ()
-    open_hour: int = 7
-    close_hour: int = 17
-    slot_minutes: int = 30
-    closed_weekdays: tuple[int, ...] = (6,)
-
-    @property
-    def catalog(self) -> list[dict]:
-        return [{"opcode": o, "name": n} for o, n in (*BASE_SERVICES, *self.extra_services)]
-
-    def slots(self, day: date) -> list[datetime]:
-        """Opening-hour slots of one local day, stepped in UTC so DST days get the right offsets."""
-        zone = ZoneInfo(self.time_zone)
-        if day.weekday() in self.closed_weekdays:
-            return []
-        start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
-        end = (datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(days=1, hours=2)).astimezone(UTC)
-        out, t = [], start
-        while t < end:
-            local = t.astimezone(zone)
-            if local.date() == day and self.open_hour * 60 <= local.hour * 60 + local.minute < self.close_hour * 60:
-                out.append(local)
-            t += timedelta(minutes=self.slot_minutes)
-        return out
-
-
-def local_text(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M%z")
-
-
-def parse_local(text: str) -> datetime | None:
-    for fmt in ("%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            return datetime.strptime(text, fmt)
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
-@dataclass
-class Failure:
-    kind: str
-    path: str | None = None
-    count: int = 1
-    retry_after: float | None = None
-    delay: float = 2.0
-    code: str = "INVALID_REQUEST"
-    message: str = "injected failure"
-
-
-@dataclass
-class FakeState:
-    dealerships: dict[str, FakeDealership]
-    client_id: str
-    client_secret: str
-    api_key: str
-    token_ttl: float = 3600.0
-    rate_limit: float | None = 10.0
-    tokens: dict[str, float] = field(default_factory=dict)
-    appointments: list[dict] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    calls: Counter = field(default_factory=Counter)
-    call_times: list[float] = field(default_factory=list)
-    recent: deque = field(default_factory=deque)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    closing: bool = False
-
-    def take_failure(self, path: str) -> Failure | None:
-        """The next injected failure for this path; one without a path applies to every API call (not tokens)."""
-        with self.lock:
-            for f in self.failures:
-                if f.count > 0 and (f.path == path or (f.path is None and path != "/token")):
-                    f.count -= 1
-                    return f
-        return None
+__all__ = ["FakeDealership", "FakeState", "FakeXtimeServer", "build_app"]
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"success": False, "code": code, "message": message}, status_code=status, headers=headers)
+    return JSONResponse(
+        {"success": False, "code": code, "message": message}, status_code=status, headers=headers
+    )
 
 
 def build_app(state: FakeState) -> Starlette:
@@ -131,7 +53,9 @@ def build_app(state: FakeState) -> Starlette:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         if request.headers.get("authorization") != expected:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
-        if form.get("grant_type") != "client_credentials" or set(SCOPE.split()) - set(str(form.get("scope")).split()):
+        if form.get("grant_type") != "client_credentials" or set(SCOPE.split()) - set(
+            str(form.get("scope")).split()
+        ):
             return JSONResponse({"error": "invalid_scope"}, status_code=400)
         value = secrets.token_urlsafe(24)
         state.tokens[value] = time.monotonic() + state.token_ttl
@@ -171,8 +95,12 @@ def build_app(state: FakeState) -> Starlette:
         dealer = state.dealerships.get(request.query_params.get("dealerCode", ""))
         if dealer is None:
             return _error(200, "DEALER_NOT_FOUND", "unknown dealerCode")
-        handler = {"/service/services": _services, "/service/appointments-availabilities": _availabilities,
-                   "/service/appointments-bookings": _book, "/service/appointments": _lookup}[path]
+        handler = {
+            "/service/services": _services,
+            "/service/appointments-availabilities": _availabilities,
+            "/service/appointments-bookings": _book,
+            "/service/appointments": _lookup,
+        }[path]
         answer = await handler(state, dealer, request)
         if failure is not None and failure.kind == "lost":
             await _pause(state, failure.delay)
@@ -192,8 +120,14 @@ def build_app(state: FakeState) -> Starlette:
         with state.lock:
             times = list(state.call_times)
         window = max((sum(1 for u in times if t <= u < t + 1.0) for t in times), default=0)
-        return JSONResponse({"calls": dict(state.calls), "max_calls_in_any_second": window,
-                             "api_calls": len(times), "appointments": len(state.appointments)})
+        return JSONResponse(
+            {
+                "calls": dict(state.calls),
+                "max_calls_in_any_second": window,
+                "api_calls": len(times),
+                "appointments": len(state.appointments),
+            }
+        )
 
     async def control_reset(request: Request) -> JSONResponse:
         with state.lock:
@@ -208,15 +142,17 @@ def build_app(state: FakeState) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
-    routes = [Route("/token", token, methods=["POST"]),
-              Route("/service/appointments-bookings", api, methods=["POST"]),
-              *[Route(p, api, methods=["GET"]) for p in API_PATHS if p != "/service/appointments-bookings"],
-              Route("/_control/failures", control_failures, methods=["POST"]),
-              Route("/_control/expire-tokens", control_expire, methods=["POST"]),
-              Route("/_control/stats", control_stats, methods=["GET"]),
-              Route("/_control/reset", control_reset, methods=["POST"]),
-              Route("/_control/appointments", control_appointments, methods=["GET"]),
-              Route("/healthz", healthz, methods=["GET"])]
+    routes = [
+        Route("/token", token, methods=["POST"]),
+        Route("/service/appointments-bookings", api, methods=["POST"]),
+        *[Route(p, api, methods=["GET"]) for p in API_PATHS if p != "/service/appointments-bookings"],
+        Route("/_control/failures", control_failures, methods=["POST"]),
+        Route("/_control/expire-tokens", control_expire, methods=["POST"]),
+        Route("/_control/stats", control_stats, methods=["GET"]),
+        Route("/_control/reset", control_reset, methods=["POST"]),
+        Route("/_control/appointments", control_appointments, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
     return Starlette(routes=routes)
 
 
@@ -233,8 +169,11 @@ async def _services(state: FakeState, dealer: FakeDealership, request: Request) 
 
 def _open_slots(state: FakeState, dealer: FakeDealership, first: date, last: date) -> list[datetime]:
     # Compared in UTC: an ambiguous local time never equals a time of another zone (PEP 495).
-    taken = {parse_local(a["appointmentDateTimeLocal"]).astimezone(UTC) for a in state.appointments
-             if a["dealerCode"] == dealer.dealer_code}
+    taken = {
+        parse_local(a["appointmentDateTimeLocal"]).astimezone(UTC)
+        for a in state.appointments
+        if a["dealerCode"] == dealer.dealer_code
+    }
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     return [s for d in days for s in dealer.slots(d) if s.astimezone(UTC) not in taken]
 
@@ -250,13 +189,24 @@ async def _availabilities(state: FakeState, dealer: FakeDealership, request: Req
     if not 0 <= (last - first).days <= 31:
         return _error(200, "INVALID_DATE_RANGE", "end must be within 31 days after start")
     slots = _open_slots(state, dealer, first, last)
-    return JSONResponse({"success": True, "availableAppointments": [
-        {"appointmentDateTimeLocal": local_text(s), "durationMinutes": dealer.slot_minutes} for s in slots]})
+    return JSONResponse(
+        {
+            "success": True,
+            "availableAppointments": [
+                {"appointmentDateTimeLocal": local_text(s), "durationMinutes": dealer.slot_minutes}
+                for s in slots
+            ],
+        }
+    )
 
 
 async def _book(state: FakeState, dealer: FakeDealership, request: Request) -> JSONResponse:
     body = await request.json()
-    missing = [k for k in ("appointmentDateTimeLocal", "firstName", "lastName", "services", "label") if not body.get(k)]
+    missing = [
+        k
+        for k in ("appointmentDateTimeLocal", "firstName", "lastName", "services", "label")
+        if not body.get(k)
+    ]
     if missing:
         return _error(400, "MISSING_FIELD", f"missing {', '.join(missing)}")
     catalog = {s["opcode"] for s in dealer.catalog}
@@ -267,14 +217,24 @@ async def _book(state: FakeState, dealer: FakeDealership, request: Request) -> J
         return _error(400, "INVALID_DATE", "appointmentDateTimeLocal must be local time with offset")
     with state.lock:
         local_day = slot.astimezone(ZoneInfo(dealer.time_zone)).date()
-        if slot.astimezone(UTC) not in {s.astimezone(UTC) for s in _open_slots(state, dealer, local_day, local_day)}:
+        if slot.astimezone(UTC) not in {
+            s.astimezone(UTC) for s in _open_slots(state, dealer, local_day, local_day)
+        }:
             return _error(200, "SLOT_UNAVAILABLE", "that time is not available")
         appointment_id = f"XT{next(state.ids):07d}"
-        state.appointments.append({
-            "appointmentId": appointment_id, "dealerCode": dealer.dealer_code, "vin": body.get("vin"),
-            "appointmentDateTimeLocal": body["appointmentDateTimeLocal"], "services": body["services"],
-            "label": body["label"], "reportingLabel": body.get("reportingLabel"),
-            "firstName": body["firstName"], "lastName": body["lastName"]})
+        state.appointments.append(
+            {
+                "appointmentId": appointment_id,
+                "dealerCode": dealer.dealer_code,
+                "vin": body.get("vin"),
+                "appointmentDateTimeLocal": body["appointmentDateTimeLocal"],
+                "services": body["services"],
+                "label": body["label"],
+                "reportingLabel": body.get("reportingLabel"),
+                "firstName": body["firstName"],
+                "lastName": body["lastName"],
+            }
+        )
     return JSONResponse({"success": True, "appointmentId": appointment_id})
 
 
@@ -282,8 +242,11 @@ async def _lookup(state: FakeState, dealer: FakeDealership, request: Request) ->
     vin = request.query_params.get("vin")
     if not vin:
         return _error(400, "MISSING_FIELD", "vin is required")
-    found = [{k: a[k] for k in ("appointmentId", "vin", "appointmentDateTimeLocal", "services", "label")}
-             for a in state.appointments if a["dealerCode"] == dealer.dealer_code and a["vin"] == vin]
+    found = [
+        {k: a[k] for k in ("appointmentId", "vin", "appointmentDateTimeLocal", "services", "label")}
+        for a in state.appointments
+        if a["dealerCode"] == dealer.dealer_code and a["vin"] == vin
+    ]
     return JSONResponse({"success": True, "appointments": found})
 
 
@@ -292,8 +255,16 @@ class FakeXtimeServer:
 
     def __init__(self, state: FakeState, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = state
-        self.server = uvicorn.Server(uvicorn.Config(build_app(state), host=host, port=port, log_level="warning",
-                                                    lifespan="off", timeout_graceful_shutdown=1))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                build_app(state),
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=1,
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> FakeXtimeServer:

@@ -71,18 +71,37 @@ def ingest_files(engine: Engine, settings: XtimeSettings, paths: RequestPaths, n
         archived = _archive(data, sha, path.name, paths.archive)
         text = data.decode("utf-8-sig", errors="replace")
         lines = pl.DataFrame(
-            {"source_file": source_file, "line_number": range(1, len(text.splitlines()) + 1),
-             "line": text.splitlines()}, schema=LINES_SCHEMA)
+            {
+                "source_file": source_file,
+                "line_number": range(1, len(text.splitlines()) + 1),
+                "line": text.splitlines(),
+            },
+            schema=LINES_SCHEMA,
+        )
         parsed = parse_request_lines(lines, settings, store.existing_request_keys(engine))
         with engine.begin() as conn:
             added = store.insert_new_requests(conn, parsed, now)
-            store.record_file(conn, file_name=source_file, sha256=sha, archived_as=str(archived), received_at=now,
-                              lines=lines.height, invalid_lines=parsed.filter(pl.col("status") == "invalid").height)
+            store.record_file(
+                conn,
+                file_name=source_file,
+                sha256=sha,
+                archived_as=str(archived),
+                received_at=now,
+                lines=lines.height,
+                invalid_lines=parsed.filter(pl.col("status") == "invalid").height,
+            )
         path.unlink()
-        summary.append({"file": source_file, "lines": lines.height, "added": added,
-                        "invalid": parsed.filter(pl.col("status") == "invalid").height})
-    return pl.DataFrame(summary, schema={"file": pl.String(), "lines": pl.Int64(), "added": pl.Int64(),
-                                         "invalid": pl.Int64()})
+        summary.append(
+            {
+                "file": source_file,
+                "lines": lines.height,
+                "added": added,
+                "invalid": parsed.filter(pl.col("status") == "invalid").height,
+            }
+        )
+    return pl.DataFrame(
+        summary, schema={"file": pl.String(), "lines": pl.Int64(), "added": pl.Int64(), "invalid": pl.Int64()}
+    )
 
 
 def ingest_service_requests(engine: Engine, settings: XtimeSettings, srs: pl.DataFrame, now: datetime) -> int:

@@ -52,7 +52,9 @@ def _utc(value: object) -> object:
 
 def _env_name(value: object) -> object:
     if isinstance(value, str) and not ENV_NAME.match(value.strip()):
-        raise ValueError(f"{value!r} is not an environment variable name (give the variable's name, not its value)")
+        raise ValueError(
+            f"{value!r} is not an environment variable name (give the variable's name, not its value)"
+        )
     return _trimmed(value)
 
 

@@ -18,12 +18,23 @@ from dealer_assets.xtime.tables import (
     xtime_services,
 )
 
-SERVICES_SCHEMA = {"dealership": pl.String(), "opcode": pl.String(), "name": pl.String(),
-                   "fetched_at": pl.Datetime("us", "UTC")}
-BOOKING_SCHEMA = {"request_id": pl.String(), "dealership": pl.String(), "appointment_id": pl.String(),
-                  "appointment_local": pl.String(), "appointment_at": pl.Datetime("us", "UTC"),
-                  "opcode": pl.String(), "booked_at": pl.Datetime("us", "UTC"), "attempt_no": pl.Int64(),
-                  "found_by": pl.String()}
+SERVICES_SCHEMA = {
+    "dealership": pl.String(),
+    "opcode": pl.String(),
+    "name": pl.String(),
+    "fetched_at": pl.Datetime("us", "UTC"),
+}
+BOOKING_SCHEMA = {
+    "request_id": pl.String(),
+    "dealership": pl.String(),
+    "appointment_id": pl.String(),
+    "appointment_local": pl.String(),
+    "appointment_at": pl.Datetime("us", "UTC"),
+    "opcode": pl.String(),
+    "booked_at": pl.Datetime("us", "UTC"),
+    "attempt_no": pl.Int64(),
+    "found_by": pl.String(),
+}
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -61,10 +72,17 @@ def insert_new_requests(conn: Connection, frame: pl.DataFrame, now: datetime) ->
     stored: set[str] = set()
     ids = frame["request_id"].to_list()
     for i in range(0, len(ids), 500):
-        stored |= set(conn.execute(sa.select(appointment_requests.c.request_id).where(
-            appointment_requests.c.request_id.in_(ids[i:i + 500]))).scalars())
-    rows = [r | {"received_at": now, "updated_at": now}
-            for r in frame.filter(~pl.col("request_id").is_in(list(stored))).to_dicts()]
+        stored |= set(
+            conn.execute(
+                sa.select(appointment_requests.c.request_id).where(
+                    appointment_requests.c.request_id.in_(ids[i : i + 500])
+                )
+            ).scalars()
+        )
+    rows = [
+        r | {"received_at": now, "updated_at": now}
+        for r in frame.filter(~pl.col("request_id").is_in(list(stored))).to_dicts()
+    ]
     if rows:
         conn.execute(appointment_requests.insert(), rows)
     return len(rows)
@@ -72,11 +90,15 @@ def insert_new_requests(conn: Connection, frame: pl.DataFrame, now: datetime) ->
 
 def set_status(engine: Engine, request_id: str, status: str, reason: str | None, now: datetime) -> None:
     with engine.begin() as conn:
-        conn.execute(appointment_requests.update()
-                     .where(appointment_requests.c.request_id == request_id)
-                     .where((appointment_requests.c.status != status)
-                            | appointment_requests.c.reason.is_distinct_from(reason))
-                     .values(status=status, reason=reason, updated_at=now))
+        conn.execute(
+            appointment_requests.update()
+            .where(appointment_requests.c.request_id == request_id)
+            .where(
+                (appointment_requests.c.status != status)
+                | appointment_requests.c.reason.is_distinct_from(reason)
+            )
+            .values(status=status, reason=reason, updated_at=now)
+        )
 
 
 def read_attempts(engine: Engine) -> pl.DataFrame:
@@ -84,36 +106,59 @@ def read_attempts(engine: Engine) -> pl.DataFrame:
         return _frame(conn, xtime_booking_attempts, ATTEMPT_SCHEMA)
 
 
-def claim_attempt(engine: Engine, request_id: str, attempt_no: int, dealership: str, slot: str, opcode: str,
-                  now: datetime) -> bool:
+def claim_attempt(
+    engine: Engine, request_id: str, attempt_no: int, dealership: str, slot: str, opcode: str, now: datetime
+) -> bool:
     """Records the attempt before it is sent; False when another run claimed the same attempt first."""
     try:
         with engine.begin() as conn:
-            conn.execute(xtime_booking_attempts.insert().values(
-                request_id=request_id, attempt_no=attempt_no, dealership=dealership, appointment_local=slot,
-                opcode=opcode, sent_at=now, outcome=None))
+            conn.execute(
+                xtime_booking_attempts.insert().values(
+                    request_id=request_id,
+                    attempt_no=attempt_no,
+                    dealership=dealership,
+                    appointment_local=slot,
+                    opcode=opcode,
+                    sent_at=now,
+                    outcome=None,
+                )
+            )
         return True
     except sa.exc.IntegrityError:
         return False
 
 
-def resolve_attempt(conn: Connection, request_id: str, attempt_no: int, outcome: str, detail: str | None,
-                    now: datetime) -> None:
-    conn.execute(xtime_booking_attempts.update()
-                 .where(xtime_booking_attempts.c.request_id == request_id)
-                 .where(xtime_booking_attempts.c.attempt_no == attempt_no)
-                 .values(outcome=outcome, detail=detail, resolved_at=now))
+def resolve_attempt(
+    conn: Connection, request_id: str, attempt_no: int, outcome: str, detail: str | None, now: datetime
+) -> None:
+    conn.execute(
+        xtime_booking_attempts.update()
+        .where(xtime_booking_attempts.c.request_id == request_id)
+        .where(xtime_booking_attempts.c.attempt_no == attempt_no)
+        .values(outcome=outcome, detail=detail, resolved_at=now)
+    )
 
 
-def record_outcome(engine: Engine, request_id: str, attempt_no: int, outcome: str, status: str,
-                   reason: str | None, now: datetime, booking: dict | None = None) -> None:
+def record_outcome(
+    engine: Engine,
+    request_id: str,
+    attempt_no: int,
+    outcome: str,
+    status: str,
+    reason: str | None,
+    now: datetime,
+    booking: dict | None = None,
+) -> None:
     """The attempt's outcome, the request's status and the booking (if any) in one transaction."""
     with engine.begin() as conn:
         resolve_attempt(conn, request_id, attempt_no, outcome, reason, now)
         if booking is not None:
             conn.execute(xtime_bookings.insert().values(**booking))
-        conn.execute(appointment_requests.update().where(appointment_requests.c.request_id == request_id)
-                     .values(status=status, reason=reason, updated_at=now))
+        conn.execute(
+            appointment_requests.update()
+            .where(appointment_requests.c.request_id == request_id)
+            .values(status=status, reason=reason, updated_at=now)
+        )
 
 
 def read_bookings(engine: Engine) -> pl.DataFrame:
@@ -136,8 +181,11 @@ def replace_services(engine: Engine, dealership: str, frame: pl.DataFrame) -> No
 def file_received(engine: Engine, file_name: str) -> str | None:
     """The sha256 of the file received under that name, if any."""
     with engine.connect() as conn:
-        return conn.execute(sa.select(appointment_request_files.c.sha256)
-                            .where(appointment_request_files.c.file_name == file_name)).scalar()
+        return conn.execute(
+            sa.select(appointment_request_files.c.sha256).where(
+                appointment_request_files.c.file_name == file_name
+            )
+        ).scalar()
 
 
 def record_file(conn: Connection, **values) -> None:

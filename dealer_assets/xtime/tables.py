@@ -8,7 +8,8 @@ metadata = sa.MetaData()
 TS = sa.DateTime(timezone=True)
 
 appointment_requests = sa.Table(
-    "appointment_requests", metadata,
+    "appointment_requests",
+    metadata,
     sa.Column("request_id", sa.String(200), primary_key=True),
     sa.Column("origin", sa.String(20), nullable=False),
     sa.Column("dealership", sa.String(100)),
@@ -30,7 +31,8 @@ appointment_requests = sa.Table(
 )
 
 xtime_bookings = sa.Table(
-    "xtime_bookings", metadata,
+    "xtime_bookings",
+    metadata,
     sa.Column("request_id", sa.String(200), primary_key=True),
     sa.Column("dealership", sa.String(100), nullable=False),
     sa.Column("appointment_id", sa.String(100), nullable=False),
@@ -43,7 +45,8 @@ xtime_bookings = sa.Table(
 )
 
 xtime_booking_attempts = sa.Table(
-    "xtime_booking_attempts", metadata,
+    "xtime_booking_attempts",
+    metadata,
     sa.Column("request_id", sa.String(200), primary_key=True),
     sa.Column("attempt_no", sa.Integer, primary_key=True),
     sa.Column("dealership", sa.String(100), nullable=False),
@@ -56,7 +59,8 @@ xtime_booking_attempts = sa.Table(
 )
 
 xtime_services = sa.Table(
-    "xtime_services", metadata,
+    "xtime_services",
+    metadata,
     sa.Column("dealership", sa.String(100), primary_key=True),
     sa.Column("opcode", sa.String(200), primary_key=True),
     sa.Column("name", sa.String(300)),
@@ -64,7 +68,8 @@ xtime_services = sa.Table(
 )
 
 appointment_request_files = sa.Table(
-    "appointment_request_files", metadata,
+    "appointment_request_files",
+    metadata,
     sa.Column("file_name", sa.String(300), primary_key=True),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("archived_as", sa.String(500), nullable=False),

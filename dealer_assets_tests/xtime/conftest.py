@@ -16,27 +16,54 @@ from dealer_assets.xtime.settings import XtimeSettings, parse_xtime_settings
 from dealer_assets.xtime.tables import metadata
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-CREDENTIALS = {"XTIME_CLIENT_ID": "test-client", "XTIME_CLIENT_SECRET": "s3cr3t-value-xyz",
-               "XTIME_API_KEY": "api-key-value-abc"}
+CREDENTIALS = {
+    "XTIME_CLIENT_ID": "test-client",
+    "XTIME_CLIENT_SECRET": "s3cr3t-value-xyz",
+    "XTIME_API_KEY": "api-key-value-abc",
+}
 
 
 def settings_document(base_url: str) -> dict:
-    return {"xtime": {
-        "base_url": base_url, "token_url": f"{base_url}/token",
-        "client_id_env": "XTIME_CLIENT_ID", "client_secret_env": "XTIME_CLIENT_SECRET", "api_key_env": "XTIME_API_KEY",
-        "dealerships": {
-            "d100": {"dealer_code": "X100", "dms_dealer_id": "D100", "time_zone": "America/Los_Angeles",
-                     "invitation": {"code": "AA11", "issued_at": "2026-11-01T15:00:00Z",
-                                    "completed_at": "2026-11-02T15:00:00Z", "confirmed_at": "2026-11-03T15:00:00Z"}},
-            "d200": {"dealer_code": "X200", "dms_dealer_id": "D200", "time_zone": "America/Denver",
-                     "opcode": "DataClover Appt",
-                     "invitation": {"code": "BB22", "issued_at": "2026-11-01T15:00:00Z",
-                                    "completed_at": "2026-11-02T15:00:00Z", "confirmed_at": "2026-11-03T15:00:00Z"}},
-            "d300": {"dealer_code": "X300", "time_zone": "America/Chicago",
-                     "invitation": {"code": "CC33", "issued_at": "2026-11-25T15:00:00Z"}},
-        },
-        "book_service_request_types": ["Mechanical Recon"],
-    }}
+    return {
+        "xtime": {
+            "base_url": base_url,
+            "token_url": f"{base_url}/token",
+            "client_id_env": "XTIME_CLIENT_ID",
+            "client_secret_env": "XTIME_CLIENT_SECRET",
+            "api_key_env": "XTIME_API_KEY",
+            "dealerships": {
+                "d100": {
+                    "dealer_code": "X100",
+                    "dms_dealer_id": "D100",
+                    "time_zone": "America/Los_Angeles",
+                    "invitation": {
+                        "code": "AA11",
+                        "issued_at": "2026-11-01T15:00:00Z",
+                        "completed_at": "2026-11-02T15:00:00Z",
+                        "confirmed_at": "2026-11-03T15:00:00Z",
+                    },
+                },
+                "d200": {
+                    "dealer_code": "X200",
+                    "dms_dealer_id": "D200",
+                    "time_zone": "America/Denver",
+                    "opcode": "DataClover Appt",
+                    "invitation": {
+                        "code": "BB22",
+                        "issued_at": "2026-11-01T15:00:00Z",
+                        "completed_at": "2026-11-02T15:00:00Z",
+                        "confirmed_at": "2026-11-03T15:00:00Z",
+                    },
+                },
+                "d300": {
+                    "dealer_code": "X300",
+                    "time_zone": "America/Chicago",
+                    "invitation": {"code": "CC33", "issued_at": "2026-11-25T15:00:00Z"},
+                },
+            },
+            "book_service_request_types": ["Mechanical Recon"],
+        }
+    }
 
 
 def fake_dealerships() -> dict[str, FakeDealership]:
@@ -49,9 +76,13 @@ def fake_dealerships() -> dict[str, FakeDealership]:
 
 @pytest.fixture
 def fake() -> Iterator[FakeXtimeServer]:
-    state = FakeState(fake_dealerships(), client_id=CREDENTIALS["XTIME_CLIENT_ID"],
-                      client_secret=CREDENTIALS["XTIME_CLIENT_SECRET"], api_key=CREDENTIALS["XTIME_API_KEY"],
-                      rate_limit=None)
+    state = FakeState(
+        fake_dealerships(),
+        client_id=CREDENTIALS["XTIME_CLIENT_ID"],
+        client_secret=CREDENTIALS["XTIME_CLIENT_SECRET"],
+        api_key=CREDENTIALS["XTIME_API_KEY"],
+        rate_limit=None,
+    )
     with FakeXtimeServer(state) as server:
         yield server
 

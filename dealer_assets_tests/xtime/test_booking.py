@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from dealer_assets.xtime import store
@@ -23,8 +22,15 @@ VIN = "1FTFW1E50NFA00001"
 
 
 def request(rid: str, **kw) -> dict:
-    return {"request_id": rid, "dealership": "d100", "first_name": "Ann", "last_name": "Lee",
-            "email": "ann@example.com", "phone": "555-201-3344", "earliest": "2026-12-01T09:00"} | kw
+    return {
+        "request_id": rid,
+        "dealership": "d100",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "email": "ann@example.com",
+        "phone": "555-201-3344",
+        "earliest": "2026-12-01T09:00",
+    } | kw
 
 
 def drop(data_dir: Path, name: str, rows: list[dict | str]) -> None:
@@ -73,7 +79,9 @@ def test_a_lost_answer_is_looked_up_and_the_rerun_books_nothing(fake, settings, 
     assert fake.state.calls["/service/appointments-bookings"] == 1
 
 
-def test_a_lost_answer_whose_lookup_also_fails_is_looked_up_next_run_never_resent(fake, settings, engine, tmp_path):
+def test_a_lost_answer_whose_lookup_also_fails_is_looked_up_next_run_never_resent(
+    fake, settings, engine, tmp_path
+):
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings, max_attempts=2)
@@ -102,7 +110,8 @@ def test_a_lost_answer_without_vin_is_unconfirmed_and_never_resent(fake, setting
 
 
 def test_a_500_on_the_booking_goes_through_lookup_and_is_sent_again_only_on_the_next_run(
-        fake, settings, engine, tmp_path):
+    fake, settings, engine, tmp_path
+):
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings)
@@ -118,17 +127,30 @@ def test_a_500_on_the_booking_goes_through_lookup_and_is_sent_again_only_on_the_
 
 
 def test_holds_opcode_missing_no_slot_and_rejections(fake, settings, engine, tmp_path):
-    drop(tmp_path, "a.jsonl", [
-        request("held", dealership="d300"), request("opcode", dealership="d200"),
-        request("late", earliest="2026-12-01T16:31", latest="2026-12-01T17:00"),
-        request("refused", vin=VIN),
-        "{not json",
-    ])
+    drop(
+        tmp_path,
+        "a.jsonl",
+        [
+            request("held", dealership="d300"),
+            request("opcode", dealership="d200"),
+            request("late", earliest="2026-12-01T16:31", latest="2026-12-01T17:00"),
+            request("refused", vin=VIN),
+            "{not json",
+        ],
+    )
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings)
     b.refresh_catalog()
-    control(fake, "failures", {"kind": "success_false", "path": "/service/appointments-bookings",
-                               "code": "CUSTOMER_BLOCKED", "message": "customer may not book online"})
+    control(
+        fake,
+        "failures",
+        {
+            "kind": "success_false",
+            "path": "/service/appointments-bookings",
+            "code": "CUSTOMER_BLOCKED",
+            "message": "customer may not book online",
+        },
+    )
     b.run()
     rows = {r["request_id"]: r for r in store.read_requests(engine).to_dicts()}
     assert rows["held"]["status"] == "held_not_enrolled" and "not completed yet" in rows["held"]["reason"]
@@ -137,21 +159,31 @@ def test_holds_opcode_missing_no_slot_and_rejections(fake, settings, engine, tmp
     assert rows["late"]["status"] == "no_slot"
     assert rows["refused"]["status"] == "rejected"
     assert rows["refused"]["reason"] == "CUSTOMER_BLOCKED: customer may not book online"
-    assert rows["a.jsonl#5"]["status"] == "invalid" and rows["a.jsonl#5"]["reason"].startswith("not valid JSON")
+    assert rows["a.jsonl#5"]["status"] == "invalid" and rows["a.jsonl#5"]["reason"].startswith(
+        "not valid JSON"
+    )
     assert fake.state.calls["/service/appointments-bookings"] == 1
 
 
-@pytest.mark.parametrize(("earliest", "latest", "expected"), [
-    ("2026-03-07T23:50", None, "2026-03-08T00:00-0800"),
-    ("2026-03-08T01:45", None, "2026-03-08T03:00-0700"),    # spring forward: 02:00-03:00 does not exist
-    ("2026-03-08T02:30", None, "2026-03-08T03:00-0700"),    # a skipped time means the end of the gap
-    ("2026-03-08T01:45", "2026-03-08T03:00", None),         # strictly before latest: 03:00 PDT is excluded
-    ("2026-11-01T01:10", None, "2026-11-01T01:30-0700"),    # fall back: an ambiguous time is the first (PDT)
-    ("2026-11-01T01:40", None, "2026-11-01T01:00-0800"),    # 01:40 PDT is before 01:00 PST
-    ("2026-11-01T02:00", None, "2026-11-01T02:00-0800"),
-])
-def test_local_time_with_offset_across_both_dst_changes(fake, settings, engine, tmp_path, earliest, latest,
-                                                        expected):
+@pytest.mark.parametrize(
+    ("earliest", "latest", "expected"),
+    [
+        ("2026-03-07T23:50", None, "2026-03-08T00:00-0800"),
+        ("2026-03-08T01:45", None, "2026-03-08T03:00-0700"),  # spring forward: 02:00-03:00 does not exist
+        ("2026-03-08T02:30", None, "2026-03-08T03:00-0700"),  # a skipped time means the end of the gap
+        ("2026-03-08T01:45", "2026-03-08T03:00", None),  # strictly before latest: 03:00 PDT is excluded
+        (
+            "2026-11-01T01:10",
+            None,
+            "2026-11-01T01:30-0700",
+        ),  # fall back: an ambiguous time is the first (PDT)
+        ("2026-11-01T01:40", None, "2026-11-01T01:00-0800"),  # 01:40 PDT is before 01:00 PST
+        ("2026-11-01T02:00", None, "2026-11-01T02:00-0800"),
+    ],
+)
+def test_local_time_with_offset_across_both_dst_changes(
+    fake, settings, engine, tmp_path, earliest, latest, expected
+):
     fake.state.dealerships["X100"].open_hour, fake.state.dealerships["X100"].close_hour = 0, 24
     drop(tmp_path, "a.jsonl", [request("r1", earliest=earliest) | ({"latest": latest} if latest else {})])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
@@ -184,7 +216,9 @@ Booker(sa.create_engine(sys.argv[1]), client, settings).run()
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("with_vin", [True, False])
-def test_a_run_killed_after_booking_is_rerun_and_books_nothing_twice(fake, settings, engine, tmp_path, with_vin):
+def test_a_run_killed_after_booking_is_rerun_and_books_nothing_twice(
+    fake, settings, engine, tmp_path, with_vin
+):
     drop(tmp_path, "a.jsonl", [request("r1", **({"vin": VIN} if with_vin else {})), request("r2", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     booker(engine, settings).refresh_catalog()

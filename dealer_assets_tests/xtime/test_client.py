@@ -11,11 +11,24 @@ import pytest
 
 from dealer_assets.xtime.client import AnswerLost, XtimeError
 from dealer_assets.xtime.fake import FakeState, FakeXtimeServer
-from dealer_assets_tests.xtime.conftest import CREDENTIALS, control, fake_dealerships, make_client, settings_document
 from dealer_assets.xtime.settings import parse_xtime_settings
+from dealer_assets_tests.xtime.conftest import (
+    CREDENTIALS,
+    control,
+    fake_dealerships,
+    make_client,
+    settings_document,
+)
 
-SLOT = {"firstName": "Ann", "lastName": "Lee", "emailAddress": "ann.lee@example.com", "phoneNumber": "555-201-3344",
-        "services": [{"opcode": "Tell Us More"}], "label": "r1", "vin": "1FTFW1E50NFA00001"}
+SLOT = {
+    "firstName": "Ann",
+    "lastName": "Lee",
+    "emailAddress": "ann.lee@example.com",
+    "phoneNumber": "555-201-3344",
+    "services": [{"opcode": "Tell Us More"}],
+    "label": "r1",
+    "vin": "1FTFW1E50NFA00001",
+}
 
 
 def test_token_is_reused_until_shortly_before_expiry_then_fetched_again(fake, settings):
@@ -76,11 +89,18 @@ def test_retries_stop_after_max_attempts(fake, settings):
 
 
 def test_success_false_with_http_200_is_an_error_with_its_code(fake, client):
-    control(fake, "failures", {"kind": "success_false", "count": 1, "code": "DEALER_SUSPENDED",
-                               "message": "dealer is suspended"})
+    control(
+        fake,
+        "failures",
+        {"kind": "success_false", "count": 1, "code": "DEALER_SUSPENDED", "message": "dealer is suspended"},
+    )
     with pytest.raises(XtimeError) as info:
         client.services("X100")
-    assert (info.value.code, info.value.message, info.value.status) == ("DEALER_SUSPENDED", "dealer is suspended", 200)
+    assert (info.value.code, info.value.message, info.value.status) == (
+        "DEALER_SUSPENDED",
+        "dealer is suspended",
+        200,
+    )
     with pytest.raises(XtimeError) as unknown:
         client.services("NOPE")
     assert unknown.value.code == "DEALER_NOT_FOUND"
@@ -88,7 +108,8 @@ def test_success_false_with_http_200_is_an_error_with_its_code(fake, client):
 
 def _first_slot(client) -> str:
     return client.availabilities("X100", "Tell Us More", date(2026, 12, 1), date(2026, 12, 1))[0][
-        "appointmentDateTimeLocal"]
+        "appointmentDateTimeLocal"
+    ]
 
 
 def test_a_booking_is_never_resent_blindly(fake, client):
@@ -96,7 +117,9 @@ def test_a_booking_is_never_resent_blindly(fake, client):
     control(fake, "failures", {"kind": "500", "path": "/service/appointments-bookings", "count": 1})
     with pytest.raises(AnswerLost):
         client.book("X100", SLOT | {"appointmentDateTimeLocal": slot})
-    control(fake, "failures", {"kind": "lost", "path": "/service/appointments-bookings", "count": 1, "delay": 1.0})
+    control(
+        fake, "failures", {"kind": "lost", "path": "/service/appointments-bookings", "count": 1, "delay": 1.0}
+    )
     with pytest.raises(AnswerLost):
         client.book("X100", SLOT | {"appointmentDateTimeLocal": slot})
     assert fake.state.calls["/service/appointments-bookings"] == 2
@@ -105,8 +128,11 @@ def test_a_booking_is_never_resent_blindly(fake, client):
 
 def test_a_throttled_booking_is_retried_because_it_was_not_processed(fake, client):
     slot = _first_slot(client)
-    control(fake, "failures", {"kind": "429", "path": "/service/appointments-bookings", "count": 1,
-                               "retry_after": 0.1})
+    control(
+        fake,
+        "failures",
+        {"kind": "429", "path": "/service/appointments-bookings", "count": 1, "retry_after": 0.1},
+    )
     appointment_id = client.book("X100", SLOT | {"appointmentDateTimeLocal": slot})
     assert [a["appointmentId"] for a in client.appointments("X100", SLOT["vin"])] == [appointment_id]
 
@@ -134,12 +160,21 @@ def test_logs_carry_no_secrets_and_no_contact_details(fake, client, caplog):
     client.book("X100", SLOT | {"appointmentDateTimeLocal": slot})
     text = caplog.text
     assert "/service/appointments-bookings" in text
-    for secret in (*CREDENTIALS.values(), *fake.state.tokens, "ann.lee@example.com", "555-201-3344", "Ann", "Lee"):
+    for secret in (
+        *CREDENTIALS.values(),
+        *fake.state.tokens,
+        "ann.lee@example.com",
+        "555-201-3344",
+        "Ann",
+        "Lee",
+    ):
         assert secret not in text
 
 
 def test_a_refused_connection_is_an_error_after_retries(settings):
-    dead = settings.model_copy(update={"base_url": "http://127.0.0.1:9", "token_url": "http://127.0.0.1:9/token"})
+    dead = settings.model_copy(
+        update={"base_url": "http://127.0.0.1:9", "token_url": "http://127.0.0.1:9/token"}
+    )
     client = make_client(dead, max_attempts=2)
     with pytest.raises(httpx.ConnectError):
         client.services("X100")

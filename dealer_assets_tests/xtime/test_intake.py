@@ -11,8 +11,15 @@ from dealer_assets.xtime import store
 from dealer_assets.xtime.intake import RequestPaths, ingest_files
 from dealer_assets_tests.xtime.conftest import NOW
 
-GOOD = {"request_id": "r1", "dealership": "d100", "first_name": "Ann", "last_name": "Lee",
-        "email": "ann@example.com", "phone": "555-201-3344", "earliest": "2026-12-01T09:30"}
+GOOD = {
+    "request_id": "r1",
+    "dealership": "d100",
+    "first_name": "Ann",
+    "last_name": "Lee",
+    "email": "ann@example.com",
+    "phone": "555-201-3344",
+    "earliest": "2026-12-01T09:30",
+}
 
 
 def write(paths: RequestPaths, name: str, rows: list) -> bytes:
@@ -31,9 +38,11 @@ def test_a_file_is_archived_stored_and_removed(settings, engine, tmp_path):
     [archived] = list(paths.archive.iterdir())
     assert archived.read_bytes() == data and archived.name.endswith("-batch.jsonl")
     rows = store.read_requests(engine).sort("request_id").select("request_id", "status", "reason").rows()
-    assert rows == [("batch.jsonl#2", "invalid", "not valid JSON (Expecting value)"),
-                    ("batch.jsonl#3", "invalid", "dealership 'nope' is not configured"),
-                    ("r1", "pending", None)]
+    assert rows == [
+        ("batch.jsonl#2", "invalid", "not valid JSON (Expecting value)"),
+        ("batch.jsonl#3", "invalid", "dealership 'nope' is not configured"),
+        ("r1", "pending", None),
+    ]
 
 
 def test_redelivery_and_a_kill_before_removal_change_nothing(settings, engine, tmp_path):
@@ -55,6 +64,7 @@ def test_same_name_new_bytes_is_a_new_file_whose_duplicates_are_kept_as_invalid(
     assert summary["file"][0].startswith("batch.jsonl@")
     frame = store.read_requests(engine)
     assert frame.filter(pl.col("status") == "invalid")["reason"].to_list() == [
-        "duplicate request_id 'r1' (already received)"]
+        "duplicate request_id 'r1' (already received)"
+    ]
     assert sorted(frame.filter(pl.col("status") == "pending")["request_id"]) == ["r1", "r9"]
     assert len(list(paths.archive.iterdir())) == 2

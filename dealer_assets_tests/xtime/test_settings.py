@@ -33,9 +33,20 @@ def error_of(doc: dict) -> str:
 
 
 def test_defaults_and_absent_key():
-    minimal = {"xtime": {"client_id_env": "A", "client_secret_env": "B", "api_key_env": "C", "dealerships": {
-        "d1": {"dealer_code": "X1", "time_zone": "America/New_York",
-               "invitation": {"code": "Q", "issued_at": "2026-11-20T15:00:00Z"}}}}}
+    minimal = {
+        "xtime": {
+            "client_id_env": "A",
+            "client_secret_env": "B",
+            "api_key_env": "C",
+            "dealerships": {
+                "d1": {
+                    "dealer_code": "X1",
+                    "time_zone": "America/New_York",
+                    "invitation": {"code": "Q", "issued_at": "2026-11-20T15:00:00Z"},
+                }
+            },
+        }
+    }
     s = parse_xtime_settings(minimal, "f.yaml")
     assert s.base_url == "https://api.coxautoinc.com/xtime"
     assert s.token_url == "https://auth.coxautoinc.com/token"
@@ -43,27 +54,68 @@ def test_defaults_and_absent_key():
     assert s.book_service_request_types == []
     d = s.dealerships["d1"]
     assert (d.opcode, d.dms_dealer_id, d.invitation.completed_at, d.invitation.confirmed_at) == (
-        "Tell Us More", None, None, None)
+        "Tell Us More",
+        None,
+        None,
+        None,
+    )
     assert parse_xtime_settings({"sources": {}}, "f.yaml") is None
 
 
-@pytest.mark.parametrize(("path", "value", "expected"), [
-    ("xtime.dealerships.d100.time_zone", "Pacific Time", "xtime.dealerships.d100.time_zone: 'Pacific Time' is not"),
-    ("xtime.dealerships.d100.colour", "red", "xtime.dealerships.d100.colour: unknown key"),
-    ("xtime.dealerships.d100.dealer_code", KeyError, "xtime.dealerships.d100.dealer_code: required key is missing"),
-    ("xtime.dealerships.d100.invitation.issued_at", "2026-11-20T15:00:00",
-     "xtime.dealerships.d100.invitation.issued_at: a timestamp needs Z or an explicit UTC offset"),
-    ("xtime.dealerships.d100.invitation.confirmed_at", "2026-11-01T00:00:00Z",
-     "xtime.dealerships.d100.invitation: Value error"),
-    ("xtime.client_id_env", "abc-123 secret", "xtime.client_id_env: 'abc-123 secret' is not an environment variable"),
-    ("xtime.requests_per_second", 0, "xtime.requests_per_second: Input should be greater than 0"),
-    ("xtime.requests_per_second", "10", "xtime.requests_per_second: Input should be a valid number"),
-    ("xtime.dealerships.d200.dealer_code", "X100", "xtime.dealerships.d200.dealer_code: 'X100' is already the"),
-    ("xtime.dealerships.d200.dms_dealer_id", "D100", "xtime.dealerships.d200.dms_dealer_id: 'D100' is already"),
-    ("xtime.dealerships.d100.dms_dealer_id", 100, "xtime.dealerships.d100.dms_dealer_id: Input should be a valid"),
-    ("xtime.book_service_request_types", "Recon", "xtime.book_service_request_types: Input should be a valid list"),
-    ("xtime.base_url", "ftp://x", "xtime.base_url: 'ftp://x' is not an http(s) URL"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (
+            "xtime.dealerships.d100.time_zone",
+            "Pacific Time",
+            "xtime.dealerships.d100.time_zone: 'Pacific Time' is not",
+        ),
+        ("xtime.dealerships.d100.colour", "red", "xtime.dealerships.d100.colour: unknown key"),
+        (
+            "xtime.dealerships.d100.dealer_code",
+            KeyError,
+            "xtime.dealerships.d100.dealer_code: required key is missing",
+        ),
+        (
+            "xtime.dealerships.d100.invitation.issued_at",
+            "2026-11-20T15:00:00",
+            "xtime.dealerships.d100.invitation.issued_at: a timestamp needs Z or an explicit UTC offset",
+        ),
+        (
+            "xtime.dealerships.d100.invitation.confirmed_at",
+            "2026-11-01T00:00:00Z",
+            "xtime.dealerships.d100.invitation: Value error",
+        ),
+        (
+            "xtime.client_id_env",
+            "abc-123 secret",
+            "xtime.client_id_env: 'abc-123 secret' is not an environment variable",
+        ),
+        ("xtime.requests_per_second", 0, "xtime.requests_per_second: Input should be greater than 0"),
+        ("xtime.requests_per_second", "10", "xtime.requests_per_second: Input should be a valid number"),
+        (
+            "xtime.dealerships.d200.dealer_code",
+            "X100",
+            "xtime.dealerships.d200.dealer_code: 'X100' is already the",
+        ),
+        (
+            "xtime.dealerships.d200.dms_dealer_id",
+            "D100",
+            "xtime.dealerships.d200.dms_dealer_id: 'D100' is already",
+        ),
+        (
+            "xtime.dealerships.d100.dms_dealer_id",
+            100,
+            "xtime.dealerships.d100.dms_dealer_id: Input should be a valid",
+        ),
+        (
+            "xtime.book_service_request_types",
+            "Recon",
+            "xtime.book_service_request_types: Input should be a valid list",
+        ),
+        ("xtime.base_url", "ftp://x", "xtime.base_url: 'ftp://x' is not an http(s) URL"),
+    ],
+)
 def test_errors_name_the_file_and_the_key(path, value, expected):
     message = error_of(with_change(path, value))
     assert message.startswith("invalid settings:\n  conf/dealer_feeds.yaml: ")

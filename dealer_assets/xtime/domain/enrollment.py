@@ -16,18 +16,35 @@ INVITATION_TTL = timedelta(hours=72)
 CONFIRMATION_WINDOW = timedelta(hours=24)
 UTC_TS = pl.Datetime("us", "UTC")
 ENROLLMENT_SCHEMA: dict[str, pl.DataType] = {
-    "dealership": pl.String(), "dealer_code": pl.String(), "opcode": pl.String(), "time_zone": pl.String(),
-    "invitation_code": pl.String(), "issued_at": UTC_TS, "completed_at": UTC_TS, "confirmed_at": UTC_TS,
-    "state": pl.String(), "confirmed": pl.Boolean(), "detail": pl.String(),
+    "dealership": pl.String(),
+    "dealer_code": pl.String(),
+    "opcode": pl.String(),
+    "time_zone": pl.String(),
+    "invitation_code": pl.String(),
+    "issued_at": UTC_TS,
+    "completed_at": UTC_TS,
+    "confirmed_at": UTC_TS,
+    "state": pl.String(),
+    "confirmed": pl.Boolean(),
+    "detail": pl.String(),
 }
 
 
 def dealerships_frame(settings: XtimeSettings) -> pl.DataFrame:
     return pl.DataFrame(
-        [{"dealership": k, "dealer_code": d.dealer_code, "opcode": d.opcode, "time_zone": d.time_zone,
-          "invitation_code": d.invitation.code, "issued_at": d.invitation.issued_at,
-          "completed_at": d.invitation.completed_at, "confirmed_at": d.invitation.confirmed_at}
-         for k, d in sorted(settings.dealerships.items())],
+        [
+            {
+                "dealership": k,
+                "dealer_code": d.dealer_code,
+                "opcode": d.opcode,
+                "time_zone": d.time_zone,
+                "invitation_code": d.invitation.code,
+                "issued_at": d.invitation.issued_at,
+                "completed_at": d.invitation.completed_at,
+                "confirmed_at": d.invitation.confirmed_at,
+            }
+            for k, d in sorted(settings.dealerships.items())
+        ],
         schema={k: v for k, v in ENROLLMENT_SCHEMA.items() if k not in ("state", "confirmed", "detail")},
     )
 
@@ -39,27 +56,52 @@ def enrollment_states(settings: XtimeSettings, now: datetime) -> pl.DataFrame:
     due = pl.col("completed_at") + CONFIRMATION_WINDOW
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     state = (
-        pl.when(pl.col("confirmed_at").is_not_null()).then(pl.lit("confirmed"))
-        .when(pl.col("completed_at").is_not_null() & (now_lit > due)).then(pl.lit("confirmation_overdue"))
-        .when(pl.col("completed_at").is_not_null()).then(pl.lit("awaiting_confirmation"))
-        .when(now_lit > expires).then(pl.lit("expired"))
+        pl.when(pl.col("confirmed_at").is_not_null())
+        .then(pl.lit("confirmed"))
+        .when(pl.col("completed_at").is_not_null() & (now_lit > due))
+        .then(pl.lit("confirmation_overdue"))
+        .when(pl.col("completed_at").is_not_null())
+        .then(pl.lit("awaiting_confirmation"))
+        .when(now_lit > expires)
+        .then(pl.lit("expired"))
         .otherwise(pl.lit("invited"))
     )
     detail = (
         pl.when(pl.col("state") == "confirmed")
         .then(pl.format("confirmed at {}", pl.col("confirmed_at").dt.strftime(fmt)))
         .when(pl.col("state") == "confirmation_overdue")
-        .then(pl.format("opt-in completed at {} but Xtime has not confirmed it within 24 hours (due {})",
-                        pl.col("completed_at").dt.strftime(fmt), due.dt.strftime(fmt)))
+        .then(
+            pl.format(
+                "opt-in completed at {} but Xtime has not confirmed it within 24 hours (due {})",
+                pl.col("completed_at").dt.strftime(fmt),
+                due.dt.strftime(fmt),
+            )
+        )
         .when(pl.col("state") == "awaiting_confirmation")
-        .then(pl.format("opt-in completed at {}; Xtime may take until {} to confirm",
-                        pl.col("completed_at").dt.strftime(fmt), due.dt.strftime(fmt)))
+        .then(
+            pl.format(
+                "opt-in completed at {}; Xtime may take until {} to confirm",
+                pl.col("completed_at").dt.strftime(fmt),
+                due.dt.strftime(fmt),
+            )
+        )
         .when(pl.col("state") == "expired")
-        .then(pl.format("invitation {} issued at {} expired at {} without being completed: a new code is needed",
-                        pl.col("invitation_code"), pl.col("issued_at").dt.strftime(fmt), expires.dt.strftime(fmt)))
-        .otherwise(pl.format("invitation {} issued at {} is not completed yet (expires {})",
-                             pl.col("invitation_code"), pl.col("issued_at").dt.strftime(fmt),
-                             expires.dt.strftime(fmt)))
+        .then(
+            pl.format(
+                "invitation {} issued at {} expired at {} without being completed: a new code is needed",
+                pl.col("invitation_code"),
+                pl.col("issued_at").dt.strftime(fmt),
+                expires.dt.strftime(fmt),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "invitation {} issued at {} is not completed yet (expires {})",
+                pl.col("invitation_code"),
+                pl.col("issued_at").dt.strftime(fmt),
+                expires.dt.strftime(fmt),
+            )
+        )
     )
     return (
         dealerships_frame(settings)

@@ -12,7 +12,9 @@ import polars as pl
 
 SLOT_SCHEMA = {"appointment_local": pl.String(), "duration_minutes": pl.Int64()}
 CHOICE_SCHEMA: dict[str, pl.DataType] = {
-    "request_id": pl.String(), "appointment_local": pl.String(), "appointment_at": pl.Datetime("us", "UTC"),
+    "request_id": pl.String(),
+    "appointment_local": pl.String(),
+    "appointment_at": pl.Datetime("us", "UTC"),
     "duration_minutes": pl.Int64(),
 }
 
@@ -29,23 +31,33 @@ def slot_instant(col: str = "appointment_local") -> pl.Expr:
 def local_to_utc(col: str, time_zone: str) -> pl.Expr:
     naive = pl.col(col).str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False)
     placed = naive.dt.replace_time_zone(time_zone, ambiguous="earliest", non_existent="null")
-    gap_end = (naive.dt.truncate("1h") + pl.duration(hours=1)).dt.replace_time_zone(time_zone, non_existent="null")
+    gap_end = (naive.dt.truncate("1h") + pl.duration(hours=1)).dt.replace_time_zone(
+        time_zone, non_existent="null"
+    )
     skipped = pl.when(placed.is_null() & naive.is_not_null()).then(gap_end)
     return pl.coalesce(placed, skipped).dt.convert_time_zone("UTC")
 
 
-def choose_slot(request_id: str, earliest: str, latest: str, time_zone: str, slots: pl.DataFrame) -> pl.DataFrame:
+def choose_slot(
+    request_id: str, earliest: str, latest: str, time_zone: str, slots: pl.DataFrame
+) -> pl.DataFrame:
     """At most one row: the chosen slot of one request, from the availabilities Xtime returned for it."""
     bounds = pl.DataFrame({"earliest": [earliest], "latest": [latest]}).select(
-        local_to_utc("earliest", time_zone).alias("lo"), local_to_utc("latest", time_zone).alias("hi"))
+        local_to_utc("earliest", time_zone).alias("lo"), local_to_utc("latest", time_zone).alias("hi")
+    )
     lo, hi = bounds.row(0)
     return (
         slots.cast(SLOT_SCHEMA)
         .with_columns(slot_instant().alias("appointment_at"))
-        .filter(pl.col("appointment_at").is_not_null()
-                & (pl.col("appointment_at") >= lo) & (pl.col("appointment_at") < hi))
+        .filter(
+            pl.col("appointment_at").is_not_null()
+            & (pl.col("appointment_at") >= lo)
+            & (pl.col("appointment_at") < hi)
+        )
         .sort("appointment_at", "appointment_local")
         .head(1)
-        .select(pl.lit(request_id).alias("request_id"), "appointment_local", "appointment_at", "duration_minutes")
+        .select(
+            pl.lit(request_id).alias("request_id"), "appointment_local", "appointment_at", "duration_minutes"
+        )
         .cast(CHOICE_SCHEMA)
     )
