@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from dealer_assets.config import ConfigError
 from dealer_assets.xtime.fake_state import (
     API_PATHS,
     Failure,
@@ -31,6 +32,7 @@ from dealer_assets.xtime.fake_state import (
     FakeState,
     local_text,
     parse_local,
+    seeded_dealerships,
 )
 from dealer_assets.xtime.settings import SCOPE
 
@@ -285,3 +287,18 @@ class FakeXtimeServer:
     def url(self) -> str:
         host, port = self.server.servers[0].sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"
+
+
+def serve(port: int, settings, environ: dict[str, str], host: str = "127.0.0.1") -> None:
+    """Runs the fake in the foreground with the credentials the settings' environment variables hold."""
+    names = (settings.client_id_env, settings.client_secret_env, settings.api_key_env)
+    missing = [n for n in names if not environ.get(n)]
+    if missing:
+        raise ConfigError(
+            f"environment: {', '.join(missing)}: not set (the fake accepts exactly these credentials)"
+        )
+    zones = {d.dealer_code: d.time_zone for d in settings.dealerships.values()}
+    state = FakeState(
+        seeded_dealerships(zones), *(environ[n] for n in names), rate_limit=settings.requests_per_second
+    )
+    uvicorn.run(build_app(state), host=host, port=port, log_level="info")

@@ -109,3 +109,24 @@ class FakeState:
                     f.count -= 1
                     return f
         return None
+
+
+# The sample settings' dealerships (data/config/dealer_feeds.yaml). d300 has not yet published its dedicated
+# opcode, so the sample shows the opcode check failing.
+SAMPLE_DEALERSHIPS = (
+    FakeDealership("X100100", "America/Los_Angeles"),
+    FakeDealership(
+        "X200200", "America/Denver", extra_services=(("DataClover Appt", "DataClover appointment"),)
+    ),
+    FakeDealership("X300300", "America/Chicago"),
+    FakeDealership("X400400", "America/New_York"),
+    FakeDealership("X101101", "America/Los_Angeles"),
+)
+
+
+def seeded_dealerships(settings_zones: dict[str, str]) -> dict[str, FakeDealership]:
+    """The sample dealerships, plus one with the base catalog for every other configured dealer code."""
+    seeded = {d.dealer_code: d for d in SAMPLE_DEALERSHIPS}
+    for code, zone in settings_zones.items():
+        seeded.setdefault(code, FakeDealership(code, zone))
+    return seeded
