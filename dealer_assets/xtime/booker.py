@@ -31,6 +31,12 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def current_plan(engine: Engine, settings: XtimeSettings, now: datetime) -> pl.DataFrame:
+    """What the next run would do with each stored request (also what the sensor looks at)."""
+    ready = readiness(enrollment_states(settings, now), store.read_services(engine))
+    return plan(store.read_requests(engine), store.read_attempts(engine), ready)
+
+
 @dataclass
 class BookingRun:
     actions: Counter = field(default_factory=Counter)
@@ -67,8 +73,7 @@ class Booker:
         return store.read_services(self.engine)
 
     def plan(self) -> pl.DataFrame:
-        ready = readiness(enrollment_states(self.settings, self.now()), store.read_services(self.engine))
-        return plan(store.read_requests(self.engine), store.read_attempts(self.engine), ready)
+        return current_plan(self.engine, self.settings, self.now())
 
     def run(self) -> BookingRun:
         result = BookingRun()

@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dealer_assets.xtime.domain.booking import ATTEMPT_SCHEMA
-from dealer_assets.xtime.domain.requests import EXISTING_SCHEMA, REQUEST_SCHEMA
+from dealer_assets.xtime.domain.requests import EXISTING_SCHEMA, REQUEST_SCHEMA, SERVICE_REQUEST_SCHEMA
 from dealer_assets.xtime.tables import (
+    TS,
     appointment_request_files,
     appointment_requests,
     xtime_booking_attempts,
@@ -190,3 +191,36 @@ def file_received(engine: Engine, file_name: str) -> str | None:
 
 def record_file(conn: Connection, **values) -> None:
     conn.execute(appointment_request_files.insert().values(**values))
+
+
+SR_COLUMNS = (
+    "sr_id",
+    "source",
+    "vin",
+    "dealer_id",
+    "client",
+    "stock_no",
+    "service_request_type",
+    "status",
+    "created_at",
+)
+
+
+def read_service_requests(engine: Engine, settings) -> pl.DataFrame:
+    """Active DMS service requests that could become requests: read by table name, as the contract names it."""
+    dealers = sorted(d.dms_dealer_id for d in settings.dealerships.values() if d.dms_dealer_id)
+    types = sorted(settings.book_service_request_types)
+    if not dealers or not types or not sa.inspect(engine).has_table("service_requests"):
+        return pl.DataFrame(schema=SERVICE_REQUEST_SCHEMA)
+    sr = sa.table(
+        "service_requests", *(sa.column(c, TS if c == "created_at" else sa.Text) for c in SR_COLUMNS)
+    )
+    query = sa.select(sr).where(
+        sr.c.status == "active", sr.c.dealer_id.in_(dealers), sr.c.service_request_type.in_(types)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    data = [dict(zip(SR_COLUMNS, r, strict=True)) for r in rows]
+    for row in data:
+        row["created_at"] = _utc(row["created_at"])
+    return pl.DataFrame(data, schema=SERVICE_REQUEST_SCHEMA, orient="row")

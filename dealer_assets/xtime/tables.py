@@ -28,6 +28,7 @@ appointment_requests = sa.Table(
     sa.Column("line_number", sa.Integer),
     sa.Column("received_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_appointment_requests_status", "status"),
 )
 
 xtime_bookings = sa.Table(
