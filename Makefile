@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: dev test install samples bench validate clean-state
+.PHONY: dev test test-fast lint install samples bench validate clean-state
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.dev.yaml
 
 ## Stage the sample feeds into the drop zone (once: the archive remembers what was delivered).
 samples: install
-	$(BIN)/python -m dealer_assets.samples stage
+	$(BIN)/python -m dealer_assets.dms.samples stage
 
 ## Install, stage the sample feeds, and start the Dagster UI and daemon (http://127.0.0.1:3000).
 dev: install $(DAGSTER_HOME)/dagster.yaml samples
@@ -29,7 +29,17 @@ dev: install $(DAGSTER_HOME)/dagster.yaml samples
 
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
+
+## The fast set while developing (no PostgreSQL, no end-to-end processes, no slow property tests): under a minute.
+test-fast: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -m "not slow and not e2e and not postgres"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml

@@ -5,6 +5,7 @@ runs one (repeatable), `--quick` runs everything at a tiny size. Outputs go to b
 Every measured step runs in a fresh subprocess (`python -m bench.child`) that reports its own wall time for
 the step and its peak RSS (ru_maxrss); a figure is the median of `--repeat` such runs (3 by default).
 """
+
 from __future__ import annotations
 
 BENCHMARKS = ("synthetic", "parse", "reconcile", "warehouse", "end_to_end", "backfill")

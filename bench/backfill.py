@@ -6,6 +6,7 @@ Inventory model: each dealer holds about `per_dealer` vehicles that stay ~30 day
 keep the level; 5% of vehicles get a new stock number within 2.5 days, 2% drop out of the feed for 1-8 hours,
 a dealer misses 0.5% of the feeds, and every feed carries a little dirt (bad VINs, duplicates, padding).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -25,6 +26,7 @@ TARGET_SECONDS = 600
 
 # --- data (parent) -----------------------------------------------------------------------------------------
 
+
 def _pool(hours: int, dealers: int, per_dealer: int, rng: np.random.Generator) -> pl.DataFrame:
     sizes = rng.integers(max(1, per_dealer // 2), per_dealer * 3 // 2 + 1, dealers)
     initial = np.repeat(np.arange(dealers), sizes)
@@ -35,8 +37,16 @@ def _pool(hours: int, dealers: int, per_dealer: int, rng: np.random.Generator) -
     depart = arrive + 1 + rng.exponential(STAY_HOURS, n).astype(np.int64)
     gap_start = np.where(rng.random(n) < 0.02, arrive + rng.integers(1, 96, n), -10)
     restock_at = np.where(rng.random(n) < 0.05, arrive + rng.integers(6, 60, n), 10**9)
-    return pl.DataFrame({"dealer": dealer, "arrive": arrive, "depart": depart, "gap_start": gap_start,
-                         "gap_end": gap_start + rng.integers(1, 9, n), "restock_at": restock_at})
+    return pl.DataFrame(
+        {
+            "dealer": dealer,
+            "arrive": arrive,
+            "depart": depart,
+            "gap_start": gap_start,
+            "gap_end": gap_start + rng.integers(1, 9, n),
+            "restock_at": restock_at,
+        }
+    )
 
 
 def write_feeds(ctx: Context, incoming: Path, dealer_list: list[str]) -> tuple[int, int]:
@@ -48,16 +58,20 @@ def write_feeds(ctx: Context, incoming: Path, dealer_list: list[str]) -> tuple[i
     attrs = synthetic.vehicles(np.arange(pool.height), dealers, START, SEED)
     arrived = pl.lit(START.date()) + pl.duration(days=pl.col("arrive").clip(0, None) // 24)
     attrs = pl.concat([attrs, pool], how="horizontal").with_columns(
-        date_in_stock=pl.when(pl.col("arrive") >= 0).then(arrived).otherwise("date_in_stock"))
+        date_in_stock=pl.when(pl.col("arrive") >= 0).then(arrived).otherwise("date_in_stock")
+    )
     dropout = rng.random((ctx.hours, len(dealer_list))) < 0.005
     rows = 0
     for h, as_of in enumerate(synthetic.hours(START, ctx.hours)):
         absent = np.array(dealer_list)[dropout[h]].tolist()
         present = attrs.filter(
-            (pl.col("arrive") <= h) & (pl.col("depart") > h)
-            & ~((pl.col("gap_start") <= h) & (pl.col("gap_end") > h)) & ~pl.col("dealer_id").is_in(absent)
-        ).with_columns(stock_no=pl.when(pl.col("restock_at") <= h).then(pl.col("stock_no") + "R")
-                       .otherwise("stock_no"))
+            (pl.col("arrive") <= h)
+            & (pl.col("depart") > h)
+            & ~((pl.col("gap_start") <= h) & (pl.col("gap_end") > h))
+            & ~pl.col("dealer_id").is_in(absent)
+        ).with_columns(
+            stock_no=pl.when(pl.col("restock_at") <= h).then(pl.col("stock_no") + "R").otherwise("stock_no")
+        )
         feed = synthetic.as_feed(present[rng.permutation(present.height)], dirt=0.3, seed=SEED + h)
         synthetic.write_feed(feed, incoming / synthetic.feed_file_name("generic", as_of))
         rows += feed.height
@@ -66,7 +80,7 @@ def write_feeds(ctx: Context, incoming: Path, dealer_list: list[str]) -> tuple[i
 
 def prepare(ctx: Context) -> dict:
     from bench import synthetic
-    from dealer_assets.domain.feed_names import partition_key_of
+    from dealer_assets.dms.domain.feed_names import partition_key_of
 
     root = ctx.out / "backfill"
     shutil.rmtree(root, ignore_errors=True)
@@ -75,34 +89,55 @@ def prepare(ctx: Context) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "deploy" / "dagster.dev.yaml", home / "dagster.yaml")
     dealer_list = synthetic.dealer_ids(ctx.dealers)
-    (data / "config" / "dealer_feeds.yaml").write_text(synthetic.settings_yaml(
-        dealer_list, tracking="{mode: for_days, days: 3}", auto_close="{mode: after_days, days: 3}",
-        guard="{max_fraction: 0.5, min_active: 10}"))
+    (data / "config" / "dealer_feeds.yaml").write_text(
+        synthetic.settings_yaml(
+            dealer_list,
+            tracking="{mode: for_days, days: 3}",
+            auto_close="{mode: after_days, days: 3}",
+            guard="{max_fraction: 0.5, min_active: 10}",
+        )
+    )
     feeds, rows = write_feeds(ctx, data / "feeds" / "incoming", dealer_list)
     last = START + timedelta(hours=ctx.hours - 1)
-    return {"data_dir": str(data), "home": str(home), "first": partition_key_of(START), "last": partition_key_of(last),
-            "cutoff": START.strftime("%Y-%m-%dT%H:%M:%SZ"), "feeds": feeds, "rows": rows}
+    return {
+        "data_dir": str(data),
+        "home": str(home),
+        "first": partition_key_of(START),
+        "last": partition_key_of(last),
+        "cutoff": START.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "feeds": feeds,
+        "rows": rows,
+    }
 
 
 # --- the measured run (bench.child) ------------------------------------------------------------------------
+
 
 def range_run(first: str, last: str, cutoff: str, profile: str = "") -> dict:
     import time
 
     started = time.perf_counter()
     from dagster import DagsterInstance
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from dealer_assets.config import DealerPaths
+    from dealer_assets.core.env import DealerEnv, DealerPaths
+    from dealer_assets.core.tags import (
+        MODE_TAG,
+        PARTITION_RANGE_END_TAG,
+        PARTITION_RANGE_START_TAG,
+        REPLAY_FROM_TAG,
+    )
     from dealer_assets.definitions import build_definitions
-    from dealer_assets.defs.dms.assets import MODE_TAG, REPLAY_FROM_TAG
-    from dealer_assets.defs.dms.jobs import job_name
+    from dealer_assets.dms.defs.jobs import job_name
 
     paths = DealerPaths.from_env()
-    job = build_definitions(paths).get_job_def(job_name("generic"))
+    job = build_definitions(DealerEnv.for_paths(paths)).get_job_def(job_name("generic"))
     instance = DagsterInstance.get()
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last, MODE_TAG: "replay",
-            REPLAY_FROM_TAG: cutoff}
+    tags = {
+        PARTITION_RANGE_START_TAG: first,
+        PARTITION_RANGE_END_TAG: last,
+        MODE_TAG: "replay",
+        REPLAY_FROM_TAG: cutoff,
+    }
     result: dict = {"setup_s": time.perf_counter() - started}
     profiler = None
     if profile:
@@ -115,15 +150,19 @@ def range_run(first: str, last: str, cutoff: str, profile: str = "") -> dict:
     if profiler is not None:
         profiler.disable()
         _write_profile(profiler, Path(profile))
-    result.update(success=run.success, steps=_step_seconds(instance, run.run_id),
-                  event_log_entries=len(instance.all_logs(run.run_id)), **_warehouse_counts(paths.warehouse_url))
+    result.update(
+        success=run.success,
+        steps=_step_seconds(instance, run.run_id),
+        event_log_entries=len(instance.all_logs(run.run_id)),
+        **_warehouse_counts(paths.warehouse_url),
+    )
     if not run.success:
         failure = next((e for e in run.all_events if e.is_step_failure), None)
         result["failure"] = str(failure.event_specific_data.error.message)[:500] if failure else "run failed"
     return result
 
 
-def _step_seconds(instance, run_id: str) -> dict[str, float]:  # noqa: ANN001
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
     starts, out = {}, {}
     for entry in instance.all_logs(run_id):
         event = entry.dagster_event
@@ -142,16 +181,18 @@ def _warehouse_counts(url: str) -> dict:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         one = lambda sql: conn.exec_driver_sql(sql).scalar()  # noqa: E731
-        counts = {"active": one("SELECT count(*) FROM service_requests WHERE status = 'active'"),
-                  "closed": one("SELECT count(*) FROM service_requests WHERE status = 'closed'"),
-                  "events": one("SELECT count(*) FROM service_request_events"),
-                  "rejected_rows": one("SELECT count(*) FROM rejected_rows"),
-                  "applied_feeds": one("SELECT count(*) FROM applied_feeds")}
+        counts = {
+            "active": one("SELECT count(*) FROM service_requests WHERE status = 'active'"),
+            "closed": one("SELECT count(*) FROM service_requests WHERE status = 'closed'"),
+            "events": one("SELECT count(*) FROM service_request_events"),
+            "rejected_rows": one("SELECT count(*) FROM rejected_rows"),
+            "applied_feeds": one("SELECT count(*) FROM applied_feeds"),
+        }
     engine.dispose()
     return counts
 
 
-def _write_profile(profiler, path: Path) -> None:  # noqa: ANN001
+def _write_profile(profiler, path: Path) -> None:
     import io
     import pstats
 
@@ -166,16 +207,40 @@ def _write_profile(profiler, path: Path) -> None:  # noqa: ANN001
 
 # --- orchestration (parent) --------------------------------------------------------------------------------
 
+
 def run(ctx: Context) -> list[Figure]:
     setup = prepare(ctx)
-    env = {"DEALER_DATA_DIR": setup["data_dir"], "DAGSTER_HOME": setup["home"], "DEALER_WAREHOUSE_URL": None,
-           "DEALER_SETTINGS_FILE": None, "DEALER_HISTORY_START": None, "DEALER_EXECUTOR": None}
+    env = {
+        "DEALER_DATA_DIR": setup["data_dir"],
+        "DAGSTER_HOME": setup["home"],
+        "DEALER_WAREHOUSE_URL": None,
+        "DEALER_SETTINGS_FILE": None,
+        "DEALER_HISTORY_START": None,
+        "DEALER_EXECUTOR": None,
+    }
     profile = str(ctx.out / "backfill.prof") if ctx.profile else ""
-    sample = run_child("backfill:range_run", {"first": setup["first"], "last": setup["last"],
-                                              "cutoff": setup["cutoff"], "profile": profile}, env=env)
+    sample = run_child(
+        "backfill:range_run",
+        {"first": setup["first"], "last": setup["last"], "cutoff": setup["cutoff"], "profile": profile},
+        env=env,
+    )
     info = {**sample.info, "feeds": setup["feeds"], "feed_rows": setup["rows"]}
     error = "" if info.get("success") else f"run failed: {info.get('failure', '?')}"
-    label = (f"one range run of dms_generic_feeds: {setup['feeds']} hourly feeds, {ctx.dealers} dealers, "
-             f"{setup['rows']:,} rows (SQLite, temp DAGSTER_HOME; 1 run)")
-    return [Figure("backfill.range_run", label, sample.seconds, "s", baseline=TARGET_SECONDS,
-                   baseline_label="target", target="< 1", peak_mib=sample.peak_mib, error=error, info=info)]
+    label = (
+        f"one range run of dms_generic_feeds: {setup['feeds']} hourly feeds, {ctx.dealers} dealers, "
+        f"{setup['rows']:,} rows (SQLite, temp DAGSTER_HOME; 1 run)"
+    )
+    return [
+        Figure(
+            "backfill.range_run",
+            label,
+            sample.seconds,
+            "s",
+            baseline=TARGET_SECONDS,
+            baseline_label="target",
+            target="< 1",
+            peak_mib=sample.peak_mib,
+            error=error,
+            info=info,
+        )
+    ]

@@ -3,6 +3,7 @@
 Prints one line `BENCH_RESULT {json}` with the function's result (which holds "seconds" for the measured
 step) and the process's peak RSS in KiB (ru_maxrss: imports and input loading are included).
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,6 +1,7 @@
 """Baseline (b) of benchmark 3: the reconciliation rules of one feed (CONTRACT section 4, rules 2-8) as DuckDB
 SQL over the same parquet files, producing the same outputs as `apply_feed` (new state sorted by sr_id,
 events with JSON details in event order, skipped vehicles, coverage), fetched into polars frames."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,44 +11,79 @@ import polars as pl
 from bench.measure import stopwatch
 from bench.reconcile import AS_OF, EVENTS, FILE_NAME
 
-SR_COLUMNS = ("sr_id, source, vin, dealer_id, client, stock_no, vehicle_type, service_request_type, status, "
-              "created_at, updated_at, closed_at, close_reason, last_seen_at, auto_close_at, missing_since")
+SR_COLUMNS = (
+    "sr_id, source, vin, dealer_id, client, stock_no, vehicle_type, service_request_type, status, "
+    "created_at, updated_at, closed_at, close_reason, last_seen_at, auto_close_at, missing_since"
+)
 ISO = "'%Y-%m-%dT%H:%M:%SZ'"
 
 
-def _mapping_frames(settings) -> dict[str, pl.DataFrame]:  # noqa: ANN001
+def _mapping_frames(settings) -> dict[str, pl.DataFrame]:
     clients = pl.DataFrame(
-        [(m.dealer_id, m.client, m.service_request_type, m.ignore_if_sr_with_vin_exists, m.ignore_days or 0)
-         for m in settings.client_dealer_mappings],
-        schema=["dealer_id", "client", "client_sr_type", "ignore_existing", "ignore_days"], orient="row")
+        [
+            (
+                m.dealer_id,
+                m.client,
+                m.service_request_type,
+                m.ignore_if_sr_with_vin_exists,
+                m.ignore_days or 0,
+            )
+            for m in settings.client_dealer_mappings
+        ],
+        schema=["dealer_id", "client", "client_sr_type", "ignore_existing", "ignore_days"],
+        orient="row",
+    )
     types = pl.DataFrame(
-        [(m.system_code, m.dealer_id, m.vehicle_type, m.service_request_type, m.include_only)
-         for m in settings.vehicle_type_mappings],
-        schema={"system_code": pl.String, "dealer_id": pl.String, "vehicle_type": pl.String,
-                "type_sr_type": pl.String, "include_only": pl.Boolean}, orient="row")
-    return {"clients": clients, "types_dealer": types.filter(pl.col("dealer_id").is_not_null()),
-            "types_all": types.filter(pl.col("dealer_id").is_null()).drop("dealer_id"),
-            "include_dealers": types.filter(pl.col("dealer_id").is_not_null() & pl.col("include_only"))
-            .select("dealer_id").unique()}
+        [
+            (m.system_code, m.dealer_id, m.vehicle_type, m.service_request_type, m.include_only)
+            for m in settings.vehicle_type_mappings
+        ],
+        schema={
+            "system_code": pl.String,
+            "dealer_id": pl.String,
+            "vehicle_type": pl.String,
+            "type_sr_type": pl.String,
+            "include_only": pl.Boolean,
+        },
+        orient="row",
+    )
+    return {
+        "clients": clients,
+        "types_dealer": types.filter(pl.col("dealer_id").is_not_null()),
+        "types_all": types.filter(pl.col("dealer_id").is_null()).drop("dealer_id"),
+        "include_dealers": types.filter(pl.col("dealer_id").is_not_null() & pl.col("include_only"))
+        .select("dealer_id")
+        .unique(),
+    }
 
 
-def script(settings, state: str, vehicles: str, source: str = "generic") -> str:  # noqa: ANN001
+def script(settings, state: str, vehicles: str, source: str = "generic") -> str:
     t = f"TIMESTAMPTZ '{AS_OF.strftime('%Y-%m-%d %H:%M:%S')}+00'"
     close_mode = settings.auto_close.mode
     after = f"INTERVAL {settings.auto_close.days or 0} DAY"
     tracking = settings.track_stock_no_and_client
     window = f"{t} <= a.created_at + INTERVAL {tracking.days} DAY" if tracking.mode == "for_days" else "false"
-    due = {"immediately": "missing", "after_days": f"missing AND {t} > auto_close_at"}.get(close_mode, "false")
+    due = {"immediately": "missing", "after_days": f"missing AND {t} > auto_close_at"}.get(
+        close_mode, "false"
+    )
     guard = settings.auto_close_guard
-    held = (f"dealer_active >= {guard.min_active} AND dealer_due > {guard.max_fraction} * dealer_active"
-            if guard else "false")
-    include_all = "true" if any(m.include_only and m.dealer_id is None for m in settings.vehicle_type_mappings) \
+    held = (
+        f"dealer_active >= {guard.min_active} AND dealer_due > {guard.max_fraction} * dealer_active"
+        if guard
         else "false"
+    )
+    include_all = (
+        "true"
+        if any(m.include_only and m.dealer_id is None for m in settings.vehicle_type_mappings)
+        else "false"
+    )
     stamp = AS_OF.strftime("%Y%m%dT%H%M%SZ")
     covered = "SELECT dealer_id, count(*)::UINTEGER AS vehicles FROM feed GROUP BY dealer_id"
     if settings.coverage == "all_mapped_dealers":
-        covered = (f"SELECT dealer_id, coalesce(c.vehicles, 0)::UINTEGER AS vehicles FROM ({covered}) c "
-                   "FULL JOIN (SELECT dealer_id FROM clients) m USING (dealer_id)")
+        covered = (
+            f"SELECT dealer_id, coalesce(c.vehicles, 0)::UINTEGER AS vehicles FROM ({covered}) c "
+            "FULL JOIN (SELECT dealer_id FROM clients) m USING (dealer_id)"
+        )
     return f"""
 SET TimeZone = 'UTC';
 CREATE TEMP TABLE feed AS SELECT dealer_id, vin, stock_no, system_code FROM read_parquet('{vehicles}');
@@ -121,20 +157,22 @@ SELECT *, due AND {held} AS held, due AND NOT ({held}) AS close FROM counted;
 """
 
 
-def _outputs_sql(settings, source: str = "generic") -> dict[str, str]:  # noqa: ANN001
+def _outputs_sql(settings, source: str = "generic") -> dict[str, str]:
     t = f"TIMESTAMPTZ '{AS_OF.strftime('%Y-%m-%d %H:%M:%S')}+00'"
     ident = f"'{source}' AS source, {t} AS feed_as_of, '{FILE_NAME}' AS feed_file"
     fraction = settings.auto_close_guard.max_fraction if settings.auto_close_guard else "NULL"
     order = " ".join(f"WHEN '{e}' THEN {i}" for i, e in enumerate(EVENTS))
-    closed = ("CASE WHEN close THEN 'closed' ELSE status END AS status, created_at, "
-              f"CASE WHEN close THEN {t} ELSE updated_at END AS updated_at, "
-              f"CASE WHEN close THEN {t} ELSE closed_at END AS closed_at, "
-              "CASE WHEN close THEN 'missing_from_feed' ELSE close_reason END AS close_reason, "
-              "last_seen_at, auto_close_at, missing_since")
+    closed = (
+        "CASE WHEN close THEN 'closed' ELSE status END AS status, created_at, "
+        f"CASE WHEN close THEN {t} ELSE updated_at END AS updated_at, "
+        f"CASE WHEN close THEN {t} ELSE closed_at END AS closed_at, "
+        "CASE WHEN close THEN 'missing_from_feed' ELSE close_reason END AS close_reason, "
+        "last_seen_at, auto_close_at, missing_since"
+    )
     base = "sr_id, source, vin, dealer_id, client, stock_no, vehicle_type, service_request_type"
     return {
         "state": f"SELECT {SR_COLUMNS} FROM prior WHERE status = 'closed' "
-                 f"UNION ALL SELECT {base}, {closed} FROM judged ORDER BY sr_id",
+        f"UNION ALL SELECT {base}, {closed} FROM judged ORDER BY sr_id",
         "events": f"""SELECT sr_id, '{source}' AS source, vin, event, {t} AS feed_as_of,
                  '{FILE_NAME}' AS feed_file, details FROM (
   SELECT sr_id, vin, 'created' AS event, json_object('dealer_id', dealer_id, 'client', client, 'stock_no', stock_no,
@@ -153,14 +191,14 @@ def _outputs_sql(settings, source: str = "generic") -> dict[str, str]:  # noqa: 
 ) ORDER BY CASE event {order} END, sr_id""",
         "skipped": f"SELECT {ident}, vin, dealer_id, reason FROM skipped ORDER BY vin",
         "coverage": f"SELECT '{source}' AS source, {t} AS feed_as_of, dealer_id, vehicles FROM covered "
-                    "ORDER BY dealer_id",
+        "ORDER BY dealer_id",
     }
 
 
 def rules(state: str, vehicles: str, settings: str) -> dict:
     import duckdb
 
-    from dealer_assets.settings import parse_settings
+    from dealer_assets.dms.settings import parse_settings
 
     source = parse_settings(Path(settings).read_text()).sources["generic"]
     sql = script(source, state, vehicles)
@@ -174,7 +212,11 @@ def rules(state: str, vehicles: str, settings: str) -> dict:
         con.execute(sql)
         frames = {name: con.sql(query).pl() for name, query in _outputs_sql(source).items()}
     events = dict(frames["events"].group_by("event").len().iter_rows())
-    result.update({e: events.get(e, 0) for e in EVENTS}, state_rows=frames["state"].height,
-                  active=int((frames["state"]["status"] == "active").sum()), skipped=frames["skipped"].height)
+    result.update(
+        {e: events.get(e, 0) for e in EVENTS},
+        state_rows=frames["state"].height,
+        active=int((frames["state"]["status"] == "active").sum()),
+        skipped=frames["skipped"].height,
+    )
     con.close()
     return result

@@ -4,6 +4,7 @@ embedded default (a SQLite file) and on PostgreSQL, each warehouse already holdi
 
 The baseline is benchmark 3's: the bare polars read + anti-joins of the same data, measured again here.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -20,11 +21,11 @@ from bench.warehouse import postgres_databases, remove_sqlite
 
 
 def step(url: str, state: str, vehicles: str, settings: str) -> dict:
+    from dealer_assets.core.warehouse import engine_for
+    from dealer_assets.dms.domain.normalize import FeedRef
+    from dealer_assets.dms.domain.reconcile import apply_feed
     from dealer_assets.dms.reconciliation import LATE_SCHEMA, applied_feed_rows, write_outcome
-    from dealer_assets.domain.normalize import FeedRef
-    from dealer_assets.domain.reconcile import apply_feed
-    from dealer_assets.settings import parse_settings
-    from dealer_assets.warehouse.store import engine_for
+    from dealer_assets.dms.settings import parse_settings
 
     source = parse_settings(Path(settings).read_text()).sources["generic"]
     engine = engine_for(url)
@@ -33,18 +34,33 @@ def step(url: str, state: str, vehicles: str, settings: str) -> dict:
     start = time.perf_counter()
     prior, feed = pl.read_parquet(state), pl.read_parquet(vehicles)
     outcome = apply_feed(prior, feed, source, FeedRef("generic", reconcile.AS_OF, reconcile.FILE_NAME))
-    applied = applied_feed_rows("generic", [(reconcile.AS_OF, reconcile.FILE_NAME, "0" * 64, feed.height)], outcome)
+    applied = applied_feed_rows(
+        "generic", [(reconcile.AS_OF, reconcile.FILE_NAME, "0" * 64, feed.height)], outcome
+    )
     reconciled = time.perf_counter()
     with engine.begin() as conn:
-        write_outcome(conn, "generic", outcome, prior, replay_from=None, applied=applied,
-                      late=pl.DataFrame(schema=LATE_SCHEMA))
+        write_outcome(
+            conn,
+            "generic",
+            outcome,
+            prior,
+            replay_from=None,
+            applied=applied,
+            late=pl.DataFrame(schema=LATE_SCHEMA),
+        )
     done = time.perf_counter()
     engine.dispose()
-    return {"seconds": done - start, "engine_s": reconciled - start, "write_s": done - reconciled,
-            "events": outcome.events.height, "skipped": outcome.skipped.height}
+    return {
+        "seconds": done - start,
+        "engine_s": reconciled - start,
+        "write_s": done - reconciled,
+        "events": outcome.events.height,
+        "skipped": outcome.skipped.height,
+    }
 
 
 # --- orchestration (parent) --------------------------------------------------------------------------------
+
 
 def _sqlite(ctx: Context, paths: dict[str, str]) -> list:
     db = ctx.dir("end_to_end") / "warehouse.db"
@@ -71,18 +87,32 @@ def run(ctx: Context) -> list[Figure]:
     paths = reconcile.scenario(ctx)
     baseline = [run_child("reconcile:polars_baseline", paths) for _ in range(ctx.repeat)]
     figures = []
-    for name, where, measure in (("end_to_end.sqlite", "a SQLite file (embedded default)", _sqlite),
-                                 ("end_to_end.postgres", "PostgreSQL", _postgres)):
+    for name, where, measure in (
+        ("end_to_end.sqlite", "a SQLite file (embedded default)", _sqlite),
+        ("end_to_end.postgres", "PostgreSQL", _postgres),
+    ):
         label = f"apply_feed + write_outcome, {ctx.rows:,} feed rows vs {ctx.rows:,} SRs, into {where}"
         try:
             runs = measure(ctx, paths)
         except BenchError as exc:
             figures.append(Figure(name, label, None, "s", error=str(exc)))
             continue
-        info = {**runs[0].info, "engine_s": statistics.median(r.info["engine_s"] for r in runs),
-                "write_s": statistics.median(r.info["write_s"] for r in runs)}
-        figures.append(Figure(
-            name, f"{label} (engine {info['engine_s']:.2f} s + write {info['write_s']:.2f} s)", median(runs), "s",
-            baseline=median(baseline), baseline_label="polars read + anti-joins", peak_mib=peak(runs),
-            baseline_peak_mib=peak(baseline), info=info))
+        info = {
+            **runs[0].info,
+            "engine_s": statistics.median(r.info["engine_s"] for r in runs),
+            "write_s": statistics.median(r.info["write_s"] for r in runs),
+        }
+        figures.append(
+            Figure(
+                name,
+                f"{label} (engine {info['engine_s']:.2f} s + write {info['write_s']:.2f} s)",
+                median(runs),
+                "s",
+                baseline=median(baseline),
+                baseline_label="polars read + anti-joins",
+                peak_mib=peak(runs),
+                baseline_peak_mib=peak(baseline),
+                info=info,
+            )
+        )
     return figures

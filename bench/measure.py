@@ -1,4 +1,5 @@
 """Run a measured step in a fresh subprocess, take medians, and hold what every benchmark shares."""
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,9 @@ class Figure:
         return self.value / self.baseline
 
 
-def run_child(task: str, args: dict, *, env: dict[str, str | None] | None = None,
-              timeout: float | None = None) -> Sample:
+def run_child(
+    task: str, args: dict, *, env: dict[str, str | None] | None = None, timeout: float | None = None
+) -> Sample:
     """`task` is "module:function" under bench, returning {"seconds": ..., **info}; an env value None unsets."""
     cmd = [sys.executable, "-m", "bench.child", task, json.dumps(args)]
     child_env = {**os.environ, **(env or {})}
@@ -82,7 +84,7 @@ def run_child(task: str, args: dict, *, env: dict[str, str | None] | None = None
     if proc.returncode != 0 or not lines:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
         raise BenchError(f"{task} exited {proc.returncode}:\n{tail}")
-    result = json.loads(lines[-1][len(RESULT_MARK):])
+    result = json.loads(lines[-1][len(RESULT_MARK) :])
     return Sample(seconds=result.pop("seconds"), peak_mib=result.pop("peak_kib") / 1024, info=result)
 
 

@@ -1,4 +1,5 @@
 """Benchmarks 1 and 2: generate a big `generic` feed; parse + normalize it vs a bare `polars.read_csv`."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ SEED = 20261015
 
 
 # --- measured steps (run in bench.child) -------------------------------------------------------------------
+
 
 def generate(path: str, rows: int) -> dict:
     from bench import synthetic
@@ -31,9 +33,9 @@ def generate(path: str, rows: int) -> dict:
 def pipeline(path: str) -> dict:
     import time
 
-    from dealer_assets.domain.normalize import FeedRef, normalize_feed
-    from dealer_assets.domain.parsing import parse_feed
-    from dealer_assets.settings import GENERIC_LAYOUT
+    from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
+    from dealer_assets.dms.domain.parsing import parse_feed
+    from dealer_assets.dms.settings import GENERIC_LAYOUT
 
     result: dict = {}
     with stopwatch(result):
@@ -42,8 +44,12 @@ def pipeline(path: str) -> dict:
         normalized = normalize_feed(parsed.rows, GENERIC_LAYOUT, FeedRef("generic", AS_OF, Path(path).name))
         normalize_s = time.perf_counter() - parsed_at
     result.update(parse_s=result["seconds"] - normalize_s, normalize_s=normalize_s)
-    result.update(rows=parsed.rows.height, malformed=parsed.malformed.height,
-                  vehicles=normalized.vehicles.height, rejected=normalized.rejected.height)
+    result.update(
+        rows=parsed.rows.height,
+        malformed=parsed.malformed.height,
+        vehicles=normalized.vehicles.height,
+        rejected=normalized.rejected.height,
+    )
     return result
 
 
@@ -59,6 +65,7 @@ def bare_read(path: str) -> dict:
 
 
 # --- orchestration (parent) --------------------------------------------------------------------------------
+
 
 def feed_path(ctx: Context) -> Path:
     return ctx.dir("parse") / f"generic-{AS_OF.strftime('%Y%m%dT%H%M%SZ')}.csv"
@@ -77,18 +84,41 @@ def run_synthetic(ctx: Context) -> list[Figure]:
     runs = [run_child("parse:generate", {"path": str(path), "rows": ctx.rows}) for _ in range(ctx.repeat)]
     ctx.cache["feed"] = path
     info = runs[0].info
-    return [Figure("synthetic.generate", f"generate + write a {ctx.rows:,}-row generic feed "
-                   f"({info['bytes'] / 2**20:.0f} MiB, valid VIN check digits, 1% dirt)",
-                   median(runs), "s", peak_mib=peak(runs), info=info)]
+    return [
+        Figure(
+            "synthetic.generate",
+            f"generate + write a {ctx.rows:,}-row generic feed "
+            f"({info['bytes'] / 2**20:.0f} MiB, valid VIN check digits, 1% dirt)",
+            median(runs),
+            "s",
+            peak_mib=peak(runs),
+            info=info,
+        )
+    ]
 
 
 def run(ctx: Context) -> list[Figure]:
     path = ensure_feed(ctx)
-    runs = interleaved(ctx, {"pipeline": ("parse:pipeline", {"path": str(path)}),
-                             "bare": ("parse:bare_read", {"path": str(path)})})
+    runs = interleaved(
+        ctx,
+        {
+            "pipeline": ("parse:pipeline", {"path": str(path)}),
+            "bare": ("parse:bare_read", {"path": str(path)}),
+        },
+    )
     info = runs["pipeline"][0].info
-    return [Figure("parse.vs_read_csv", f"parse_feed + normalize_feed, {info['rows']:,} rows "
-                   f"({info['vehicles']:,} vehicles, {info['rejected'] + info['malformed']:,} rejected)",
-                   median(runs["pipeline"]), "s", baseline=median(runs["bare"]),
-                   baseline_label="polars.read_csv, all text", target="<= 2", peak_mib=peak(runs["pipeline"]),
-                   baseline_peak_mib=peak(runs["bare"]), info=info)]
+    return [
+        Figure(
+            "parse.vs_read_csv",
+            f"parse_feed + normalize_feed, {info['rows']:,} rows "
+            f"({info['vehicles']:,} vehicles, {info['rejected'] + info['malformed']:,} rejected)",
+            median(runs["pipeline"]),
+            "s",
+            baseline=median(runs["bare"]),
+            baseline_label="polars.read_csv, all text",
+            target="<= 2",
+            peak_mib=peak(runs["pipeline"]),
+            baseline_peak_mib=peak(runs["bare"]),
+            info=info,
+        )
+    ]

@@ -1,4 +1,5 @@
 """The one table `python -m bench` prints, and its JSON twin in the output folder."""
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,24 @@ def table(figures: list[Figure]) -> str:
 
 def write_json(figures: list[Figure], path: Path, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"meta": meta, "figures": [
-        {"name": f.name, "label": f.label, "value": f.value, "unit": f.unit, "baseline": f.baseline,
-         "baseline_label": f.baseline_label, "ratio": f.ratio, "target": f.target, "peak_mib": f.peak_mib,
-         "baseline_peak_mib": f.baseline_peak_mib, "error": f.error, "info": f.info} for f in figures]}
+    data = {
+        "meta": meta,
+        "figures": [
+            {
+                "name": f.name,
+                "label": f.label,
+                "value": f.value,
+                "unit": f.unit,
+                "baseline": f.baseline,
+                "baseline_label": f.baseline_label,
+                "ratio": f.ratio,
+                "target": f.target,
+                "peak_mib": f.peak_mib,
+                "baseline_peak_mib": f.baseline_peak_mib,
+                "error": f.error,
+                "info": f.info,
+            }
+            for f in figures
+        ],
+    }
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -4,6 +4,7 @@ SQLite: `insert_frame` into a fresh file database. PostgreSQL: per run a fresh d
 here) that already holds the SR state before the feed, then `copy_into_staging` and the set-based
 `upsert_from_staging(on_conflict="update")` in one transaction (timed up to and including the commit).
 """
+
 from __future__ import annotations
 
 import uuid
@@ -18,31 +19,35 @@ from bench.measure import BenchError, Context, Figure, run_child, stopwatch
 
 # --- measured steps (run in bench.child) -------------------------------------------------------------------
 
+
 def remove_sqlite(db: Path | str) -> None:
     """Delete a SQLite database file with its WAL and shared-memory files."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
 
 
-
 def make_result(state: str, vehicles: str, settings: str, out: str, rows: int) -> dict:
-    from dealer_assets.domain.normalize import FeedRef
-    from dealer_assets.domain.reconcile import apply_feed
-    from dealer_assets.settings import parse_settings
+    from dealer_assets.dms.domain.normalize import FeedRef
+    from dealer_assets.dms.domain.reconcile import apply_feed
+    from dealer_assets.dms.settings import parse_settings
 
     source = parse_settings(Path(settings).read_text()).sources["generic"]
     result: dict = {}
     with stopwatch(result):
-        outcome = apply_feed(pl.read_parquet(state), pl.read_parquet(vehicles), source,
-                             FeedRef("generic", reconcile.AS_OF, reconcile.FILE_NAME))
+        outcome = apply_feed(
+            pl.read_parquet(state),
+            pl.read_parquet(vehicles),
+            source,
+            FeedRef("generic", reconcile.AS_OF, reconcile.FILE_NAME),
+        )
     outcome.state.head(rows).write_parquet(out)
     result["rows"] = min(rows, outcome.state.height)
     return result
 
 
 def sqlite_insert(frame: str, db: str) -> dict:
-    from dealer_assets.warehouse import schema as t
-    from dealer_assets.warehouse.store import engine_for, insert_frame
+    from dealer_assets.core.warehouse import engine_for, insert_frame
+    from dealer_assets.dms import tables as t
 
     remove_sqlite(db)
     engine = engine_for(f"sqlite:///{db}")
@@ -57,8 +62,8 @@ def sqlite_insert(frame: str, db: str) -> dict:
 
 def preload(url: str, frame: str) -> dict:
     """A fresh warehouse (SQLite file or PostgreSQL database) that already holds `frame` as its SR state."""
-    from dealer_assets.warehouse import schema as t
-    from dealer_assets.warehouse.store import engine_for, insert_frame
+    from dealer_assets.core.warehouse import engine_for, insert_frame
+    from dealer_assets.dms import tables as t
 
     engine = engine_for(url)
     data = pl.read_parquet(frame)
@@ -73,8 +78,9 @@ def preload(url: str, frame: str) -> dict:
 def pg_load(url: str, frame: str) -> dict:
     import time
 
-    from dealer_assets.warehouse import schema as t
-    from dealer_assets.warehouse.store import copy_into_staging, engine_for, upsert_from_staging
+    from dealer_assets.core.warehouse import engine_for
+    from dealer_assets.core.warehouse.frames import copy_into_staging, upsert_from_staging
+    from dealer_assets.dms import tables as t
 
     engine = engine_for(url)
     data = pl.read_parquet(frame)
@@ -88,11 +94,17 @@ def pg_load(url: str, frame: str) -> dict:
         upserted = upsert_from_staging(conn, t.service_requests, staging, columns, on_conflict="update")
     done = time.perf_counter()
     engine.dispose()
-    return {"seconds": done - start, "copy_s": copied - start, "upsert_s": done - copied, "rows": data.height,
-            "upserted": upserted}
+    return {
+        "seconds": done - start,
+        "copy_s": copied - start,
+        "upsert_s": done - copied,
+        "rows": data.height,
+        "upserted": upserted,
+    }
 
 
 # --- orchestration (parent) --------------------------------------------------------------------------------
+
 
 def result_state(ctx: Context) -> tuple[str, str]:
     """(prior state, resulting state's first N rows) as parquet paths."""
@@ -116,7 +128,7 @@ def postgres_databases(ctx: Context) -> Iterator[Callable[[], AbstractContextMan
     try:
         with server.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         server.dispose()
         raise BenchError(f"PostgreSQL unreachable at {ctx.pg_url} ({type(exc).__name__})") from exc
 
@@ -129,7 +141,9 @@ def postgres_databases(ctx: Context) -> Iterator[Callable[[], AbstractContextMan
             yield sa.engine.make_url(ctx.pg_url).set(database=name).render_as_string(hide_password=False)
         finally:
             with server.connect() as conn:
-                conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+                conn.exec_driver_sql(
+                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                )
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
 
     try:
@@ -156,21 +170,45 @@ def run(ctx: Context) -> list[Figure]:
     lite = [run_child("warehouse:sqlite_insert", {"frame": frame, "db": str(db)}) for _ in range(ctx.repeat)]
     remove_sqlite(db)
     rows = lite[0].info["rows"]
-    figures = [Figure("warehouse.sqlite_insert", f"insert_frame of {rows:,} SR rows into a fresh SQLite file",
-                      rows / statistics.median(s.seconds for s in lite), "rows/s",
-                      peak_mib=max(s.peak_mib for s in lite), info=lite[0].info)]
+    figures = [
+        Figure(
+            "warehouse.sqlite_insert",
+            f"insert_frame of {rows:,} SR rows into a fresh SQLite file",
+            rows / statistics.median(s.seconds for s in lite),
+            "rows/s",
+            peak_mib=max(s.peak_mib for s in lite),
+            info=lite[0].info,
+        )
+    ]
     label_copy = f"copy_into_staging of {rows:,} SR rows (PostgreSQL, fresh database)"
     label_upsert = f"upsert_from_staging of {rows:,} rows over the prior {ctx.rows:,}-SR state (incl. commit)"
     try:
         pg = run_postgres(ctx, prior, frame)
     except BenchError as exc:
-        return figures + [Figure("warehouse.pg_copy", label_copy, None, "rows/s", error=str(exc)),
-                          Figure("warehouse.pg_upsert", label_upsert, None, "rows/s", error=str(exc))]
+        return figures + [
+            Figure("warehouse.pg_copy", label_copy, None, "rows/s", error=str(exc)),
+            Figure("warehouse.pg_upsert", label_upsert, None, "rows/s", error=str(exc)),
+        ]
     peak_pg = max(s.peak_mib for s in pg)
     figures += [
-        Figure("warehouse.pg_copy", label_copy, rows / statistics.median(s.info["copy_s"] for s in pg), "rows/s",
-               baseline=300_000, baseline_label="target", target=">= 1", peak_mib=peak_pg, info=pg[0].info),
-        Figure("warehouse.pg_upsert", label_upsert, rows / statistics.median(s.info["upsert_s"] for s in pg),
-               "rows/s", peak_mib=peak_pg, info=pg[0].info),
+        Figure(
+            "warehouse.pg_copy",
+            label_copy,
+            rows / statistics.median(s.info["copy_s"] for s in pg),
+            "rows/s",
+            baseline=300_000,
+            baseline_label="target",
+            target=">= 1",
+            peak_mib=peak_pg,
+            info=pg[0].info,
+        ),
+        Figure(
+            "warehouse.pg_upsert",
+            label_upsert,
+            rows / statistics.median(s.info["upsert_s"] for s in pg),
+            "rows/s",
+            peak_mib=peak_pg,
+            info=pg[0].info,
+        ),
     ]
     return figures

@@ -4,6 +4,7 @@ It also cross-checks the reconciliation engine against the same rules written as
 `reconcile` figures turn into errors when the two disagree). PostgreSQL figures may be missing outside CI
 when no server answers at DEALER_BENCH_POSTGRES_URL (or DEALER_TEST_POSTGRES_URL).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,14 @@ def test_quick_bench_prints_every_figure(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if not env.get("DEALER_BENCH_POSTGRES_URL") and env.get("DEALER_TEST_POSTGRES_URL"):
         env["DEALER_BENCH_POSTGRES_URL"] = env["DEALER_TEST_POSTGRES_URL"]
-    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=55)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=55,
+    )
     rows = _table(proc.stdout)
     ci = os.environ.get("CI", "").lower() == "true"
     problems = []
@@ -47,4 +54,6 @@ def test_quick_bench_prints_every_figure(tmp_path: Path) -> None:
         number = re.match(r"^([0-9][0-9,]*(?:\.[0-9]+)?)", cells[1])
         if number is None or float(number.group(1).replace(",", "")) <= 0:
             problems.append(f"{name}: no positive value: {cells[1]}")
-    assert not problems, "\n".join(problems) + f"\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-3000:]}"
+    assert not problems, (
+        "\n".join(problems) + f"\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-3000:]}"
+    )

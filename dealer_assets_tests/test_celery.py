@@ -5,6 +5,7 @@ warehouse, and leaves the tables an in-process run leaves.
 Broker: DEALER_TEST_CELERY_BROKER (default pyamqp://guest@127.0.0.1:5672//). Each test uses its own queue,
 deleted afterwards, so stale messages from other runs cannot reach it.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,19 +20,19 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType
 
-from .conftest import at, make_root, vin
-from .test_production import (  # noqa: F401  (fixtures)
+from .conftest import (
     BIN,
     DEPLOY,
     PROJECT,
     Production,
+    at,
     group_alive,
-    pg_databases,
-    production,
+    make_root,
     range_tags,
     reference_tables,
     snapshot,
     stop_group,
+    vin,
 )
 
 BROKER = os.environ.get("DEALER_TEST_CELERY_BROKER") or "pyamqp://guest@127.0.0.1:5672//"
@@ -53,53 +54,99 @@ def _delete_queue(queue: str) -> None:
     try:
         with Connection(BROKER, connect_timeout=5) as conn:
             conn.default_channel.queue_delete(queue)
-    except Exception:  # noqa: BLE001  (best effort: the queue may never have been declared)
+    except Exception:
         pass
 
 
-def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Path) -> None:  # noqa: ANN001
+def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if proc.poll() is not None:
-            raise AssertionError(f"celery worker exited ({proc.returncode}) before {what}:\n"
-                                 + log.read_text()[-4000:])
+            raise AssertionError(
+                f"celery worker exited ({proc.returncode}) before {what}:\n" + log.read_text()[-4000:]
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"celery worker: no {what} within {timeout}s:\n" + log.read_text()[-4000:])
         time.sleep(0.3)
 
 
-def test_dms_job_steps_run_in_a_separate_celery_worker(production: Production, pg_databases, tmp_path: Path):  # noqa: F811
+def test_dms_job_steps_run_in_a_separate_celery_worker(production: Production, pg_databases, tmp_path: Path):
     _broker_ready()
     queue = f"dealer_assets_test_{uuid.uuid4().hex[:10]}"
     worker_name = f"{queue}@{socket.gethostname()}"
     root = make_root(tmp_path / "root", pg_databases("wh"))
     reference = make_root(tmp_path / "reference", pg_databases("ref"))
-    days = [[("D1", vin(1), "S0", "U"), ("D2", vin(2), "X", "U")], [("D1", vin(1), "S1", "U")],
-            [("D1", vin(1), "S2", "U"), ("D2", vin(3), "X", "U")]]
+    days = [
+        [("D1", vin(1), "S0", "U"), ("D2", vin(2), "X", "U")],
+        [("D1", vin(1), "S1", "U")],
+        [("D1", vin(1), "S2", "U"), ("D2", vin(3), "X", "U")],
+    ]
     for r in (root, reference):
         for d, rows in enumerate(days):
             r.drop_feed("generic", at(d), rows)
     first, last = "2026-11-01-12:00", "2026-11-03-12:00"
 
-    env = {**os.environ, **production.env, **root.env(), "DEALER_EXECUTOR": "celery",
-           "DEALER_CELERY_BROKER": BROKER, "DEALER_CELERY_BACKEND": "rpc://", "DEALER_CELERY_QUEUE": queue,
-           # dagster-celery starts `celery` from PATH: the venv's, as in an activated environment
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        **production.env,
+        **root.env(),
+        "DEALER_EXECUTOR": "celery",
+        "DEALER_CELERY_BROKER": BROKER,
+        "DEALER_CELERY_BACKEND": "rpc://",
+        "DEALER_CELERY_QUEUE": queue,
+        # dagster-celery starts `celery` from PATH: the venv's, as in an activated environment
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     log = tmp_path / "worker.log"
     with open(log, "wb") as out:
         worker = subprocess.Popen(
-            [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-             "-y", str(DEPLOY / "celery_worker.yaml"), "-q", queue, "-n", queue, "-l", "INFO",
-             "--", "--concurrency=1", "--without-mingle", "--without-gossip"],
-            env=env, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(BIN / "dagster-celery"),
+                "worker",
+                "start",
+                "-A",
+                "dagster_celery.app",
+                "-y",
+                str(DEPLOY / "celery_worker.yaml"),
+                "-q",
+                queue,
+                "-n",
+                queue,
+                "-l",
+                "INFO",
+                "--",
+                "--concurrency=1",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            env=env,
+            cwd=PROJECT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     orchestrator = None
     try:
         _wait_for(lambda: f"{worker_name} ready." in log.read_text(), 60, "ready line", worker, log)
         orchestrator = subprocess.Popen(
-            [str(BIN / "dagster"), "job", "execute", "-m", "dealer_assets.definitions", "-j", "dms_generic_feeds",
-             "--tags", json.dumps(range_tags(first, last))],
-            env=env, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
+            [
+                str(BIN / "dagster"),
+                "job",
+                "execute",
+                "-m",
+                "dealer_assets.definitions",
+                "-j",
+                "dms_generic_feeds",
+                "--tags",
+                json.dumps(range_tags(first, last)),
+            ],
+            env=env,
+            cwd=PROJECT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         output = orchestrator.communicate(timeout=150)[0]
         assert orchestrator.returncode == 0, output[-5000:]
         assert f'Submitting celery task for step "generic__raw_dms_feeds" to queue "{queue}"' in output
@@ -124,9 +171,11 @@ def test_dms_job_steps_run_in_a_separate_celery_worker(production: Production, p
         assert sorted(pids) == sorted(STEPS)
         assert set(pids.values()) <= worker_pids, (pids, worker_pids)
         assert orchestrator.pid not in pids.values() and os.getpid() not in pids.values()
-        handoffs = [r.event_log_entry.dagster_event for r in
-                    instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ENGINE_EVENT).records
-                    if "in celery worker" in (r.event_log_entry.dagster_event.message or "")]
+        handoffs = [
+            r.event_log_entry.dagster_event
+            for r in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ENGINE_EVENT).records
+            if "in celery worker" in (r.event_log_entry.dagster_event.message or "")
+        ]
         assert {e.step_key for e in handoffs} == set(STEPS)
         assert {e.event_specific_data.metadata["Celery worker"].value for e in handoffs} == {worker_name}
     finally:

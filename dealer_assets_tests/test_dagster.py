@@ -1,5 +1,6 @@
 """The Dagster wiring: definitions load, assets materialize over partition ranges, the sensor and its cursor,
 and the console commands end to end in a temp directory (SQLite and PostgreSQL warehouses)."""
+
 from __future__ import annotations
 
 import json
@@ -11,32 +12,46 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from dealer_assets.core.warehouse import engine_for
 from dealer_assets.definitions import build_definitions
-from dealer_assets.defs.dms.assets import MODE_TAG, keys_for
-from dealer_assets.warehouse.store import engine_for
+from dealer_assets.dms.defs.assets import keys_for
 
-from .conftest import DataRoot, at, vin
-from .test_replay import snapshot
+from .conftest import DataRoot, at, snapshot, vin
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEALER_ASSETS = str(Path(sys.executable).parent / "dealer-assets")
 
 
 def range_tags(first: str, last: str, mode: str = "incremental") -> dict[str, str]:
-    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last, MODE_TAG: mode}
+    return {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last, MODE_TAG: mode}
 
 
+@pytest.mark.e2e
 def test_sample_definitions_load_and_validate_with_dagster_and_dg():
     env = {**os.environ, "DAGSTER_HOME": str(PROJECT / ".dagster_home")}
     Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
-    out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
-                          "workspace.yaml"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    dg = subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"], cwd=PROJECT, env=env,
-                        capture_output=True, text=True, timeout=120)
-    assert dg.returncode == 0 and "All definitions loaded successfully" in dg.stdout + dg.stderr, dg.stderr[-3000:]
+    dg = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dg.returncode == 0 and "All definitions loaded successfully" in dg.stdout + dg.stderr, dg.stderr[
+        -3000:
+    ]
     defs = build_definitions()
     assert defs.resolve_job_def("dms_generic_feeds") is not None
     assert defs.resolve_job_def("dms_northgate_feeds") is not None
@@ -44,21 +59,23 @@ def test_sample_definitions_load_and_validate_with_dagster_and_dg():
 
 def test_invalid_settings_stop_definitions_naming_file_and_key(data_root: DataRoot):
     data_root.settings(data_root.paths.settings_file.read_text().replace("days: 3}", "dayz: 3}", 1))
-    from dealer_assets.config import ConfigError
+    from dealer_assets.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
-        build_definitions(data_root.paths)
+        build_definitions(data_root.dealer_env())
     assert str(data_root.paths.settings_file) in str(err.value)
     assert "sources.generic.track_stock_no_and_client.dayz: unknown key" in str(err.value)
 
 
 def test_materialize_a_partition_range_in_one_run(data_root: DataRoot):
-    defs = build_definitions(data_root.paths)
+    defs = build_definitions(data_root.dealer_env())
     for d in range(3):
         data_root.drop_feed("generic", at(d), [("D1", vin(1), f"S{d}", "U"), ("D2", vin(d + 2), "X", "U")])
     instance = dg.DagsterInstance.ephemeral()
     job = defs.resolve_job_def("dms_generic_feeds")
-    result = job.execute_in_process(instance=instance, tags=range_tags("2026-11-01-12:00", "2026-11-03-12:00"))
+    result = job.execute_in_process(
+        instance=instance, tags=range_tags("2026-11-01-12:00", "2026-11-03-12:00")
+    )
     assert result.success
     raw, normalized, srs = keys_for("generic")
     mats = result.asset_materializations_for_node("generic__service_requests")
@@ -69,13 +86,22 @@ def test_materialize_a_partition_range_in_one_run(data_root: DataRoot):
     assert "vehicles/D1" not in norm.metadata and "| D1 | 3 |" in norm.metadata["per_dealer"].value
     assert "| dealer_id |" in norm.metadata["preview"].value
     checks = {c.asset_check_key.name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"no_quarantined_files": True, "rejected_row_share": True, "check_digits_valid": True,
-                      "auto_close_guard": True, "one_active_sr_per_vin": True, "events_refer_to_existing_srs": True,
-                      "dealers_covered_within_3_days": True, "no_late_feeds": True}
+    assert checks == {
+        "no_quarantined_files": True,
+        "rejected_row_share": True,
+        "check_digits_valid": True,
+        "auto_close_guard": True,
+        "one_active_sr_per_vin": True,
+        "events_refer_to_existing_srs": True,
+        "dealers_covered_within_3_days": True,
+        "no_late_feeds": True,
+    }
     status = instance.get_status_by_partition(srs, ["2026-11-02-12:00"], job.partitions_def)
     assert status is not None
 
-    again = job.execute_in_process(instance=instance, tags=range_tags("2026-11-02-12:00", "2026-11-02-12:00", "replay"))
+    again = job.execute_in_process(
+        instance=instance, tags=range_tags("2026-11-02-12:00", "2026-11-02-12:00", "replay")
+    )
     assert again.success
     tables = snapshot(data_root.paths.warehouse_url)
     assert len(tables["service_requests"]) == 4 and len(tables["applied_feeds"]) == 3
@@ -83,14 +109,18 @@ def test_materialize_a_partition_range_in_one_run(data_root: DataRoot):
 
 def test_materialize_with_assets_api(data_root: DataRoot):
     """`dagster.materialize` over the source's assets, as the UI's materialize button does."""
-    defs = build_definitions(data_root.paths)
+    defs = build_definitions(data_root.dealer_env())
     data_root.drop_feed("generic", at(0), [("D1", vin(1), "S1", "U")])
-    from dealer_assets.defs.dms.assets import build_source_assets
-    from dealer_assets.defs.dms.partitions import feed_partitions
+    from dealer_assets.dms.defs.assets import build_source_assets
+    from dealer_assets.dms.defs.partitions import feed_partitions
 
     assets = build_source_assets("generic", feed_partitions(data_root.paths.history_start))
-    result = dg.materialize(assets, partition_key="2026-11-01-12:00", resources=defs.resources,
-                            instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize(
+        assets,
+        partition_key="2026-11-01-12:00",
+        resources=defs.resources,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     assert result.success
     mat = result.asset_materializations_for_node("generic__service_requests")[0]
     assert mat.metadata["mode"].value == "replay" and mat.metadata["created"].value == 1
@@ -100,39 +130,52 @@ def test_materialize_with_assets_api(data_root: DataRoot):
 
 
 def test_guard_is_a_blocking_check_that_names_the_dealer(data_root: DataRoot):
-    data_root.settings(data_root.paths.settings_file.read_text().replace(
-        "auto_close: {mode: after_days, days: 3}",
-        "auto_close: {mode: immediately}\n    auto_close_guard: {max_fraction: 0.5, min_active: 4}"))
-    defs = build_definitions(data_root.paths)
+    data_root.settings(
+        data_root.paths.settings_file.read_text().replace(
+            "auto_close: {mode: after_days, days: 3}",
+            "auto_close: {mode: immediately}\n    auto_close_guard: {max_fraction: 0.5, min_active: 4}",
+        )
+    )
+    defs = build_definitions(data_root.dealer_env())
     data_root.drop_feed("generic", at(0), [("D1", vin(i), "S", "U") for i in range(5)])
     data_root.drop_feed("generic", at(1), [("D1", vin(0), "S", "U")])
     result = defs.resolve_job_def("dms_generic_feeds").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-        tags=range_tags("2026-11-01-12:00", "2026-11-02-12:00"))
-    guard = [c for c in result.get_asset_check_evaluations() if c.asset_check_key.name == "auto_close_guard"][0]
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        tags=range_tags("2026-11-01-12:00", "2026-11-02-12:00"),
+    )
+    guard = [c for c in result.get_asset_check_evaluations() if c.asset_check_key.name == "auto_close_guard"][
+        0
+    ]
     assert not guard.passed and "dealer D1: 4 of 5 active SRs would close" in guard.description
     mat = result.asset_materializations_for_node("generic__service_requests")[0]
     assert mat.metadata["held"].value == 4 and "D1" in mat.metadata["held_closes"].value
     with sqlite3.connect(data_root.paths.data_dir / "warehouse.db") as con:
-        assert con.execute("select count(*) from service_request_events where event='close_held'").fetchone() == (4,)
+        assert con.execute(
+            "select count(*) from service_request_events where event='close_held'"
+        ).fetchone() == (4,)
         assert con.execute("select count(*) from service_requests where status='active'").fetchone() == (5,)
 
 
 def test_sensor_requests_one_run_per_source_and_never_twice(data_root: DataRoot, tmp_path: Path):
-    data_root.settings(data_root.paths.settings_file.read_text() + """
+    data_root.settings(
+        data_root.paths.settings_file.read_text()
+        + """
   other:
     layout: generic
     track_stock_no_and_client: {mode: never}
     auto_close: {mode: never}
-""")
-    defs = build_definitions(data_root.paths)
+"""
+    )
+    defs = build_definitions(data_root.dealer_env())
     sensor = defs.resolve_sensor_def("dms_drop_zone_sensor")
     (tmp_path / "dagster_home").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
 
     def tick(cursor):
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                      resources=defs.resources)
+        ctx = dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+        )
         return sensor.evaluate_tick(ctx)
 
     assert tick(None).run_requests == []
@@ -146,22 +189,32 @@ def test_sensor_requests_one_run_per_source_and_never_twice(data_root: DataRoot,
     requests = {r.job_name: r for r in first.run_requests}
     assert set(requests) == {"dms_generic_feeds", "dms_other_feeds", "dms_misdelivered_feeds"}
     generic = requests["dms_generic_feeds"]
-    assert (generic.tags[ASSET_PARTITION_RANGE_START_TAG], generic.tags[ASSET_PARTITION_RANGE_END_TAG]) == \
-        ("2026-11-01-12:00", "2026-11-03-07:00")
+    assert (generic.tags[PARTITION_RANGE_START_TAG], generic.tags[PARTITION_RANGE_END_TAG]) == (
+        "2026-11-01-12:00",
+        "2026-11-03-07:00",
+    )
     assert generic.tags[MODE_TAG] == "incremental"
     assert sorted(json.loads(first.cursor)["pending"]) == sorted(
-        ["generic-20261101T120000Z.csv", "generic-20261103T070000Z.csv", "other-20261102T120000Z.csv", "nonsense.csv"])
+        [
+            "generic-20261101T120000Z.csv",
+            "generic-20261103T070000Z.csv",
+            "other-20261102T120000Z.csv",
+            "nonsense.csv",
+        ]
+    )
 
     second = tick(first.cursor)
     assert second.run_requests == [] and second.cursor == first.cursor
 
     data_root.drop_feed("generic", at(3), [("D1", vin(2), "S1", "U")])
     third = tick(second.cursor)
-    assert [(r.job_name, r.tags[ASSET_PARTITION_RANGE_START_TAG]) for r in third.run_requests] == \
-        [("dms_generic_feeds", "2026-11-04-12:00")]
+    assert [(r.job_name, r.tags[PARTITION_RANGE_START_TAG]) for r in third.run_requests] == [
+        ("dms_generic_feeds", "2026-11-04-12:00")
+    ]
 
     result = defs.resolve_job_def("dms_generic_feeds").execute_in_process(
-        instance=instance, tags=dict(generic.tags))
+        instance=instance, tags=dict(generic.tags)
+    )
     assert result.success
     fourth = tick(third.cursor)
     assert fourth.run_requests == []
@@ -172,14 +225,21 @@ def test_sensor_requests_one_run_per_source_and_never_twice(data_root: DataRoot,
     assert [r.job_name for r in redelivered.run_requests] == ["dms_generic_feeds"]
 
 
-def _run_cli(args: list[str], root: DataRoot, dagster_home: Path, extra_env: dict | None = None,
-             cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _run_cli(
+    args: list[str],
+    root: DataRoot,
+    dagster_home: Path,
+    extra_env: dict | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
     dagster_home.mkdir(exist_ok=True)
     env = {**os.environ, **root.env(), "DAGSTER_HOME": str(dagster_home), **(extra_env or {})}
-    return subprocess.run([DEALER_ASSETS, *args], env=env, cwd=cwd or root.root, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [DEALER_ASSETS, *args], env=env, cwd=cwd or root.root, capture_output=True, text=True, timeout=300
+    )
 
 
+@pytest.mark.e2e
 def test_catch_up_end_to_end_and_runs_show_in_the_instance(warehouse_url: str, tmp_path: Path):
     from .conftest import make_root
 
@@ -224,26 +284,35 @@ def test_catch_up_end_to_end_and_runs_show_in_the_instance(warehouse_url: str, t
     assert snapshot(warehouse_url) == tables
 
 
+@pytest.mark.e2e
 def test_cli_reports_invalid_settings_and_bad_arguments(data_root: DataRoot, tmp_path: Path):
     data_root.settings("sources:\n  generic:\n    layout: generic\n")
     out = _run_cli(["catch-up"], data_root, tmp_path / "home")
     assert out.returncode == 2
-    assert f"{data_root.paths.settings_file}: sources.generic.track_stock_no_and_client: required key is missing" \
+    assert (
+        f"{data_root.paths.settings_file}: sources.generic.track_stock_no_and_client: required key is missing"
         in out.stderr
+    )
     data_root.settings(Path(data_root.paths.settings_file).read_text())
     bad = _run_cli(["replay", "--from", "yesterday"], data_root, tmp_path / "home")
     assert bad.returncode == 2 and "--from: 'yesterday' is not an ISO 8601 timestamp" in bad.stderr
 
 
-@pytest.mark.parametrize("point", ["ingest:after_archive", "normalize:before_commit", "reconcile:before_commit",
-                                   "reconcile:after_commit"])
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "point",
+    ["ingest:after_archive", "normalize:before_commit", "reconcile:before_commit", "reconcile:after_commit"],
+)
 def test_killed_mid_run_then_rerun_equals_an_undisturbed_run(point: str, tmp_path: Path):
     from .conftest import make_root
 
     def feeds(root: DataRoot) -> None:
         for d in range(3):
-            root.drop_feed("generic", at(d), [("D1", vin(1), f"S{d}", "U"), ("D2", vin(d + 3), "S", "U"),
-                                               ("D1", "BAD", "S", "U")])
+            root.drop_feed(
+                "generic",
+                at(d),
+                [("D1", vin(1), f"S{d}", "U"), ("D2", vin(d + 3), "S", "U"), ("D1", "BAD", "S", "U")],
+            )
 
     calm = make_root(tmp_path / "calm")
     feeds(calm)
@@ -259,7 +328,7 @@ def test_killed_mid_run_then_rerun_equals_an_undisturbed_run(point: str, tmp_pat
 
 
 def test_safety_net_schedule_requests_runs_for_files_left_waiting(data_root: DataRoot):
-    defs = build_definitions(data_root.paths)
+    defs = build_definitions(data_root.dealer_env())
     schedule = defs.resolve_schedule_def("dms_generic_safety_net")
     assert schedule.cron_schedule == "0 */2 * * *"
     fresh = data_root.drop_feed("generic", at(1), [("D1", vin(1), "S1", "U")])
@@ -268,5 +337,6 @@ def test_safety_net_schedule_requests_runs_for_files_left_waiting(data_root: Dat
     stale = os.stat(fresh).st_mtime - 3600
     os.utime(fresh, (stale, stale))
     requests = schedule.evaluate_tick(ctx).run_requests
-    assert [(r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[MODE_TAG]) for r in requests] == \
-        [("2026-11-02-12:00", "incremental")]
+    assert [(r.tags[PARTITION_RANGE_START_TAG], r.tags[MODE_TAG]) for r in requests] == [
+        ("2026-11-02-12:00", "incremental")
+    ]

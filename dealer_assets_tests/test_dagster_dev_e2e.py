@@ -2,6 +2,7 @@
 embedded instance (deploy/dagster.dev.yaml) and a temp data root; a feed dropped into the drop zone is picked
 up by the running sensor, its run goes through the queue and succeeds, and the warehouse changes. Then Ctrl-C
 (SIGINT to the process group) stops every process."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from .conftest import at, make_root, vin
-from .test_production import BIN, DEPLOY, PROJECT, group_alive, stop_group
+from .conftest import BIN, DEPLOY, PROJECT, at, group_alive, make_root, stop_group, vin
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -93,8 +93,14 @@ def test_dagster_dev_sensor_run_end_to_end(tmp_path: Path):
     url = f"http://127.0.0.1:{port}/graphql"
 
     with open(log, "wb") as out:
-        dev = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                               cwd=PROJECT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        dev = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=PROJECT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     processes: set[int] = set()
     stopped_cleanly = False
 
@@ -103,6 +109,7 @@ def test_dagster_dev_sensor_run_end_to_end(tmp_path: Path):
 
     try:
         with httpx.Client(timeout=10) as client:
+
             def gql(query: str, variables: dict | None = None) -> dict:
                 response = client.post(url, json={"query": query, "variables": variables or {}})
                 response.raise_for_status()
@@ -123,7 +130,9 @@ def test_dagster_dev_sensor_run_end_to_end(tmp_path: Path):
                 if time.monotonic() > deadline:
                     fail("the GraphQL endpoint did not answer with a loaded code location within 90 s")
                 time.sleep(1)
-            assert [e["locationOrLoadError"]["__typename"] for e in entries] == ["RepositoryLocation"], entries
+            assert [e["locationOrLoadError"]["__typename"] for e in entries] == ["RepositoryLocation"], (
+                entries
+            )
 
             root.drop_feed("generic", at(0), [("D1", vin(1), "S1", "U"), ("D2", vin(2), "S2", "U")])
             deadline = time.monotonic() + 110
@@ -151,11 +160,15 @@ def test_dagster_dev_sensor_run_end_to_end(tmp_path: Path):
         assert len(processes) >= 3, "dagster dev, webserver and daemon"
     finally:
         stopped_cleanly, lingering = _interrupt_then_terminate(dev)
-    assert stopped_cleanly, (f"dagster dev did not stop on SIGINT, then SIGTERM; left: {lingering}\n"
-                             + log.read_text()[-4000:])
+    assert stopped_cleanly, (
+        f"dagster dev did not stop on SIGINT, then SIGTERM; left: {lingering}\n" + log.read_text()[-4000:]
+    )
     assert dev.returncode is not None
-    assert not [pid for pid in processes if psutil.pid_exists(pid) and
-                psutil.Process(pid).status() != psutil.STATUS_ZOMBIE], "processes left behind"
+    assert not [
+        pid
+        for pid in processes
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ], "processes left behind"
     assert "Shutting down Dagster services" in log.read_text()
     elapsed = time.monotonic() - began
     assert elapsed < 360, f"took {elapsed:.0f}s"

@@ -1,12 +1,13 @@
 """Feed file names (CONTRACT section 2) and how the files in the drop zone are planned into runs."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from dealer_assets.domain.deliveries import plan_deliveries
-from dealer_assets.domain.feed_names import (
+from dealer_assets.dms.domain.deliveries import plan_deliveries
+from dealer_assets.dms.domain.feed_names import (
     FeedName,
     Misdelivery,
     classify,
@@ -22,8 +23,11 @@ SOURCES = {"generic", "dms_two"}
 
 def test_parse_feed_name() -> None:
     feed = parse_feed_name("generic-20261101T140000Z.csv")
-    assert feed == FeedName(as_of=datetime(2026, 11, 1, 14, 0, 0, tzinfo=UTC), source="generic",
-                            file_name="generic-20261101T140000Z.csv")
+    assert feed == FeedName(
+        as_of=datetime(2026, 11, 1, 14, 0, 0, tzinfo=UTC),
+        source="generic",
+        file_name="generic-20261101T140000Z.csv",
+    )
     assert feed.as_of.tzinfo is not None and feed.as_of.utcoffset() == timedelta(0)
     assert feed.stamp == "20261101T140000Z"
     assert feed.partition_key == "2026-11-01-14:00"
@@ -33,22 +37,25 @@ def test_parse_feed_name() -> None:
     assert (other.source, other.as_of) == ("dms_2", datetime(2028, 2, 29, 23, 59, 59, tzinfo=UTC))
 
 
-@pytest.mark.parametrize("name", [
-    "generic-20261101T140000Z",            # no extension
-    "generic-20261101T140000.csv",         # no Z
-    "generic_20261101T140000Z.csv",        # underscore instead of dash: source would be "generic_..." w/o stamp
-    "Generic-20261101T140000Z.csv",        # upper case source
-    "my-dms-20261101T140000Z.csv",         # dash in source
-    "generic-2026-11-01T140000Z.csv",      # dashes in date
-    "generic-20261301T140000Z.csv",        # month 13
-    "generic-20261131T140000Z.csv",        # 31 November
-    "generic-20261101T250000Z.csv",        # hour 25
-    "generic-20270229T120000Z.csv",        # not a leap year
-    "-20261101T140000Z.csv",               # empty source
-    "generic-20261101T140000Z.csv.tmp.x-y",
-    " generic-20261101T140000Z.csv",
-    "generic-20261101T140000Z.",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "generic-20261101T140000Z",  # no extension
+        "generic-20261101T140000.csv",  # no Z
+        "generic_20261101T140000Z.csv",  # underscore instead of dash: source would be "generic_..." w/o stamp
+        "Generic-20261101T140000Z.csv",  # upper case source
+        "my-dms-20261101T140000Z.csv",  # dash in source
+        "generic-2026-11-01T140000Z.csv",  # dashes in date
+        "generic-20261301T140000Z.csv",  # month 13
+        "generic-20261131T140000Z.csv",  # 31 November
+        "generic-20261101T250000Z.csv",  # hour 25
+        "generic-20270229T120000Z.csv",  # not a leap year
+        "-20261101T140000Z.csv",  # empty source
+        "generic-20261101T140000Z.csv.tmp.x-y",
+        " generic-20261101T140000Z.csv",
+        "generic-20261101T140000Z.",
+    ],
+)
 def test_parse_feed_name_rejects(name: str) -> None:
     assert parse_feed_name(name) is None
 
@@ -103,13 +110,16 @@ def test_classify_checks_name_before_source() -> None:
     assert isinstance(verdict, Misdelivery) and verdict.reason == "bad_file_name"
 
 
-@pytest.mark.parametrize(("when", "key"), [
-    (datetime(2026, 11, 1, 14, 0, tzinfo=UTC), "2026-11-01-14:00"),
-    (datetime(2026, 11, 1, 14, 59, 59, 999999, tzinfo=UTC), "2026-11-01-14:00"),
-    (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), "2026-12-31-23:00"),
-    # Another offset is converted to UTC first.
-    (datetime(2026, 11, 1, 16, 30, tzinfo=timezone(timedelta(hours=2))), "2026-11-01-14:00"),
-])
+@pytest.mark.parametrize(
+    ("when", "key"),
+    [
+        (datetime(2026, 11, 1, 14, 0, tzinfo=UTC), "2026-11-01-14:00"),
+        (datetime(2026, 11, 1, 14, 59, 59, 999999, tzinfo=UTC), "2026-11-01-14:00"),
+        (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), "2026-12-31-23:00"),
+        # Another offset is converted to UTC first.
+        (datetime(2026, 11, 1, 16, 30, tzinfo=timezone(timedelta(hours=2))), "2026-11-01-14:00"),
+    ],
+)
 def test_partition_key_of(when: datetime, key: str) -> None:
     assert partition_key_of(when) == key
     assert partition_start(key) == when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -132,12 +142,20 @@ def test_plan_deliveries_one_run_per_source() -> None:
     assert set(plan.runs) == {"generic", "dms_two"}
     g = plan.runs["generic"]
     assert (g.first_partition, g.last_partition) == ("2026-11-01-14:00", "2026-11-03-12:00")
-    assert sorted(g.files) == sorted([
-        "generic-20261101T140000Z.csv", "generic-20261101T143000Z.csv",
-        "generic-20261102T090000Z.csv", "generic-20261103T120000Z.csv"])
+    assert sorted(g.files) == sorted(
+        [
+            "generic-20261101T140000Z.csv",
+            "generic-20261101T143000Z.csv",
+            "generic-20261102T090000Z.csv",
+            "generic-20261103T120000Z.csv",
+        ]
+    )
     d = plan.runs["dms_two"]
     assert (d.first_partition, d.last_partition, d.files) == (
-        "2026-11-02-00:00", "2026-11-02-00:00", ["dms_two-20261102T000000Z.txt"])
+        "2026-11-02-00:00",
+        "2026-11-02-00:00",
+        ["dms_two-20261102T000000Z.txt"],
+    )
     assert sorted((m.file_name, m.reason) for m in plan.misdelivered) == [
         ("generic-20241201T000000Z.csv", "as_of_out_of_range"),
         ("generic-20261103T131500Z.csv", "as_of_out_of_range"),

@@ -1,4 +1,5 @@
 """From the drop zone to parsed, normalized feeds (CONTRACT sections 1, 2 and 5), on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,6 +14,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dealer_assets.core.warehouse import engine_for
+from dealer_assets.dms import tables as t
+from dealer_assets.dms.feed_store import FeedStore
 from dealer_assets.dms.ingest import (
     NormalizedReport,
     RawFeedsReport,
@@ -20,10 +24,7 @@ from dealer_assets.dms.ingest import (
     normalize_window,
     triage_misdelivered,
 )
-from dealer_assets.feed_store import FeedStore
-from dealer_assets.settings import DealerSettings, load_settings
-from dealer_assets.warehouse import schema as t
-from dealer_assets.warehouse.store import engine_for
+from dealer_assets.dms.settings import DealerSettings, load_settings
 from dealer_assets_tests.conftest import HEADER, DataRoot, at, feed_body, feed_name, make_root, vin
 
 SOURCE = "generic"
@@ -40,11 +41,22 @@ class Env:
     def store(self) -> FeedStore:
         return FeedStore(self.root.paths)
 
-    def ingest(self, received_at: datetime = at(9), start: datetime = START, end: datetime = END
-               ) -> tuple[RawFeedsReport, NormalizedReport]:
-        raw = ingest_raw_feeds(self.root.paths, SOURCE, self.settings.sources[SOURCE], set(self.settings.sources),
-                               self.engine, start, end, received_at)
-        normalized = normalize_window(self.root.paths, SOURCE, self.settings.sources[SOURCE], self.engine, start, end)
+    def ingest(
+        self, received_at: datetime = at(9), start: datetime = START, end: datetime = END
+    ) -> tuple[RawFeedsReport, NormalizedReport]:
+        raw = ingest_raw_feeds(
+            self.root.paths,
+            SOURCE,
+            self.settings.sources[SOURCE],
+            set(self.settings.sources),
+            self.engine,
+            start,
+            end,
+            received_at,
+        )
+        normalized = normalize_window(
+            self.root.paths, SOURCE, self.settings.sources[SOURCE], self.engine, start, end
+        )
         return raw, normalized
 
     def rows(self, table: sa.Table) -> list[dict]:
@@ -60,7 +72,11 @@ class Env:
         out: dict[str, object] = {}
         data = self.root.paths.data_dir
         for path in sorted(data.rglob("*")):
-            if not path.is_file() or "config" in path.relative_to(data).parts or path.name.startswith("warehouse.db"):
+            if (
+                not path.is_file()
+                or "config" in path.relative_to(data).parts
+                or path.name.startswith("warehouse.db")
+            ):
                 continue
             key = str(path.relative_to(data))
             out[key] = pl.read_parquet(path).rows() if path.suffix == ".parquet" else path.read_bytes()
@@ -99,8 +115,17 @@ def test_archive_is_immutable_and_checksummed(env: Env) -> None:
 
     (ledger,) = env.rows(t.feed_files)
     assert (ledger["file_name"], ledger["sha256"], ledger["bytes"], ledger["status"]) == (
-        name, sha(body), len(body), "accepted")
-    assert (ledger["raw_rows"], ledger["malformed_rows"], ledger["vehicles"], ledger["rejected_rows"]) == (2, 0, 2, 0)
+        name,
+        sha(body),
+        len(body),
+        "accepted",
+    )
+    assert (ledger["raw_rows"], ledger["malformed_rows"], ledger["vehicles"], ledger["rejected_rows"]) == (
+        2,
+        0,
+        2,
+        0,
+    )
     assert utc(ledger["feed_as_of"]) == at(1)
     assert normalized.vehicles == 2 and normalized.per_dealer.rows() == [("D1", 1), ("D2", 1)]
 
@@ -156,7 +181,11 @@ def test_same_name_other_bytes_is_a_conflicting_redelivery(env: Env) -> None:
     assert Path(q.path).read_bytes() == second
     assert Path(q.path).parent == env.root.paths.quarantine
     reason = json.loads(Path(q.path + ".reason.json").read_text())
-    assert (reason["reason"], reason["sha256"], reason["file_name"]) == ("conflicting_redelivery", sha(second), name)
+    assert (reason["reason"], reason["sha256"], reason["file_name"]) == (
+        "conflicting_redelivery",
+        sha(second),
+        name,
+    )
 
     (row,) = env.rows(t.quarantined_files)
     assert (row["file_name"], row["sha256"], row["reason"]) == (name, sha(second), "conflicting_redelivery")
@@ -179,7 +208,9 @@ def test_identical_bytes_under_a_new_as_of_are_a_new_feed(env: Env) -> None:
     assert sorted(raw.archived) == [feed_name(SOURCE, at(1)), feed_name(SOURCE, at(2))]
     ledger = env.rows(t.feed_files)
     assert [(utc(r["feed_as_of"]), r["status"], r["sha256"]) for r in ledger] == [
-        (at(1), "accepted", sha(body.encode())), (at(2), "accepted", sha(body.encode()))]
+        (at(1), "accepted", sha(body.encode())),
+        (at(2), "accepted", sha(body.encode())),
+    ]
     assert [f["vehicles"] for f in normalized.feeds] == [1, 1]
     assert env.rows(t.quarantined_files) == []
 
@@ -189,19 +220,29 @@ def test_unreadable_files_are_quarantined_and_good_file_flows(env: Env) -> None:
     latin = (HEADER + f"D1,{vin(3)},S3,U,2022,Citroën,C3,X,1,2026-10-01\n").encode("latin-1")
     no_vin = b"DealerID,StockNo,SystemCode\nD1,S1,U\n"
     # quoted fields and stray inch marks: the quoting cannot be followed (the CSV reader itself gives up)
-    stray = (f'DealerID,VIN,StockNo,SystemCode\nD1,"{vin(4)}",S1,U\nD2,{vin(5)},20" WHL,U\n'
-             f'D3,{vin(6)},17" RIM,U\nD4,{vin(7)},S4,U\n').encode()
-    names = {"undecodable": feed_name(SOURCE, at(1)), "missing_required_column": feed_name(SOURCE, at(2)),
-             "good": feed_name(SOURCE, at(3)), "unparseable": feed_name(SOURCE, at(0))}
+    stray = (
+        f'DealerID,VIN,StockNo,SystemCode\nD1,"{vin(4)}",S1,U\nD2,{vin(5)},20" WHL,U\n'
+        f'D3,{vin(6)},17" RIM,U\nD4,{vin(7)},S4,U\n'
+    ).encode()
+    names = {
+        "undecodable": feed_name(SOURCE, at(1)),
+        "missing_required_column": feed_name(SOURCE, at(2)),
+        "good": feed_name(SOURCE, at(3)),
+        "unparseable": feed_name(SOURCE, at(0)),
+    }
     env.root.drop(names["undecodable"], latin)
     env.root.drop(names["missing_required_column"], no_vin)
     env.root.drop(names["good"], good)
     env.root.drop(names["unparseable"], stray)
     raw, normalized = env.ingest(received_at=at(4))
 
-    assert sorted((q.file_name, q.reason) for q in raw.quarantined) == sorted([
-        (names["undecodable"], "undecodable"), (names["missing_required_column"], "missing_required_column"),
-        (names["unparseable"], "unparseable")])
+    assert sorted((q.file_name, q.reason) for q in raw.quarantined) == sorted(
+        [
+            (names["undecodable"], "undecodable"),
+            (names["missing_required_column"], "missing_required_column"),
+            (names["unparseable"], "unparseable"),
+        ]
+    )
     rows = {r["file_name"]: r for r in env.rows(t.quarantined_files)}
     assert set(rows) == {names["undecodable"], names["missing_required_column"], names["unparseable"]}
     for reason, data in (("undecodable", latin), ("missing_required_column", no_vin), ("unparseable", stray)):
@@ -216,7 +257,8 @@ def test_unreadable_files_are_quarantined_and_good_file_flows(env: Env) -> None:
         names["undecodable"]: ("quarantined", "undecodable"),
         names["missing_required_column"]: ("quarantined", "missing_required_column"),
         names["unparseable"]: ("quarantined", "unparseable"),
-        names["good"]: ("accepted", None)}
+        names["good"]: ("accepted", None),
+    }
     assert [f["file"] for f in raw.feeds] == [names["good"]]
     assert [f["file"] for f in normalized.feeds] == [names["good"]]
     assert normalized.vehicles == 2
@@ -235,10 +277,12 @@ def test_unreadable_files_are_quarantined_and_good_file_flows(env: Env) -> None:
 
 def test_misdelivered_files_are_quarantined_by_triage(env: Env) -> None:
     received = at(2)
-    bad = {"inventory.csv": "bad_file_name",
-           feed_name("other", at(1)): "unknown_source",
-           feed_name(SOURCE, datetime(2024, 12, 31, tzinfo=UTC)): "as_of_out_of_range",
-           feed_name(SOURCE, received + timedelta(hours=1, seconds=1)): "as_of_out_of_range"}
+    bad = {
+        "inventory.csv": "bad_file_name",
+        feed_name("other", at(1)): "unknown_source",
+        feed_name(SOURCE, datetime(2024, 12, 31, tzinfo=UTC)): "as_of_out_of_range",
+        feed_name(SOURCE, received + timedelta(hours=1, seconds=1)): "as_of_out_of_range",
+    }
     for n, name in enumerate(bad):
         env.root.drop(name, f"body {n}\n")
     good = feed_name(SOURCE, received + timedelta(hours=1))
@@ -248,7 +292,8 @@ def test_misdelivered_files_are_quarantined_by_triage(env: Env) -> None:
     assert {q.file_name: q.reason for q in found} == bad
     rows = env.rows(t.quarantined_files)
     assert {r["file_name"]: (r["reason"], r["sha256"]) for r in rows} == {
-        name: (reason, sha(f"body {n}\n".encode())) for n, (name, reason) in enumerate(bad.items())}
+        name: (reason, sha(f"body {n}\n".encode())) for n, (name, reason) in enumerate(bad.items())
+    }
     assert {r["file_name"]: r["source"] for r in rows}["inventory.csv"] is None
     for q in found:
         assert Path(q.path).exists() and Path(q.path).parent == env.root.paths.quarantine
@@ -272,28 +317,39 @@ def test_ingest_leaves_other_sources_and_windows_alone(env: Env) -> None:
 
 
 def test_malformed_and_rejected_rows_with_line_numbers(env: Env) -> None:
-    body = (HEADER
-            + f"D1,{vin(1)},S1,U,2022,FORD,F150,XL,1000,2026-10-01\n"
-            + f"D1,{vin(2)},S2,U,2022\n"                                   # line 3: too few
-            + f'D1,{vin(3)},"S\n3",U,2022,FORD,F150,XL,1000,2026-10-01\n'  # lines 4-5: quoted newline
-            + f"D2,{vin(4)},S4,U,2022,FORD,F150,XL,1000,2026-10-01,x\n"    # line 6: too many
-            + "D2,NOTAVIN,S5,U,,,,,,\n"                                    # line 7: invalid VIN
-            + f",{vin(5)},S6,U,,,,,,\n"                                    # line 8: no dealer
-            + f"D2,{vin(1).lower()},S7,U,,,,,,\n")                         # line 9: duplicate
+    body = (
+        HEADER
+        + f"D1,{vin(1)},S1,U,2022,FORD,F150,XL,1000,2026-10-01\n"
+        + f"D1,{vin(2)},S2,U,2022\n"  # line 3: too few
+        + f'D1,{vin(3)},"S\n3",U,2022,FORD,F150,XL,1000,2026-10-01\n'  # lines 4-5: quoted newline
+        + f"D2,{vin(4)},S4,U,2022,FORD,F150,XL,1000,2026-10-01,x\n"  # line 6: too many
+        + "D2,NOTAVIN,S5,U,,,,,,\n"  # line 7: invalid VIN
+        + f",{vin(5)},S6,U,,,,,,\n"  # line 8: no dealer
+        + f"D2,{vin(1).lower()},S7,U,,,,,,\n"
+    )  # line 9: duplicate
     name = feed_name(SOURCE, at(1))
     env.root.drop(name, body)
     raw, normalized = env.ingest()
     assert raw.malformed_rows == 2 and raw.raw_rows == 5
     rejected = env.rows(t.rejected_rows)
     assert [(r["line_number"], r["reason"], r["raw_vin"]) for r in rejected] == [
-        (3, "malformed_row", vin(2)), (6, "malformed_row", vin(4)), (7, "invalid_vin", "NOTAVIN"),
-        (8, "missing_dealer", vin(5)), (9, "duplicate_vin", vin(1).lower())]
+        (3, "malformed_row", vin(2)),
+        (6, "malformed_row", vin(4)),
+        (7, "invalid_vin", "NOTAVIN"),
+        (8, "missing_dealer", vin(5)),
+        (9, "duplicate_vin", vin(1).lower()),
+    ]
     assert {r["feed_file"] for r in rejected} == {name}
     assert {utc(r["feed_as_of"]) for r in rejected} == {at(1)}
     assert normalized.vehicles == 2
     assert normalized.rejected_by_reason == {"invalid_vin": 1, "missing_dealer": 1, "duplicate_vin": 1}
     (ledger,) = env.rows(t.feed_files)
-    assert (ledger["raw_rows"], ledger["malformed_rows"], ledger["vehicles"], ledger["rejected_rows"]) == (5, 2, 2, 3)
+    assert (ledger["raw_rows"], ledger["malformed_rows"], ledger["vehicles"], ledger["rejected_rows"]) == (
+        5,
+        2,
+        2,
+        3,
+    )
     # No empty strings in the warehouse: absent values are NULL.
     assert all(v != "" for r in rejected for v in r.values())
 
@@ -319,7 +375,9 @@ def test_empty_and_header_only_files_are_accepted_feeds(env: Env) -> None:
     raw, normalized = env.ingest()
     assert raw.quarantined == []
     assert [(r["status"], r["raw_rows"], r["vehicles"]) for r in env.rows(t.feed_files)] == [
-        ("accepted", 0, 0), ("accepted", 0, 0)]
+        ("accepted", 0, 0),
+        ("accepted", 0, 0),
+    ]
     assert normalized.vehicles == 0
 
 
@@ -331,7 +389,8 @@ def test_same_as_of_under_another_extension_is_the_same_feed(env: Env) -> None:
     env.root.drop(feed_name(SOURCE, at(1), "txt"), other)
     raw, normalized = env.ingest(received_at=at(3))
     assert [(q.file_name, q.reason) for q in raw.quarantined] == [
-        (feed_name(SOURCE, at(1), "txt"), "conflicting_redelivery")]
+        (feed_name(SOURCE, at(1), "txt"), "conflicting_redelivery")
+    ]
     (ledger,) = env.rows(t.feed_files)
     assert (ledger["file_name"], ledger["sha256"]) == (feed_name(SOURCE, at(1), "csv"), sha(first))
     assert normalized.vehicles == 1

@@ -1,4 +1,5 @@
 """Rule 1 (normalize) and the 49 CFR 565 VIN check digit."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -6,29 +7,29 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
-from dealer_assets.domain.normalize import (
-    REJECTED_SCHEMA,
-    VEHICLE_SCHEMA,
-    FeedRef,
-    malformed_rejections,
-    normalize_feed,
-)
-from dealer_assets.domain.parsing import parse_feed
-from dealer_assets.domain.vin import (
+from dealer_assets.core.vin import (
     check_digit_ok,
     expected_check_digit,
     is_valid_vin,
     normalize_vin,
     with_check_digit,
 )
-from dealer_assets.settings import GENERIC_LAYOUT, parse_settings
+from dealer_assets.dms.domain.normalize import (
+    REJECTED_SCHEMA,
+    VEHICLE_SCHEMA,
+    FeedRef,
+    malformed_rejections,
+    normalize_feed,
+)
+from dealer_assets.dms.domain.parsing import parse_feed
+from dealer_assets.dms.settings import GENERIC_LAYOUT, parse_settings
 from dealer_assets_tests.conftest import feed_body, vin
 
 FEED = FeedRef("generic", datetime(2026, 11, 1, 12, tzinfo=UTC), "generic-20261101T120000Z.csv")
 HEADER = "DealerID,VIN,StockNo,SystemCode,Year,Make,Model,Trim,Mileage,DateInStock\n"
 
 
-def normalize(text: str, layout=GENERIC_LAYOUT):  # noqa: ANN001, ANN201
+def normalize(text: str, layout=GENERIC_LAYOUT):
     parsed = parse_feed(text.encode(), layout)
     return parsed, normalize_feed(parsed.rows, layout, FEED)
 
@@ -39,8 +40,13 @@ def by_line(frame: pl.DataFrame) -> dict[int, dict]:
 
 # --- the check digit, against real VINs and an independent implementation ---------------------------------
 
-TRANSLIT = dict(zip("ABCDEFGHJKLMNPRSTUVWXYZ", [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 7, 9, 2, 3, 4, 5, 6, 7, 8, 9],
-                    strict=True))
+TRANSLIT = dict(
+    zip(
+        "ABCDEFGHJKLMNPRSTUVWXYZ",
+        [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 7, 9, 2, 3, 4, 5, 6, 7, 8, 9],
+        strict=True,
+    )
+)
 WEIGHTS = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2]
 
 
@@ -54,8 +60,13 @@ def check(vins: list[str]) -> list[bool]:
 
 
 def test_check_digit_of_known_real_vins() -> None:
-    valid = ["1HGCM82633A004352", "11111111111111111", "1M8GDM9AXKP042788", "JTEZU11F88K007763",
-             "2T16CRAV7TC06D725"]
+    valid = [
+        "1HGCM82633A004352",
+        "11111111111111111",
+        "1M8GDM9AXKP042788",
+        "JTEZU11F88K007763",
+        "2T16CRAV7TC06D725",
+    ]
     assert [reference_check_digit(v) == v[8] for v in valid] == [True] * len(valid)
     assert check(valid) == [True] * len(valid)
     # One character changed anywhere that has weight breaks it.
@@ -78,32 +89,38 @@ def test_check_digit_agrees_with_reference_on_generated_vins() -> None:
     assert with_check_digit("1HGCM82603A004352") == "1HGCM82633A004352"
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("1hgcm82633a004352", "1HGCM82633A004352"),
-    ("  1HGCM82633A004352\t", "1HGCM82633A004352"),
-    ("1HG-CM826 33-A004352", "1HGCM82633A004352"),
-    ("1 H G C M 8 2 6 3 3 A 0 0 4 3 5 2", "1HGCM82633A004352"),
-    ("", None),
-    ("   ", None),
-    (" - ", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1hgcm82633a004352", "1HGCM82633A004352"),
+        ("  1HGCM82633A004352\t", "1HGCM82633A004352"),
+        ("1HG-CM826 33-A004352", "1HGCM82633A004352"),
+        ("1 H G C M 8 2 6 3 3 A 0 0 4 3 5 2", "1HGCM82633A004352"),
+        ("", None),
+        ("   ", None),
+        (" - ", None),
+        (None, None),
+    ],
+)
 def test_normalize_vin(raw: str | None, expected: str | None) -> None:
     out = pl.DataFrame({"v": [raw]}, schema={"v": pl.String}).select(normalize_vin(pl.col("v"))).item()
     assert out == expected
 
 
-@pytest.mark.parametrize(("value", "valid"), [
-    ("1HGCM82633A004352", True),
-    ("1HGCM82633A00435", False),      # 16
-    ("1HGCM82633A0043521", False),    # 18
-    ("IHGCM82633A004352", False),     # I
-    ("1HGCM82633A0O4352", False),     # O
-    ("1HGCM82633A00435Q", False),     # Q
-    ("1HGCM82633A00435*", False),
-    ("1hgcm82633a004352", False),     # only after normalization
-    (None, False),
-])
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("1HGCM82633A004352", True),
+        ("1HGCM82633A00435", False),  # 16
+        ("1HGCM82633A0043521", False),  # 18
+        ("IHGCM82633A004352", False),  # I
+        ("1HGCM82633A0O4352", False),  # O
+        ("1HGCM82633A00435Q", False),  # Q
+        ("1HGCM82633A00435*", False),
+        ("1hgcm82633a004352", False),  # only after normalization
+        (None, False),
+    ],
+)
 def test_is_valid_vin(value: str | None, valid: bool) -> None:
     out = pl.DataFrame({"v": [value]}, schema={"v": pl.String}).select(is_valid_vin(pl.col("v"))).item()
     assert out is valid
@@ -111,28 +128,41 @@ def test_is_valid_vin(value: str | None, valid: bool) -> None:
 
 # --- rule 1 on whole feeds ---------------------------------------------------------------------------------
 
+
 def test_vins_normalized_and_flags() -> None:
     good = "1HGCM82633A004352"
     bad_check = "1HGCM82634A004352"
-    _, out = normalize(HEADER
-                       + f"D1, {good.lower()} ,S1,U,,,,,,\n"
-                       + "D1,1hg-cm826 33a004352,S2,U,,,,,,\n"
-                       + f"D2,{bad_check},S3,U,,,,,,\n"
-                       + "D2,1HGCM82633A00435,S4,U,,,,,,\n"
-                       + "D2,IHGCM82633A004352,S5,U,,,,,,\n"
-                       + "D2,1HGCM82633A0O4352,S5,U,,,,,,\n"
-                       + "D3,,S6,U,,,,,,\n"
-                       + f" ,{vin(1)},S7,U,,,,,,\n"
-                       + f",{vin(2)},S8,U,,,,,,\n")
+    _, out = normalize(
+        HEADER
+        + f"D1, {good.lower()} ,S1,U,,,,,,\n"
+        + "D1,1hg-cm826 33a004352,S2,U,,,,,,\n"
+        + f"D2,{bad_check},S3,U,,,,,,\n"
+        + "D2,1HGCM82633A00435,S4,U,,,,,,\n"
+        + "D2,IHGCM82633A004352,S5,U,,,,,,\n"
+        + "D2,1HGCM82633A0O4352,S5,U,,,,,,\n"
+        + "D3,,S6,U,,,,,,\n"
+        + f" ,{vin(1)},S7,U,,,,,,\n"
+        + f",{vin(2)},S8,U,,,,,,\n"
+    )
     vehicles = by_line(out.vehicles)
     rejected = by_line(out.rejected)
     assert set(vehicles) == {2, 4}
-    assert (vehicles[2]["vin"], vehicles[2]["raw_vin"], vehicles[2]["check_digit_ok"]) == (good, good.lower(), True)
+    assert (vehicles[2]["vin"], vehicles[2]["raw_vin"], vehicles[2]["check_digit_ok"]) == (
+        good,
+        good.lower(),
+        True,
+    )
     # A wrong check digit is flagged, not rejected.
     assert (vehicles[4]["vin"], vehicles[4]["check_digit_ok"]) == (bad_check, False)
     assert {n: r["reason"] for n, r in rejected.items()} == {
-        3: "duplicate_vin", 5: "invalid_vin", 6: "invalid_vin", 7: "invalid_vin", 8: "invalid_vin",
-        9: "missing_dealer", 10: "missing_dealer"}
+        3: "duplicate_vin",
+        5: "invalid_vin",
+        6: "invalid_vin",
+        7: "invalid_vin",
+        8: "invalid_vin",
+        9: "missing_dealer",
+        10: "missing_dealer",
+    }
     assert rejected[3]["raw_vin"] == "1hg-cm826 33a004352"
     assert "line 2" in rejected[3]["detail"]
     assert rejected[8]["raw_vin"] is None and rejected[8]["dealer_id"] == "D3"
@@ -146,28 +176,56 @@ def test_missing_dealer_wins_over_invalid_vin() -> None:
 
 def test_duplicate_keeps_first_valid_row_across_dealers() -> None:
     v = vin(5)
-    _, out = normalize(HEADER
-                       + f",{v},S0,U,,,,,,\n"            # line 2: no dealer, not a valid row
-                       + f"D1,{v.lower()},S1,U,,,,,,\n"  # line 3: first valid row
-                       + f"D2,{v},S2,U,,,,,,\n"          # line 4: duplicate (other dealer)
-                       + f"D1,{v[:5]}-{v[5:]},S3,U,,,,,,\n")  # line 5: duplicate after normalization
+    _, out = normalize(
+        HEADER
+        + f",{v},S0,U,,,,,,\n"  # line 2: no dealer, not a valid row
+        + f"D1,{v.lower()},S1,U,,,,,,\n"  # line 3: first valid row
+        + f"D2,{v},S2,U,,,,,,\n"  # line 4: duplicate (other dealer)
+        + f"D1,{v[:5]}-{v[5:]},S3,U,,,,,,\n"
+    )  # line 5: duplicate after normalization
     assert out.vehicles.select("line_number", "dealer_id", "stock_no").rows() == [(3, "D1", "S1")]
     assert out.rejected.select("line_number", "reason").rows() == [
-        (2, "missing_dealer"), (4, "duplicate_vin"), (5, "duplicate_vin")]
+        (2, "missing_dealer"),
+        (4, "duplicate_vin"),
+        (5, "duplicate_vin"),
+    ]
     assert all("first seen on line 3" in d for d in out.rejected.filter(reason="duplicate_vin")["detail"])
 
 
 def test_every_text_field_trimmed_and_empty_is_null() -> None:
-    _, out = normalize(HEADER
-                       + f"  D1  ,{vin(1)},  S 1  , U , 2022 , Ford , F-150 ,  XL , 12,  2026-10-01 \n"
-                       .replace(" 12,", '"12,345",')
-                       + f"D1,{vin(2)},   ,   ,   ,   ,\t,   ,   ,   \n"
-                       + f"D1,{vin(3)},\u00a0,U,abc,x,y,z,lots,someday\n")
+    _, out = normalize(
+        HEADER
+        + f"  D1  ,{vin(1)},  S 1  , U , 2022 , Ford , F-150 ,  XL , 12,  2026-10-01 \n".replace(
+            " 12,", '"12,345",'
+        )
+        + f"D1,{vin(2)},   ,   ,   ,   ,\t,   ,   ,   \n"
+        + f"D1,{vin(3)},\u00a0,U,abc,x,y,z,lots,someday\n"
+    )
     rows = by_line(out.vehicles)
-    assert {k: rows[2][k] for k in ("dealer_id", "stock_no", "system_code", "year", "make", "model", "trim",
-                                    "mileage", "date_in_stock")} == {
-        "dealer_id": "D1", "stock_no": "S 1", "system_code": "U", "year": 2022, "make": "Ford", "model": "F-150",
-        "trim": "XL", "mileage": 12345, "date_in_stock": date(2026, 10, 1)}
+    assert {
+        k: rows[2][k]
+        for k in (
+            "dealer_id",
+            "stock_no",
+            "system_code",
+            "year",
+            "make",
+            "model",
+            "trim",
+            "mileage",
+            "date_in_stock",
+        )
+    } == {
+        "dealer_id": "D1",
+        "stock_no": "S 1",
+        "system_code": "U",
+        "year": 2022,
+        "make": "Ford",
+        "model": "F-150",
+        "trim": "XL",
+        "mileage": 12345,
+        "date_in_stock": date(2026, 10, 1),
+    }
     for field in ("stock_no", "system_code", "year", "make", "model", "trim", "mileage", "date_in_stock"):
         assert rows[3][field] is None, field
     assert rows[4]["stock_no"] is None
@@ -178,10 +236,15 @@ def test_every_text_field_trimmed_and_empty_is_null() -> None:
             assert out.vehicles.filter(pl.col(col) == "").height == 0, col
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2026-10-01", date(2026, 10, 1)), ("10/01/2026", date(2026, 10, 1)), ("20261001", date(2026, 10, 1)),
-    ("2026/10/01", date(2026, 10, 1)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-10-01", date(2026, 10, 1)),
+        ("10/01/2026", date(2026, 10, 1)),
+        ("20261001", date(2026, 10, 1)),
+        ("2026/10/01", date(2026, 10, 1)),
+    ],
+)
 def test_date_in_stock_formats(text: str, expected: date) -> None:
     _, out = normalize(HEADER + f"D1,{vin(1)},S1,U,,,,,,{text}\n")
     assert out.vehicles["date_in_stock"].item() == expected
@@ -218,19 +281,31 @@ def test_empty_feed_normalizes_to_nothing() -> None:
 
 
 def test_inline_layout_with_constant_and_missing_optional_columns() -> None:
-    layout = parse_settings("""
+    layout = (
+        parse_settings(
+            """
 sources:
   dms:
     layout: {delimiter: ';', columns: {dealer_id: Dealer, vin: Vin, stock_no: Stock, make: Make,
              system_code: {constant: N}}}
     track_stock_no_and_client: {mode: never}
     auto_close: {mode: never}
-""", "<t>").sources["dms"].file_layout
+""",
+            "<t>",
+        )
+        .sources["dms"]
+        .file_layout
+    )
     # `Make` is declared but absent from this file: the field is null, not an error.
     _, out = normalize(f"Dealer;Vin;Stock;Ignored\n D9 ;{vin(7).lower()}; 42 ;zzz\n", layout)
     row = out.vehicles.row(0, named=True)
     assert (row["dealer_id"], row["vin"], row["stock_no"], row["system_code"], row["make"]) == (
-        "D9", vin(7), "42", "N", None)
+        "D9",
+        vin(7),
+        "42",
+        "N",
+        None,
+    )
 
 
 def test_malformed_rejections() -> None:
@@ -238,13 +313,22 @@ def test_malformed_rejections() -> None:
     rejected = malformed_rejections(parsed.malformed, FEED)
     assert rejected.schema == pl.Schema(REJECTED_SCHEMA)
     assert rejected.select("line_number", "raw_vin", "reason", "source", "feed_file").rows() == [
-        (2, vin(1), "malformed_row", "generic", FEED.file_name)]
+        (2, vin(1), "malformed_row", "generic", FEED.file_name)
+    ]
     assert rejected["detail"].item() == "3 fields where the header has 10"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("88", 88), (" 88 ", 88), ('"1,234"', 1234), ("12345.6", 12346), ("-", None), ("1e400", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("88", 88),
+        (" 88 ", 88),
+        ('"1,234"', 1234),
+        ("12345.6", 12346),
+        ("-", None),
+        ("1e400", None),
+    ],
+)
 def test_mileage_reads_whole_miles_from_common_forms(text: str, expected: int | None) -> None:
     _, out = normalize(HEADER + f"D1,{vin(1)},S1,U,,,,,{text},\n")
     assert out.vehicles["mileage"].item() == expected

@@ -1,19 +1,20 @@
 """Raw feed bytes -> rows (CONTRACT section 2): what is a feed, what is quarantined, what is a malformed row."""
+
 from __future__ import annotations
 
 import pytest
 
-from dealer_assets.domain.parsing import LINE_NUMBER, FeedUnreadable, parse_feed
-from dealer_assets.settings import GENERIC_HEADERS, GENERIC_LAYOUT, Layout, parse_settings
+from dealer_assets.dms.domain.parsing import LINE_NUMBER, FeedUnreadable, parse_feed
+from dealer_assets.dms.settings import GENERIC_HEADERS, GENERIC_LAYOUT, Layout, parse_settings
 
 H = b"DealerID,VIN,StockNo,SystemCode\n"
 
 
-def rows_of(parsed) -> list[tuple]:  # noqa: ANN001
+def rows_of(parsed) -> list[tuple]:
     return parsed.rows.rows()
 
 
-def malformed_of(parsed) -> list[tuple]:  # noqa: ANN001
+def malformed_of(parsed) -> list[tuple]:
     return parsed.malformed.select("line_number", "raw_vin", "fields", "expected_fields").rows()
 
 
@@ -70,8 +71,9 @@ def test_non_utf8_is_undecodable_but_fine_as_latin1() -> None:
         parse_feed(body, GENERIC_LAYOUT)
     assert err.value.reason == "undecodable"
 
-    latin = inline_layout("{encoding: latin-1, columns: {dealer_id: DealerID, vin: VIN, system_code: SystemCode,"
-                          " make: Make}}")
+    latin = inline_layout(
+        "{encoding: latin-1, columns: {dealer_id: DealerID, vin: VIN, system_code: SystemCode, make: Make}}"
+    )
     parsed = parse_feed(body, latin)
     assert rows_of(parsed) == [("D1", "1HGCM82633A004352", "S1", "U", "Citroën", 2)]
 
@@ -93,13 +95,16 @@ def test_crlf_line_endings() -> None:
 def test_quoted_newline_keeps_the_row_and_later_line_numbers() -> None:
     body = H + b'D1,V1,"S\n1",U\nD2,V2,"a, ""b""",U\nD3,V3,S3,U\n'
     parsed = parse_feed(body, GENERIC_LAYOUT)
-    assert rows_of(parsed) == [("D1", "V1", "S\n1", "U", 2), ("D2", "V2", 'a, "b"', "U", 4),
-                               ("D3", "V3", "S3", "U", 5)]
+    assert rows_of(parsed) == [
+        ("D1", "V1", "S\n1", "U", 2),
+        ("D2", "V2", 'a, "b"', "U", 4),
+        ("D3", "V3", "S3", "U", 5),
+    ]
     assert parsed.malformed.height == 0
 
 
 def test_quoted_crlf_newline() -> None:
-    body = b"DealerID,VIN,StockNo,SystemCode\r\nD1,V1,\"S\r\n1\",U\r\nD2,V2,S2,U\r\n"
+    body = b'DealerID,VIN,StockNo,SystemCode\r\nD1,V1,"S\r\n1",U\r\nD2,V2,S2,U\r\n'
     parsed = parse_feed(body, GENERIC_LAYOUT)
     assert [r[-1] for r in rows_of(parsed)] == [2, 4]
     assert rows_of(parsed)[1][:4] == ("D2", "V2", "S2", "U")
@@ -108,7 +113,11 @@ def test_quoted_crlf_newline() -> None:
 def test_too_many_and_too_few_fields_are_malformed_rows() -> None:
     body = H + b"D1,V1,S1,U\nD2,V2,S2,U,extra\nD3,V3,S3,U\nD4,V4\nD5,V5,S5,U"
     parsed = parse_feed(body, GENERIC_LAYOUT)
-    assert rows_of(parsed) == [("D1", "V1", "S1", "U", 2), ("D3", "V3", "S3", "U", 4), ("D5", "V5", "S5", "U", 6)]
+    assert rows_of(parsed) == [
+        ("D1", "V1", "S1", "U", 2),
+        ("D3", "V3", "S3", "U", 4),
+        ("D5", "V5", "S5", "U", 6),
+    ]
     assert malformed_of(parsed) == [(3, "V2", 5, 4), (5, "V4", 2, 4)]
 
 
@@ -162,22 +171,30 @@ def test_all_values_are_kept_as_text() -> None:
 
 
 def test_pipe_delimited_latin1_inline_layout_with_constant_system_code() -> None:
-    layout = inline_layout("{delimiter: '|', encoding: latin-1, quote: \"'\", columns: {dealer_id: Dealer, "
-                           "vin: Vehicle VIN, stock_no: Stock, make: Marke, system_code: {constant: U}}}")
-    body = ("Dealer|Vehicle VIN|Stock|Marke\n"
-            "D1|1hgcm82633a004352|S1|Citroën\n"
-            "D2|'11111111111111111'|'S|2'|Müller\n"
-            "D3|x\n").encode("latin-1")
+    layout = inline_layout(
+        "{delimiter: '|', encoding: latin-1, quote: \"'\", columns: {dealer_id: Dealer, "
+        "vin: Vehicle VIN, stock_no: Stock, make: Marke, system_code: {constant: U}}}"
+    )
+    body = (
+        "Dealer|Vehicle VIN|Stock|Marke\n"
+        "D1|1hgcm82633a004352|S1|Citroën\n"
+        "D2|'11111111111111111'|'S|2'|Müller\n"
+        "D3|x\n"
+    ).encode("latin-1")
     assert b"\xeb" in body  # really latin-1, not UTF-8
     parsed = parse_feed(body, layout)
     assert parsed.header == ("Dealer", "Vehicle VIN", "Stock", "Marke")
-    assert rows_of(parsed) == [("D1", "1hgcm82633a004352", "S1", "Citroën", 2),
-                               ("D2", "11111111111111111", "S|2", "Müller", 3)]
+    assert rows_of(parsed) == [
+        ("D1", "1hgcm82633a004352", "S1", "Citroën", 2),
+        ("D2", "11111111111111111", "S|2", "Müller", 3),
+    ]
     assert malformed_of(parsed) == [(4, "x", 2, 4)]
 
 
 def test_required_headers_of_inline_layout_exclude_constants() -> None:
-    layout = inline_layout("{delimiter: '|', columns: {dealer_id: Dealer, vin: VIN, system_code: {constant: U}}}")
+    layout = inline_layout(
+        "{delimiter: '|', columns: {dealer_id: Dealer, vin: VIN, system_code: {constant: U}}}"
+    )
     assert parse_feed(b"Dealer|VIN\nD1|V1\n", layout).rows.height == 1
     with pytest.raises(FeedUnreadable) as err:
         parse_feed(b"Dealer|Stock\nD1|S1\n", layout)
@@ -210,7 +227,9 @@ def test_duplicate_header_names_are_made_unique() -> None:
     assert rows_of(parsed) == [("D1", "V1", "U", "a", "b", 2)]
 
 
-@pytest.mark.parametrize("stock", [[b'20" WHL', b"S2", b'17" RIM'], [b'20" WHL', b"S2", b"S3"], [b'S1"', b"S2", b"S3"]])
+@pytest.mark.parametrize(
+    "stock", [[b'20" WHL', b"S2", b'17" RIM'], [b'20" WHL', b"S2", b"S3"], [b'S1"', b"S2", b"S3"]]
+)
 def test_quotes_inside_unquoted_fields_are_text(stock: list[bytes]) -> None:
     """A DMS that never quotes may still write inch marks; with no field opening a quote, nothing is quoted."""
     body = H + b"".join(b"D%d,V%d,%s,U\n" % (i, i, s) for i, s in enumerate(stock, start=1))
@@ -220,12 +239,15 @@ def test_quotes_inside_unquoted_fields_are_text(stock: list[bytes]) -> None:
     assert parsed.rows.get_column(LINE_NUMBER).to_list() == [2, 3, 4]
 
 
-@pytest.mark.parametrize(("body", "detail"), [
-    (H + b'D1,"V1",S1,U\nD2,V2,20" WHL,U\nD3,V3,17" RIM,U\nD4,V4,S4,U\n', "the CSV reader failed"),
-    (H + b'D1,"V1",S1,U\nD2,V2,20" WHL,U\n', "never closed"),
-    (H + b'D1,"V1" X,S1,U\nD2,V2,S2,U\n', "the CSV reader failed"),
-    (b'"DealerID"x,VIN,StockNo,SystemCode\nD1,V1,S1,U\n', "the header cannot be read"),
-])
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (H + b'D1,"V1",S1,U\nD2,V2,20" WHL,U\nD3,V3,17" RIM,U\nD4,V4,S4,U\n', "the CSV reader failed"),
+        (H + b'D1,"V1",S1,U\nD2,V2,20" WHL,U\n', "never closed"),
+        (H + b'D1,"V1" X,S1,U\nD2,V2,S2,U\n', "the CSV reader failed"),
+        (b'"DealerID"x,VIN,StockNo,SystemCode\nD1,V1,S1,U\n', "the header cannot be read"),
+    ],
+)
 def test_stray_quotes_in_a_quoted_file_quarantine_it_as_unparseable(body: bytes, detail: str) -> None:
     with pytest.raises(FeedUnreadable) as err:
         parse_feed(body, GENERIC_LAYOUT)

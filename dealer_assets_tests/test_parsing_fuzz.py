@@ -1,4 +1,5 @@
 """Whatever bytes arrive, parsing either quarantines the file (FeedUnreadable) or accounts for every record."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -7,29 +8,60 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dealer_assets.domain.normalize import FeedRef, normalize_feed
-from dealer_assets.domain.parsing import LINE_NUMBER, FeedUnreadable, parse_feed
-from dealer_assets.settings import GENERIC_LAYOUT, parse_settings
+from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
+from dealer_assets.dms.domain.parsing import LINE_NUMBER, FeedUnreadable, parse_feed
+from dealer_assets.dms.settings import GENERIC_LAYOUT, parse_settings
 
-PIPES = parse_settings("""
+PIPES = (
+    parse_settings(
+        """
 sources:
   dms:
     layout: {delimiter: '|', quote: "'", columns: {dealer_id: DealerID, vin: VIN, stock_no: StockNo,
              system_code: {constant: U}}}
     track_stock_no_and_client: {mode: never}
     auto_close: {mode: never}
-""", "<test>").sources["dms"].file_layout
-LAYOUTS = {"generic": (GENERIC_LAYOUT, b"DealerID,VIN,StockNo,SystemCode\n"),
-           "pipes": (PIPES, b"DealerID|VIN|StockNo\n")}
-PIECES = st.sampled_from([b",", b'"', b'""', b"'", b"\n", b"\r\n", b"\r", b"D1", b"1HGCM82633A004352", b"1hgcm8263 3a004352",
-                          b" ", b"", b"\xc3\xa9", b"\xef\xbb\xbf", b"2026-01-01", b"12,345", b"-", b"\t", b"|"])
+""",
+        "<test>",
+    )
+    .sources["dms"]
+    .file_layout
+)
+LAYOUTS = {
+    "generic": (GENERIC_LAYOUT, b"DealerID,VIN,StockNo,SystemCode\n"),
+    "pipes": (PIPES, b"DealerID|VIN|StockNo\n"),
+}
+PIECES = st.sampled_from(
+    [
+        b",",
+        b'"',
+        b'""',
+        b"'",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b"D1",
+        b"1HGCM82633A004352",
+        b"1hgcm8263 3a004352",
+        b" ",
+        b"",
+        b"\xc3\xa9",
+        b"\xef\xbb\xbf",
+        b"2026-01-01",
+        b"12,345",
+        b"-",
+        b"\t",
+        b"|",
+    ]
+)
 
 
 @pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(parts=st.lists(PIECES, max_size=40), with_header=st.booleans())
-def test_any_bytes_are_quarantined_or_fully_accounted_for(layout_name: str, parts: list[bytes],
-                                                          with_header: bool) -> None:
+def test_any_bytes_are_quarantined_or_fully_accounted_for(
+    layout_name: str, parts: list[bytes], with_header: bool
+) -> None:
     layout, header = LAYOUTS[layout_name]
     body = (header if with_header else b"") + b"".join(parts)
     try:
@@ -37,7 +69,9 @@ def test_any_bytes_are_quarantined_or_fully_accounted_for(layout_name: str, part
     except FeedUnreadable as exc:
         assert exc.reason in {"unparseable", "missing_required_column", "undecodable"} and exc.detail
         return
-    lines = parsed.rows.get_column(LINE_NUMBER).to_list() + parsed.malformed.get_column("line_number").to_list()
+    lines = (
+        parsed.rows.get_column(LINE_NUMBER).to_list() + parsed.malformed.get_column("line_number").to_list()
+    )
     assert len(lines) == len(set(lines)), "a record counted twice"
     assert all(2 <= n <= body.count(b"\n") + 1 for n in lines)
     assert parsed.rows.get_column(LINE_NUMBER).is_sorted()

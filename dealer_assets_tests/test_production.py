@@ -4,48 +4,52 @@ queue) against the real code location served over gRPC, as `dagster-daemon run` 
 
 Every test gets fresh PostgreSQL databases (instance storage and warehouses) beside DEALER_TEST_POSTGRES_URL.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from unittest import mock
 
 import dagster as dg
 import psutil
 import pytest
-import sqlalchemy as sa
 import yaml
-from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    BACKFILL_ID_TAG,
+from dagster import DagsterRunStatus, RunsFilter
+from dagster._core.storage.tags import BACKFILL_ID_TAG
+
+from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, SOURCE_TAG
+from dealer_assets.definitions import build_definitions
+from dealer_assets.dms.defs.assets import build_source_assets, keys_for
+from dealer_assets.dms.defs.partitions import feed_partitions
+
+from .conftest import (
+    BASIC_SETTINGS,
+    BIN,
+    DEPLOY,
+    PROJECT,
+    DataRoot,
+    Production,
+    at,
+    make_root,
+    reference_tables,
+    snapshot,
+    stop_group,
+    use_root,
+    vin,
 )
 
-from dealer_assets.definitions import build_definitions
-from dealer_assets.defs.dms.assets import MODE_TAG, SOURCE_TAG, build_source_assets, keys_for
-from dealer_assets.defs.dms.partitions import feed_partitions
-from dealer_assets.warehouse.store import dispose_engines
-
-from . import test_replay
-from .conftest import BASIC_SETTINGS, DataRoot, at, make_root, vin
-
-PROJECT = Path(__file__).resolve().parents[1]
-DEPLOY = PROJECT / "deploy"
-BIN = Path(sys.executable).parent
 DEALER_ASSETS = str(BIN / "dealer-assets")
-TWO_SOURCES = BASIC_SETTINGS + """
+TWO_SOURCES = (
+    BASIC_SETTINGS
+    + """
   other:
     layout: generic
     track_stock_no_and_client: {mode: never}
@@ -53,141 +57,9 @@ TWO_SOURCES = BASIC_SETTINGS + """
     client_dealer_mappings:
       - {client: Client One, dealer_id: D1, service_request_type: Recon}
 """
+)
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 log = logging.getLogger("dealer_assets_tests.production")
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-def snapshot(url: str) -> dict[str, list[tuple]]:
-    """test_replay.snapshot, with dtype classes turned into instances before they reach read_frame: on
-    PostgreSQL, read_frame only recognizes `pl.Boolean()` (an instance), and snapshot passes the class for
-    close_guard.held, which fails as soon as that table has a row (project bug, see the report)."""
-    original = test_replay.read_frame
-
-    def read_frame(conn, sql, schema_, params=None):  # noqa: ANN001, ANN202
-        return original(conn, sql, {n: t() if isinstance(t, type) else t for n, t in schema_.items()}, params)
-
-    with mock.patch.object(test_replay, "read_frame", read_frame):
-        return test_replay.snapshot(url)
-
-
-def dagster_pg_env(url: str) -> dict[str, str]:
-    """The DAGSTER_PG_* variables that deploy/dagster.yaml reads, for the database of a SQLAlchemy URL."""
-    u = sa.engine.make_url(url)
-    return {"DAGSTER_PG_HOST": u.host or "127.0.0.1", "DAGSTER_PG_PORT": str(u.port or 5432),
-            "DAGSTER_PG_USERNAME": u.username or "postgres", "DAGSTER_PG_PASSWORD": u.password or "",
-            "DAGSTER_PG_DB": u.database or ""}
-
-
-def production_home(path: Path) -> Path:
-    """A DAGSTER_HOME holding deploy/dagster.yaml unchanged."""
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(DEPLOY / "dagster.yaml", path / "dagster.yaml")
-    return path
-
-
-@pytest.fixture
-def pg_databases(postgres_url: str) -> Iterator[Callable[[str], str]]:
-    """More fresh databases beside `postgres_url` (warehouses, reference runs), dropped afterwards."""
-    base = sa.engine.make_url(postgres_url)
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    created: list[str] = []
-
-    def new(tag: str) -> str:
-        name = f"{base.database}_{tag}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        created.append(name)
-        return base.set(database=name).render_as_string(hide_password=False)
-
-    try:
-        yield new
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            for name in created:
-                conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
-
-
-@dataclass
-class Production:
-    home: Path
-    env: dict[str, str]
-
-    def instance(self) -> dg.DagsterInstance:
-        """A new instance object on the same storage (as a restarted daemon or webserver would build)."""
-        return dg.DagsterInstance.from_config(str(self.home))
-
-
-@pytest.fixture
-def production(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Production]:
-    """deploy/dagster.yaml in a temp DAGSTER_HOME, its DAGSTER_PG_* pointing at the test's fresh database."""
-    env = {**dagster_pg_env(postgres_url), "DAGSTER_HOME": str(production_home(tmp_path / "dagster_home"))}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    yield Production(Path(env["DAGSTER_HOME"]), env)
-
-
-def use_root(root: DataRoot, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the environment (inherited by code servers and run workers) at a data root."""
-    for key, value in root.env().items():
-        monkeypatch.setenv(key, value)
-
-
-def range_tags(first: str, last: str, mode: str = "incremental") -> dict[str, str]:
-    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last, MODE_TAG: mode}
-
-
-def reference_tables(root: DataRoot, ranges: dict[str, tuple[str, str]]) -> dict[str, list[tuple]]:
-    """The same feeds on a separate clean root: one in-process incremental run per source (what catch-up does)."""
-    defs = build_definitions(root.paths)
-    for source, (first, last) in sorted(ranges.items()):
-        result = defs.resolve_job_def(f"dms_{source}_feeds").execute_in_process(
-            instance=dg.DagsterInstance.ephemeral(), tags=range_tags(first, last))
-        assert result.success
-    return snapshot(root.paths.warehouse_url)
-
-
-def group_alive(pgid: int) -> list[psutil.Process]:
-    alive = []
-    for proc in psutil.process_iter(["pid", "status"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                alive.append(proc)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return alive
-
-
-def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> bool:
-    """Signal a subprocess started with start_new_session=True and its whole group; wait for all of them.
-
-    True when everything exited on `sig` within `timeout`; otherwise the group is killed and False returned.
-    """
-    pgid = proc.pid
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + timeout
-    clean = True
-    while True:
-        if proc.poll() is not None and not group_alive(pgid):
-            return clean
-        if time.monotonic() > deadline:
-            clean = False
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-            return False
-        time.sleep(0.2)
 
 
 def _code_servers() -> set[int]:
@@ -214,7 +86,9 @@ def daemon_workspace(instance: dg.DagsterInstance) -> Iterator:
 
     before = _code_servers()
     try:
-        with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(PROJECT / "workspace.yaml")])) as ctx:
+        with WorkspaceProcessContext(
+            instance, WorkspaceFileTarget(paths=[str(PROJECT / "workspace.yaml")])
+        ) as ctx:
             entries = ctx.create_request_context().get_code_location_entries()
             try:
                 errors = [e.load_error for e in entries.values() if e.load_error]
@@ -226,7 +100,7 @@ def daemon_workspace(instance: dg.DagsterInstance) -> Iterator:
                     if client is not None:
                         try:
                             client.shutdown_server()
-                        except Exception:  # noqa: BLE001  (already gone)
+                        except Exception:
                             pass
     finally:
         servers = [psutil.Process(pid) for pid in _code_servers() - before if psutil.pid_exists(pid)]
@@ -236,7 +110,7 @@ def daemon_workspace(instance: dg.DagsterInstance) -> Iterator:
         assert not alive, f"code server(s) {[p.pid for p in alive]} did not shut down within 60 s"
 
 
-def sensor_tick(ctx, at_time=None) -> None:  # noqa: ANN001
+def sensor_tick(ctx, at_time=None) -> None:
     """One sensor-daemon iteration (`dagster-daemon` SENSOR daemon), optionally at a later wall time so the
     sensor's 30 s minimum interval has passed."""
     from dagster._core.test_utils import freeze_time
@@ -252,7 +126,7 @@ def sensor_tick(ctx, at_time=None) -> None:  # noqa: ANN001
             run()
 
 
-def dequeue(ctx) -> None:  # noqa: ANN001
+def dequeue(ctx) -> None:
     """One iteration of the QUEUED_RUN_COORDINATOR daemon: launch what the queue's limits allow."""
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
@@ -263,7 +137,9 @@ def dequeue(ctx) -> None:  # noqa: ANN001
         daemon.__exit__(None, None, None)
 
 
-def wait_runs(instance: dg.DagsterInstance, run_ids: list[str], timeout: float = 120) -> dict[str, DagsterRunStatus]:
+def wait_runs(
+    instance: dg.DagsterInstance, run_ids: list[str], timeout: float = 120
+) -> dict[str, DagsterRunStatus]:
     deadline = time.monotonic() + timeout
     while True:
         statuses = {r: instance.get_run_by_id(r).status for r in run_ids}
@@ -274,11 +150,14 @@ def wait_runs(instance: dg.DagsterInstance, run_ids: list[str], timeout: float =
         time.sleep(0.5)
 
 
-def sensor_state(instance: dg.DagsterInstance):  # noqa: ANN201
+def sensor_state(instance: dg.DagsterInstance):
     from dagster._core.scheduler.instigation import InstigatorType
 
-    states = [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-              if s.name == "dms_drop_zone_sensor"]
+    states = [
+        s
+        for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+        if s.name == "dms_drop_zone_sensor"
+    ]
     assert len(states) == 1, states
     return states[0]
 
@@ -288,9 +167,12 @@ def test_production_config_is_postgres_from_environment_only(production: Product
     config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     pg = config["storage"]["postgres"]["postgres_db"]
     assert {k: v for k, v in pg.items() if k != "scheme"} == {
-        "hostname": {"env": "DAGSTER_PG_HOST"}, "port": {"env": "DAGSTER_PG_PORT"},
-        "username": {"env": "DAGSTER_PG_USERNAME"}, "password": {"env": "DAGSTER_PG_PASSWORD"},
-        "db_name": {"env": "DAGSTER_PG_DB"}}
+        "hostname": {"env": "DAGSTER_PG_HOST"},
+        "port": {"env": "DAGSTER_PG_PORT"},
+        "username": {"env": "DAGSTER_PG_USERNAME"},
+        "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "db_name": {"env": "DAGSTER_PG_DB"},
+    }
     dev = yaml.safe_load((DEPLOY / "dagster.dev.yaml").read_text())
     assert "storage" not in dev or "sqlite" in json.dumps(dev["storage"]), "the dev instance stays on SQLite"
 
@@ -306,19 +188,23 @@ def test_production_config_is_postgres_from_environment_only(production: Product
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs >= 2
         assert queue.tag_concurrency_limits == [
-            {"key": SOURCE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+            {"key": SOURCE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+        ]
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
         assert instance.run_monitoring_enabled and not instance.telemetry_enabled
         with instance.run_storage.connect() as conn:
-            assert conn.exec_driver_sql("select current_database()").scalar() == production.env["DAGSTER_PG_DB"]
+            assert (
+                conn.exec_driver_sql("select current_database()").scalar() == production.env["DAGSTER_PG_DB"]
+            )
     finally:
         instance.dispose()
 
 
-def test_sensor_tick_run_and_partitioned_materialization_on_postgres(production: Production, pg_databases,
-                                                                      tmp_path: Path):
+def test_sensor_tick_run_and_partitioned_materialization_on_postgres(
+    production: Production, pg_databases, tmp_path: Path
+):
     root = make_root(tmp_path / "root", pg_databases("wh"))
-    defs = build_definitions(root.paths)
+    defs = build_definitions(root.dealer_env())
     instance = production.instance()
     try:
         root.drop_feed("generic", at(0), [("D1", vin(1), "S1", "U"), ("D2", vin(2), "S2", "U")])
@@ -326,16 +212,22 @@ def test_sensor_tick_run_and_partitioned_materialization_on_postgres(production:
         sensor = defs.resolve_sensor_def("dms_drop_zone_sensor")
 
         def tick(cursor):
-            return sensor.evaluate_tick(dg.build_sensor_context(
-                instance=instance, cursor=cursor, definitions=defs, resources=defs.resources))
+            return sensor.evaluate_tick(
+                dg.build_sensor_context(
+                    instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+                )
+            )
 
         first = tick(None)
         [request] = first.run_requests
         assert request.job_name == "dms_generic_feeds"
-        assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == \
-            ("2026-11-01-12:00", "2026-11-02-07:00")
+        assert (request.tags[PARTITION_RANGE_START_TAG], request.tags[PARTITION_RANGE_END_TAG]) == (
+            "2026-11-01-12:00",
+            "2026-11-02-07:00",
+        )
         result = defs.resolve_job_def(request.job_name).execute_in_process(
-            instance=instance, tags={**request.tags, "dagster/run_key": request.run_key})
+            instance=instance, tags={**request.tags, "dagster/run_key": request.run_key}
+        )
         assert result.success
         assert tick(first.cursor).run_requests == []
 
@@ -344,7 +236,8 @@ def test_sensor_tick_run_and_partitioned_materialization_on_postgres(production:
         assert record.dagster_run.tags[MODE_TAG] == "incremental"
         raw, normalized, srs = keys_for("generic")
         hours = feed_partitions(root.paths.history_start).get_partition_keys_in_range(
-            dg.PartitionKeyRange("2026-11-01-12:00", "2026-11-02-07:00"))
+            dg.PartitionKeyRange("2026-11-01-12:00", "2026-11-02-07:00")
+        )
         assert len(hours) == 20
         for key in (raw, normalized, srs):
             assert set(hours) <= instance.get_materialized_partitions(key)
@@ -354,14 +247,17 @@ def test_sensor_tick_run_and_partitioned_materialization_on_postgres(production:
         # (b) one partition materialized through the assets API on the same instance
         root.drop_feed("generic", at(2), [("D2", vin(2), "S2", "U"), ("D2", vin(3), "S3", "U")])
         assets = build_source_assets("generic", feed_partitions(root.paths.history_start))
-        mat = dg.materialize(assets, partition_key="2026-11-03-12:00", resources=defs.resources, instance=instance)
+        mat = dg.materialize(
+            assets, partition_key="2026-11-03-12:00", resources=defs.resources, instance=instance
+        )
         assert mat.success
         latest = instance.get_latest_materialization_event(srs)
         assert latest.run_id == mat.run_id and latest.asset_materialization.partition == "2026-11-03-12:00"
         assert latest.asset_materialization.metadata["created"].value == 1
         assert "2026-11-03-12:00" in instance.get_materialized_partitions(srs)
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [dg.AssetCheckKey(srs, "one_active_sr_per_vin")])
+            [dg.AssetCheckKey(srs, "one_active_sr_per_vin")]
+        )
         assert check[dg.AssetCheckKey(srs, "one_active_sr_per_vin")].run_id == mat.run_id
         assert len(snapshot(root.paths.warehouse_url)["service_requests"]) == 3
     finally:
@@ -369,7 +265,8 @@ def test_sensor_tick_run_and_partitioned_materialization_on_postgres(production:
 
 
 def test_single_run_backfill_of_48_partitions_through_the_backfill_daemon(
-        production: Production, pg_databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    production: Production, pg_databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
     from dagster._daemon.backfill import execute_backfill_iteration
@@ -377,8 +274,10 @@ def test_single_run_backfill_of_48_partitions_through_the_backfill_daemon(
 
     root = make_root(tmp_path / "root", pg_databases("wh"))
     reference = make_root(tmp_path / "reference", pg_databases("ref"))
-    feeds = [(at(0, h), [("D1", vin(h % 5), f"S{h}", "U"), ("D2", vin(10 + h % 3), "X", "U")])
-             for h in (0, 3, 9, 17, 23)]
+    feeds = [
+        (at(0, h), [("D1", vin(h % 5), f"S{h}", "U"), ("D2", vin(10 + h % 3), "X", "U")])
+        for h in (0, 3, 9, 17, 23)
+    ]
     feeds += [(at(1, h), [("D1", vin(h % 4), f"T{h}", "U")]) for h in (1, 6, 12, 22)]
     for r in (root, reference):
         for when, rows in feeds:
@@ -392,13 +291,22 @@ def test_single_run_backfill_of_48_partitions_through_the_backfill_daemon(
     try:
         with daemon_workspace(instance) as ctx:
             partitions = feed_partitions(root.paths.history_start).get_partition_keys_in_range(
-                dg.PartitionKeyRange(first, last))
+                dg.PartitionKeyRange(first, last)
+            )
             assert len(partitions) == 48
             backfill = PartitionBackfill.from_asset_partitions(
-                backfill_id=make_new_backfill_id(), asset_graph=ctx.create_request_context().asset_graph,
-                partition_names=partitions, asset_selection=list(keys_for("generic")),
-                backfill_timestamp=get_current_timestamp(), tags={}, dynamic_partitions_store=instance,
-                all_partitions=False, title="two days", description=None, run_config=None)
+                backfill_id=make_new_backfill_id(),
+                asset_graph=ctx.create_request_context().asset_graph,
+                partition_names=partitions,
+                asset_selection=list(keys_for("generic")),
+                backfill_timestamp=get_current_timestamp(),
+                tags={},
+                dynamic_partitions_store=instance,
+                all_partitions=False,
+                title="two days",
+                description=None,
+                run_config=None,
+            )
             instance.add_backfill(backfill)
             # The daemon loop, one iteration at a time: backfill daemon, run queue, wait for what it launched.
             deadline = time.monotonic() + 180
@@ -416,8 +324,9 @@ def test_single_run_backfill_of_48_partitions_through_the_backfill_daemon(
         # Single-run policy: every run spans the whole 48-hour range. The daemon runs service_requests (which
         # depends on its own previous partition) in a second run once its parents' range is materialized.
         assert 1 <= len(runs) <= 2 and all(r.is_success for r in runs)
-        assert {(r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) for r in runs} == \
-            {(first, last)}
+        assert {(r.tags[PARTITION_RANGE_START_TAG], r.tags[PARTITION_RANGE_END_TAG]) for r in runs} == {
+            (first, last)
+        }
         srs = keys_for("generic")[2]
         assert set(partitions) <= instance.get_materialized_partitions(srs)
         assert snapshot(root.paths.warehouse_url) == expected
@@ -431,8 +340,15 @@ def test_two_catch_ups_at_once_equal_one_catch_up(production: Production, pg_dat
     for r in (shared, alone):
         for d in range(4):
             for h in (2, 14):
-                r.drop_feed("generic", at(d, h), [("D1", vin(1), f"S{d}", "U"), ("D2", vin(d + h), "X", "U"),
-                                                  ("D1", "NOT-A-VIN", "S", "U")])
+                r.drop_feed(
+                    "generic",
+                    at(d, h),
+                    [
+                        ("D1", vin(1), f"S{d}", "U"),
+                        ("D2", vin(d + h), "X", "U"),
+                        ("D1", "NOT-A-VIN", "S", "U"),
+                    ],
+                )
             r.drop_feed("other", at(d, 5), [("D1", vin(20 + d), "O", "U"), ("D1", vin(20), "O", "U")])
         r.drop("generic-20261102T130000Z.csv", b"DealerID,VIN\n\xff\xfe\n")
         r.drop("what-is-this.csv", "x")
@@ -441,13 +357,25 @@ def test_two_catch_ups_at_once_equal_one_catch_up(production: Production, pg_dat
         env = {**os.environ, **production.env, **root.env()}
         if home is not None:
             env["DAGSTER_HOME"] = str(home)
-        return subprocess.Popen([DEALER_ASSETS, "catch-up"], env=env, cwd=root.root, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        return subprocess.Popen(
+            [DEALER_ASSETS, "catch-up"],
+            env=env,
+            cwd=root.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
     # Operator step before anything else starts: create the instance schema once. Two processes creating
     # it at the same moment on an empty database race (dagster-postgres: `type "runs" already exists`).
-    migrate = subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env={**os.environ, **production.env},
-                             capture_output=True, text=True, timeout=120)
+    migrate = subprocess.run(
+        [str(BIN / "dagster"), "instance", "migrate"],
+        env={**os.environ, **production.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr[-3000:]
     began = time.monotonic()
     procs = [start(shared), start(shared)]
@@ -478,15 +406,20 @@ def test_two_catch_ups_at_once_equal_one_catch_up(production: Production, pg_dat
         jobs = sorted(r.dagster_run.job_name for r in records)
         # each process ran both sources; the misdelivered run is skipped by the one that lists the drop zone
         # after the other has quarantined the file
-        assert [j for j in jobs if j != "dms_misdelivered_feeds"] == ["dms_generic_feeds"] * 2 + ["dms_other_feeds"] * 2
+        assert [j for j in jobs if j != "dms_misdelivered_feeds"] == ["dms_generic_feeds"] * 2 + [
+            "dms_other_feeds"
+        ] * 2
         spans = sorted((r.start_time, r.end_time) for r in records)
-        assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False)), f"no two runs overlapped: {spans}"
+        assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False)), (
+            f"no two runs overlapped: {spans}"
+        )
     finally:
         instance.dispose()
 
 
-def test_sensor_cursor_and_run_queue_survive_a_restart(production: Production, pg_databases, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch):
+def test_sensor_cursor_and_run_queue_survive_a_restart(
+    production: Production, pg_databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """The daemon's own sensor and run-queue iterations on the production instance: the cursor lives in
     PostgreSQL, a restarted daemon (new instance object, new code server) neither re-requests nor loses runs,
     and the queue runs one run per source at a time while different sources run in parallel."""
@@ -500,8 +433,13 @@ def test_sensor_cursor_and_run_queue_survive_a_restart(production: Production, p
     for when, rows in (g1, g2):
         reference.drop_feed("generic", when, rows)
     reference.drop_feed("other", *o1)
-    expected = reference_tables(reference, {"generic": ("2026-11-01-12:00", "2026-11-02-12:00"),
-                                            "other": ("2026-11-01-05:00", "2026-11-01-05:00")})
+    expected = reference_tables(
+        reference,
+        {
+            "generic": ("2026-11-01-12:00", "2026-11-02-12:00"),
+            "other": ("2026-11-01-05:00", "2026-11-01-05:00"),
+        },
+    )
 
     use_root(root, monkeypatch)
     now = get_current_datetime()
@@ -533,14 +471,16 @@ def test_sensor_cursor_and_run_queue_survive_a_restart(production: Production, p
             sensor_tick(ctx, now + timedelta(seconds=80))
             assert sensor_state(instance).instigator_data.cursor == cursor_2
             ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=3)
-            assert ticks[0].status.value == "SKIPPED" and "no new deliveries (3 file(s)" in ticks[0].skip_reason
+            assert (
+                ticks[0].status.value == "SKIPPED" and "no new deliveries (3 file(s)" in ticks[0].skip_reason
+            )
             assert [len(t.run_ids) for t in ticks] == [0, 2, 1]
             assert len(instance.get_runs()) == 3, "nothing was requested twice"
 
             by_source = {}
             for r in instance.get_runs():
                 by_source.setdefault(r.tags[SOURCE_TAG], []).append(r)
-            generic = sorted(by_source["generic"], key=lambda r: r.tags[ASSET_PARTITION_RANGE_START_TAG])
+            generic = sorted(by_source["generic"], key=lambda r: r.tags[PARTITION_RANGE_START_TAG])
             generic_a, generic_b = generic[0], generic[1]
             assert generic_a.run_id == run_a.run_id
             [other] = by_source["other"]

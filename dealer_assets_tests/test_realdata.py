@@ -5,6 +5,7 @@ The data is read in place from SHARED / "realdata" (never copied into the projec
 - usa-cars: an auction listing (CRLF, VINs with leading spaces and in lower case).
 Every expectation is computed independently from the source data in plain Python.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,22 +20,29 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from dealer_assets.domain.feed_names import parse_feed_name
-from dealer_assets.domain.normalize import FeedRef, NormalizedFeed, normalize_feed
-from dealer_assets.domain.parsing import parse_feed
-from dealer_assets.domain.reconcile import HistoryOutcome, apply_feeds, empty_state
-from dealer_assets.settings import SourceSettings, parse_settings
+from dealer_assets.dms.domain.feed_names import parse_feed_name
+from dealer_assets.dms.domain.normalize import FeedRef, NormalizedFeed, normalize_feed
+from dealer_assets.dms.domain.parsing import parse_feed
+from dealer_assets.dms.domain.reconcile import HistoryOutcome, apply_feeds, empty_state
+from dealer_assets.dms.settings import SourceSettings, parse_settings
 from dealer_assets_tests.conftest import SHARED
 
 REALDATA = SHARED / "realdata"
 SNAPSHOTS = sorted((REALDATA / "car-inventory-scraper").glob("inventory_*.json.gz"))
 USA_CARS = REALDATA / "usa-cars" / "USA_cars_datasets.csv"
 
-pytestmark = pytest.mark.skipif(not SNAPSHOTS or not USA_CARS.exists(), reason=f"no real data under {REALDATA}")
+pytestmark = pytest.mark.skipif(
+    not SNAPSHOTS or not USA_CARS.exists(), reason=f"no real data under {REALDATA}"
+)
 
 VIN_RE = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
-TRANSLIT = dict(zip("ABCDEFGHJKLMNPRSTUVWXYZ", [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 7, 9, 2, 3, 4, 5, 6, 7, 8, 9],
-                    strict=True))
+TRANSLIT = dict(
+    zip(
+        "ABCDEFGHJKLMNPRSTUVWXYZ",
+        [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 7, 9, 2, 3, 4, 5, 6, 7, 8, 9],
+        strict=True,
+    )
+)
 WEIGHTS = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2]
 
 
@@ -54,7 +62,7 @@ def text(value: object) -> str | None:
 
 @dataclass
 class Expected:
-    kept: list[tuple]            # (line_number, dealer_id, vin, ...) in file order
+    kept: list[tuple]  # (line_number, dealer_id, vin, ...) in file order
     reasons: Counter
     check_digit_failures: int
 
@@ -87,10 +95,15 @@ SCRAPER_LAYOUT = """{delimiter: ';', encoding: utf-8, quote: '"',
 
 
 def scraper_settings(auto_close: str, track: str, dealers: list[str]) -> SourceSettings:
-    mappings = "".join(
-        f"\n      - {{client: 'Client {i:02d}', dealer_id: '{d}', service_request_type: New Vehicle Prep}}"
-        for i, d in enumerate(dealers)) or " []"
-    return parse_settings(f"""
+    mappings = (
+        "".join(
+            f"\n      - {{client: 'Client {i:02d}', dealer_id: '{d}', service_request_type: New Vehicle Prep}}"
+            for i, d in enumerate(dealers)
+        )
+        or " []"
+    )
+    return parse_settings(
+        f"""
 sources:
   scraper:
     layout: {SCRAPER_LAYOUT}
@@ -99,7 +112,9 @@ sources:
     vehicle_type_mappings:
       - {{system_code: N, vehicle_type: New, service_request_type: New Vehicle Prep}}
     client_dealer_mappings:{mappings}
-""", "<realdata>").sources["scraper"]
+""",
+        "<realdata>",
+    ).sources["scraper"]
 
 
 @dataclass
@@ -125,24 +140,45 @@ def snapshots(tmp_path_factory: pytest.TempPathFactory) -> list[Snapshot]:
         writer = csv.writer(buf, delimiter=";", quotechar='"', lineterminator="\n")
         writer.writerow(SCRAPER_HEADER)
         for r in records:
-            writer.writerow(["" if r.get(k) is None else r[k]
-                             for k in ("dealer_name", "vin", "stock_number", "year", "trim", "status")])
+            writer.writerow(
+                [
+                    "" if r.get(k) is None else r[k]
+                    for k in ("dealer_name", "vin", "stock_number", "year", "trim", "status")
+                ]
+            )
         feed_file = folder / f"scraper-{day}T060000Z.csv"
         feed_file.write_text(buf.getvalue(), encoding="utf-8")
         name = parse_feed_name(feed_file.name)
         assert name is not None and name.source == "scraper"
         ref = FeedRef(name.source, name.as_of, name.file_name)
         parsed = parse_feed(feed_file.read_bytes(), layout)
-        out.append(Snapshot(ref, records, parsed.rows.height, parsed.malformed.height,
-                            normalize_feed(parsed.rows, layout, ref)))
+        out.append(
+            Snapshot(
+                ref,
+                records,
+                parsed.rows.height,
+                parsed.malformed.height,
+                normalize_feed(parsed.rows, layout, ref),
+            )
+        )
     return out
 
 
 def scraper_expected(records: list[dict]) -> Expected:
-    return expected_rule1([
-        (r.get("dealer_name"), r.get("vin"),
-         (text(r.get("stock_number")), None if text(r.get("year")) is None else int(r["year"]), text(r.get("trim"))))
-        for r in records])
+    return expected_rule1(
+        [
+            (
+                r.get("dealer_name"),
+                r.get("vin"),
+                (
+                    text(r.get("stock_number")),
+                    None if text(r.get("year")) is None else int(r["year"]),
+                    text(r.get("trim")),
+                ),
+            )
+            for r in records
+        ]
+    )
 
 
 def test_scraper_snapshots_parse_and_normalize_like_the_json(snapshots: list[Snapshot]) -> None:
@@ -156,7 +192,9 @@ def test_scraper_snapshots_parse_and_normalize_like_the_json(snapshots: list[Sna
         vehicles, rejected = snap.normalized.vehicles, snap.normalized.rejected
         # Every input row is in exactly one of the outputs.
         assert vehicles.height + rejected.height == n
-        assert sorted(vehicles["line_number"].to_list() + rejected["line_number"].to_list()) == list(range(2, n + 2))
+        assert sorted(vehicles["line_number"].to_list() + rejected["line_number"].to_list()) == list(
+            range(2, n + 2)
+        )
         # The kept rows, field by field, are what rule 1 gives when applied by hand to the JSON.
         got = vehicles.select("line_number", "dealer_id", "vin", "stock_no", "year", "trim").rows()
         assert got == exp.kept, snap.feed.file_name
@@ -167,18 +205,23 @@ def test_scraper_snapshots_parse_and_normalize_like_the_json(snapshots: list[Sna
         per_dealer = dict(vehicles.group_by("dealer_id").len().rows())
         assert per_dealer == dict(Counter(k[1] for k in exp.kept))
         dealers |= set(per_dealer)
-        totals.update(rows=n, vehicles=vehicles.height, check_digit_failures=exp.check_digit_failures,
-                      **exp.reasons)
+        totals.update(
+            rows=n, vehicles=vehicles.height, check_digit_failures=exp.check_digit_failures, **exp.reasons
+        )
 
     assert len(dealers) == 11
     share = totals["vehicles"] / totals["rows"]
     valid_share = (totals["rows"] - totals["invalid_vin"] - totals["missing_dealer"]) / totals["rows"]
-    print(f"\n[realdata a] {len(snapshots)} snapshots, {totals['rows']} rows, {len(dealers)} dealers: "
-          f"{totals['vehicles']} vehicles ({share:.2%}), invalid_vin {totals['invalid_vin']}, "
-          f"duplicate_vin {totals['duplicate_vin']}, missing_dealer {totals['missing_dealer']}, "
-          f"check-digit failures {totals['check_digit_failures']}, valid-VIN share {valid_share:.2%}")
-    assert totals["rows"] == totals["vehicles"] + totals["invalid_vin"] + totals["duplicate_vin"] \
-        + totals["missing_dealer"]
+    print(
+        f"\n[realdata a] {len(snapshots)} snapshots, {totals['rows']} rows, {len(dealers)} dealers: "
+        f"{totals['vehicles']} vehicles ({share:.2%}), invalid_vin {totals['invalid_vin']}, "
+        f"duplicate_vin {totals['duplicate_vin']}, missing_dealer {totals['missing_dealer']}, "
+        f"check-digit failures {totals['check_digit_failures']}, valid-VIN share {valid_share:.2%}"
+    )
+    assert (
+        totals["rows"]
+        == totals["vehicles"] + totals["invalid_vin"] + totals["duplicate_vin"] + totals["missing_dealer"]
+    )
     # The sites publish placeholder VINs (with an `I`) for cars still in production: a few percent, not most.
     assert 0.9 < valid_share < 1.0
     assert totals["duplicate_vin"] > 0
@@ -211,7 +254,9 @@ def test_usa_cars_normalization() -> None:
     assert b"\r\n" in data
     with open(USA_CARS, newline="", encoding="utf-8") as handle:
         records = list(csv.DictReader(handle))
-    feed = FeedRef("auction", parse_feed_name("auction-20200101T000000Z.csv").as_of, "auction-20200101T000000Z.csv")
+    feed = FeedRef(
+        "auction", parse_feed_name("auction-20200101T000000Z.csv").as_of, "auction-20200101T000000Z.csv"
+    )
 
     parsed = parse_feed(data, layout)
     assert parsed.rows.height == len(records) == 2499 and parsed.malformed.height == 0
@@ -219,9 +264,16 @@ def test_usa_cars_normalization() -> None:
     out = normalize_feed(parsed.rows, layout, feed)
     vehicles, rejected = out.vehicles, out.rejected
 
-    exp = expected_rule1([(r["state"], r["vin"], (text(r["lot"]), int(r["year"]), int(r["mileage"]), text(r["brand"])))
-                          for r in records])
-    assert vehicles.select("line_number", "dealer_id", "vin", "stock_no", "year", "mileage", "make").rows() == exp.kept
+    exp = expected_rule1(
+        [
+            (r["state"], r["vin"], (text(r["lot"]), int(r["year"]), int(r["mileage"]), text(r["brand"])))
+            for r in records
+        ]
+    )
+    assert (
+        vehicles.select("line_number", "dealer_id", "vin", "stock_no", "year", "mileage", "make").rows()
+        == exp.kept
+    )
     # Every VIN upper-cased and stripped; the raw VIN is the delivered one, trimmed.
     assert vehicles.filter(pl.col("vin") != pl.col("raw_vin").str.to_uppercase()).height == 0
     assert vehicles.filter(~pl.col("vin").str.contains(r"^[A-HJ-NPR-Z0-9]{17}$")).height == 0
@@ -232,16 +284,22 @@ def test_usa_cars_normalization() -> None:
     reasons = dict(rejected.group_by("reason").len().rows())
     assert reasons == dict(exp.reasons)
     assert vehicles.height + sum(reasons.values()) == len(records)
-    assert (vehicles.height, reasons.get("invalid_vin", 0), reasons.get("duplicate_vin", 0),
-            reasons.get("missing_dealer", 0)) == (2494, 1, 4, 0)
+    assert (
+        vehicles.height,
+        reasons.get("invalid_vin", 0),
+        reasons.get("duplicate_vin", 0),
+        reasons.get("missing_dealer", 0),
+    ) == (2494, 1, 4, 0)
     failures = int((~vehicles["check_digit_ok"]).sum())
     assert failures == exp.check_digit_failures
     per_state = dict(vehicles.group_by("dealer_id").len().rows())
     assert per_state == dict(Counter(k[1] for k in exp.kept))
-    print(f"\n[realdata b] usa-cars: {len(records)} rows -> {vehicles.height} vehicles, "
-          f"invalid_vin {reasons.get('invalid_vin', 0)}, duplicate_vin {reasons.get('duplicate_vin', 0)}, "
-          f"missing_dealer {reasons.get('missing_dealer', 0)}, check-digit failures {failures}, "
-          f"{len(per_state)} states")
+    print(
+        f"\n[realdata b] usa-cars: {len(records)} rows -> {vehicles.height} vehicles, "
+        f"invalid_vin {reasons.get('invalid_vin', 0)}, duplicate_vin {reasons.get('duplicate_vin', 0)}, "
+        f"missing_dealer {reasons.get('missing_dealer', 0)}, check-digit failures {failures}, "
+        f"{len(per_state)} states"
+    )
 
 
 # --- (c) replaying the snapshots through the reconciliation engine ----------------------------------------------
@@ -268,8 +326,14 @@ def test_replay_snapshots_invariants(snapshots: list[Snapshot], case: str) -> No
     # ids are unique and every event's SR exists.
     assert state["sr_id"].n_unique() == state.height
     assert events.join(state, on="sr_id", how="anti").height == 0
-    assert set(events["event"]) <= {"created", "stock_no_updated", "client_updated", "auto_close_reset",
-                                     "auto_closed", "close_held"}
+    assert set(events["event"]) <= {
+        "created",
+        "stock_no_updated",
+        "client_updated",
+        "auto_close_reset",
+        "auto_closed",
+        "close_held",
+    }
     counts = dict(events.group_by("event").len().rows())
     assert counts.get("created", 0) == state.height
     assert counts.get("auto_closed", 0) == state.filter(status="closed").height
@@ -277,9 +341,12 @@ def test_replay_snapshots_invariants(snapshots: list[Snapshot], case: str) -> No
 
     # Never two active SRs for one VIN: per VIN, each SR is closed no later than the next one is created.
     per_vin = state.sort("vin", "created_at").with_columns(
-        pl.col("created_at").shift(-1).over("vin").alias("_next_created"))
-    overlapping = per_vin.filter(pl.col("_next_created").is_not_null()
-                                 & (pl.col("closed_at").is_null() | (pl.col("closed_at") > pl.col("_next_created"))))
+        pl.col("created_at").shift(-1).over("vin").alias("_next_created")
+    )
+    overlapping = per_vin.filter(
+        pl.col("_next_created").is_not_null()
+        & (pl.col("closed_at").is_null() | (pl.col("closed_at") > pl.col("_next_created")))
+    )
     assert overlapping.height == 0
     assert state.filter(status="active")["vin"].is_duplicated().sum() == 0
 
@@ -305,8 +372,9 @@ def test_replay_snapshots_invariants(snapshots: list[Snapshot], case: str) -> No
     elif mode == "immediately":
         assert closed.height > 0
         last_as_of, last = feeds[-1][0].as_of, feeds[-1][1]
-        covered_active = state.filter(pl.col("status") == "active",
-                                      pl.col("dealer_id").is_in(last["dealer_id"].unique().to_list()))
+        covered_active = state.filter(
+            pl.col("status") == "active", pl.col("dealer_id").is_in(last["dealer_id"].unique().to_list())
+        )
         assert covered_active.join(last.select("vin"), on="vin", how="anti").height == 0, last_as_of
         assert state["auto_close_at"].null_count() == state.height
     else:
@@ -324,13 +392,17 @@ def test_replay_snapshots_invariants(snapshots: list[Snapshot], case: str) -> No
     else:
         window = timedelta(days=settings.track_stock_no_and_client.days)
         late = updates.join(state.select("sr_id", "created_at"), on="sr_id").filter(
-            pl.col("feed_as_of") > pl.col("created_at") + window)
+            pl.col("feed_as_of") > pl.col("created_at") + window
+        )
         assert late.height == 0
         assert counts.get("stock_no_updated", 0) > 0
 
-    updated_srs = events.filter(pl.col("event").is_in(["stock_no_updated", "client_updated", "auto_close_reset"]))
-    print(f"\n[realdata c] {case}: created {counts.get('created', 0)}, "
-          f"updated {updated_srs['sr_id'].n_unique()} SRs (stock_no_updated {counts.get('stock_no_updated', 0)}, "
-          f"client_updated {counts.get('client_updated', 0)}, auto_close_reset {counts.get('auto_close_reset', 0)}), "
-          f"closed {counts.get('auto_closed', 0)}, active at end {state.filter(status='active').height}")
-
+    updated_srs = events.filter(
+        pl.col("event").is_in(["stock_no_updated", "client_updated", "auto_close_reset"])
+    )
+    print(
+        f"\n[realdata c] {case}: created {counts.get('created', 0)}, "
+        f"updated {updated_srs['sr_id'].n_unique()} SRs (stock_no_updated {counts.get('stock_no_updated', 0)}, "
+        f"client_updated {counts.get('client_updated', 0)}, auto_close_reset {counts.get('auto_close_reset', 0)}), "
+        f"closed {counts.get('auto_closed', 0)}, active at end {state.filter(status='active').height}"
+    )

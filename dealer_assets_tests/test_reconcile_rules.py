@@ -1,4 +1,5 @@
 """Each reconciliation rule of CONTRACT section 4 on the pure engine (no Dagster, no warehouse)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -6,10 +7,10 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from dealer_assets.domain.normalize import FeedRef, normalize_feed
-from dealer_assets.domain.parsing import parse_feed
-from dealer_assets.domain.reconcile import HistoryOutcome, apply_feeds, empty_state
-from dealer_assets.settings import GENERIC_LAYOUT, parse_settings
+from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
+from dealer_assets.dms.domain.parsing import parse_feed
+from dealer_assets.dms.domain.reconcile import HistoryOutcome, apply_feeds, empty_state
+from dealer_assets.dms.settings import GENERIC_LAYOUT, parse_settings
 
 from .conftest import at, feed_body, vin
 
@@ -35,7 +36,9 @@ def settings(track="{mode: never}", close="{mode: never}", guard="", coverage=""
 
 def vehicles(rows, day, hour=12):
     ref = FeedRef("s", at(day, hour), f"s-{at(day, hour):%Y%m%dT%H%M%SZ}.csv")
-    return ref, normalize_feed(parse_feed(feed_body(rows).encode(), GENERIC_LAYOUT).rows, GENERIC_LAYOUT, ref).vehicles
+    return ref, normalize_feed(
+        parse_feed(feed_body(rows).encode(), GENERIC_LAYOUT).rows, GENERIC_LAYOUT, ref
+    ).vehicles
 
 
 def run(cfg, history) -> HistoryOutcome:
@@ -61,30 +64,50 @@ def test_sr_id_is_derived_from_source_vin_and_created_at():
 
 
 def test_rule2_dealers_not_in_feed_are_untouched():
-    out = run(settings(close="{mode: immediately}"),
-              [(0, [("D1", vin(1), "S1", "U"), ("D2", vin(2), "S2", "U")]), (1, [("D1", vin(1), "S1", "U")])])
+    out = run(
+        settings(close="{mode: immediately}"),
+        [(0, [("D1", vin(1), "S1", "U"), ("D2", vin(2), "S2", "U")]), (1, [("D1", vin(1), "S1", "U")])],
+    )
     assert sr(out, 2)["status"] == "active"
 
 
 def test_rule2_all_mapped_dealers_covers_every_mapped_dealer():
-    out = run(settings(close="{mode: immediately}", coverage="coverage: all_mapped_dealers"),
-              [(0, [("D1", vin(1), "S1", "U"), ("D2", vin(2), "S2", "U")]), (1, [("D1", vin(1), "S1", "U")])])
+    out = run(
+        settings(close="{mode: immediately}", coverage="coverage: all_mapped_dealers"),
+        [(0, [("D1", vin(1), "S1", "U"), ("D2", vin(2), "S2", "U")]), (1, [("D1", vin(1), "S1", "U")])],
+    )
     assert sr(out, 2)["status"] == "closed"
     assert out.coverage.filter(pl.col("feed_as_of") == at(1))["dealer_id"].to_list() == ["D1", "D2"]
 
 
 def test_rule3_unmapped_dealer_is_skipped_and_type_mapping_alone_never_creates():
-    out = run(settings(types="[{system_code: U, vehicle_type: Used, service_request_type: UR, dealer_id: D7}]"),
-              [(0, [("D7", vin(1), "S1", "U")])])
+    out = run(
+        settings(types="[{system_code: U, vehicle_type: Used, service_request_type: UR, dealer_id: D7}]"),
+        [(0, [("D7", vin(1), "S1", "U")])],
+    )
     assert out.state.is_empty()
     assert out.skipped.select("vin", "dealer_id", "reason").rows() == [(vin(1), "D7", "unmapped_dealer")]
 
 
 def test_rule3_type_mapping_for_dealer_wins_over_general_and_client_type_is_fallback():
-    types = ("[{system_code: U, vehicle_type: Used, service_request_type: Used Recon},"
-             " {system_code: U, vehicle_type: Used D2, service_request_type: D2 Recon, dealer_id: D2}]")
-    out = run(settings(types=types), [(0, [("D1", vin(1), "", "U"), ("D2", vin(2), "", "U"),
-                                           ("D1", vin(3), "", "N"), ("D1", vin(4), "", "")])])
+    types = (
+        "[{system_code: U, vehicle_type: Used, service_request_type: Used Recon},"
+        " {system_code: U, vehicle_type: Used D2, service_request_type: D2 Recon, dealer_id: D2}]"
+    )
+    out = run(
+        settings(types=types),
+        [
+            (
+                0,
+                [
+                    ("D1", vin(1), "", "U"),
+                    ("D2", vin(2), "", "U"),
+                    ("D1", vin(3), "", "N"),
+                    ("D1", vin(4), "", ""),
+                ],
+            )
+        ],
+    )
     assert (sr(out, 1)["vehicle_type"], sr(out, 1)["service_request_type"]) == ("Used", "Used Recon")
     assert (sr(out, 2)["vehicle_type"], sr(out, 2)["service_request_type"]) == ("Used D2", "D2 Recon")
     assert (sr(out, 3)["vehicle_type"], sr(out, 3)["service_request_type"]) == (None, "Recon")
@@ -93,24 +116,35 @@ def test_rule3_type_mapping_for_dealer_wins_over_general_and_client_type_is_fall
 
 
 def test_rule3_include_only_excludes_rows_matching_no_applicable_mapping():
-    types = "[{system_code: C, vehicle_type: CPO, service_request_type: CPO, dealer_id: D1, include_only: true}]"
-    out = run(settings(types=types), [(0, [("D1", vin(1), "S", "C"), ("D1", vin(2), "S", "U"),
-                                           ("D2", vin(3), "S", "U")])])
+    types = (
+        "[{system_code: C, vehicle_type: CPO, service_request_type: CPO, dealer_id: D1, include_only: true}]"
+    )
+    out = run(
+        settings(types=types),
+        [(0, [("D1", vin(1), "S", "C"), ("D1", vin(2), "S", "U"), ("D2", vin(3), "S", "U")])],
+    )
     assert sorted(out.state["vin"].to_list()) == sorted([vin(1), vin(3)])
     assert out.skipped.select("vin", "reason").rows() == [(vin(2), "excluded_by_include_only")]
 
 
 def test_rule3_types_are_fixed_at_creation():
     types = "[{system_code: U, vehicle_type: Used, service_request_type: UR}]"
-    out = run(settings(types=types, track="{mode: for_days, days: 9}"),
-              [(0, [("D1", vin(1), "S", "U")]), (1, [("D1", vin(1), "S", "N")])])
+    out = run(
+        settings(types=types, track="{mode: for_days, days: 9}"),
+        [(0, [("D1", vin(1), "S", "U")]), (1, [("D1", vin(1), "S", "N")])],
+    )
     assert (sr(out, 1)["vehicle_type"], sr(out, 1)["service_request_type"]) == ("Used", "UR")
 
 
 def test_rule4_ignore_if_recent_sr_exists_within_ignore_days():
     ignore = ", ignore_if_sr_with_vin_exists: true, ignore_days: 5"
-    history = [(0, [("D2", vin(1), "S", "U")]), (1, [("D2", vin(9), "S", "U")]), (5, [("D2", vin(1), "S", "U")]),
-               (6, [("D2", vin(9), "S", "U")]), (7, [("D2", vin(1), "S", "U")])]
+    history = [
+        (0, [("D2", vin(1), "S", "U")]),
+        (1, [("D2", vin(9), "S", "U")]),
+        (5, [("D2", vin(1), "S", "U")]),
+        (6, [("D2", vin(9), "S", "U")]),
+        (7, [("D2", vin(1), "S", "U")]),
+    ]
     out = run(settings(close="{mode: immediately}", ignore=ignore), history)
     srs = out.state.filter(pl.col("vin") == vin(1)).sort("created_at")
     assert srs["created_at"].to_list() == [at(0), at(7)]
@@ -119,34 +153,55 @@ def test_rule4_ignore_if_recent_sr_exists_within_ignore_days():
 
 
 def test_seed_rule5_for_days_3_day2_updates_day4_does_not():
-    out = run(settings(track="{mode: for_days, days: 3}"),
-              [(0, [("D1", vin(1), "S1", "U")]), (2, [("D1", vin(1), "S2", "U")]), (4, [("D1", vin(1), "S3", "U")])])
+    out = run(
+        settings(track="{mode: for_days, days: 3}"),
+        [
+            (0, [("D1", vin(1), "S1", "U")]),
+            (2, [("D1", vin(1), "S2", "U")]),
+            (4, [("D1", vin(1), "S3", "U")]),
+        ],
+    )
     assert sr(out, 1)["stock_no"] == "S2"
     assert events(out, "stock_no_updated")["details"].to_list() == ['{"from":"S1","to":"S2"}']
     assert sr(out, 1)["updated_at"] == at(2)
 
 
 def test_rule5_empty_stock_is_no_change_and_never_mode_never_updates():
-    out = run(settings(track="{mode: for_days, days: 3}"), [(0, [("D1", vin(1), "S1", "U")]), (1, [("D1", vin(1), "", "U")])])
+    out = run(
+        settings(track="{mode: for_days, days: 3}"),
+        [(0, [("D1", vin(1), "S1", "U")]), (1, [("D1", vin(1), "", "U")])],
+    )
     assert sr(out, 1)["stock_no"] == "S1" and events(out, "stock_no_updated").is_empty()
     out = run(settings(), [(0, [("D1", vin(1), "S1", "U")]), (1, [("D1", vin(1), "S2", "D2")])])
     assert sr(out, 1)["stock_no"] == "S1"
 
 
 def test_rule5_changed_dealer_updates_client_with_event():
-    out = run(settings(track="{mode: for_days, days: 3}"), [(0, [("D1", vin(1), "S1", "U")]), (1, [("D2", vin(1), "S1", "U")])])
+    out = run(
+        settings(track="{mode: for_days, days: 3}"),
+        [(0, [("D1", vin(1), "S1", "U")]), (1, [("D2", vin(1), "S1", "U")])],
+    )
     row = sr(out, 1)
     assert (row["dealer_id"], row["client"]) == ("D2", "Client Two")
     assert events(out, "client_updated")["details"].to_list() == [
-        '{"dealer_id":{"from":"D1","to":"D2"},"client":{"from":"Client One","to":"Client Two"}}']
+        '{"dealer_id":{"from":"D1","to":"D2"},"client":{"from":"Client One","to":"Client Two"}}'
+    ]
 
 
 def test_seed_rule6_after_days_3_closes_created_4_days_ago_not_2():
-    out = run(settings(close="{mode: after_days, days: 3}"),
-              [(0, [("D1", vin(1), "S", "U"), ("D1", vin(9), "S", "U")]),
-               (2, [("D1", vin(2), "S", "U"), ("D1", vin(9), "S", "U")]),
-               (4, [("D1", vin(9), "S", "U")])])
-    assert (sr(out, 1)["status"], sr(out, 1)["closed_at"], sr(out, 1)["close_reason"]) == ("closed", at(4), "missing_from_feed")
+    out = run(
+        settings(close="{mode: after_days, days: 3}"),
+        [
+            (0, [("D1", vin(1), "S", "U"), ("D1", vin(9), "S", "U")]),
+            (2, [("D1", vin(2), "S", "U"), ("D1", vin(9), "S", "U")]),
+            (4, [("D1", vin(9), "S", "U")]),
+        ],
+    )
+    assert (sr(out, 1)["status"], sr(out, 1)["closed_at"], sr(out, 1)["close_reason"]) == (
+        "closed",
+        at(4),
+        "missing_from_feed",
+    )
     assert sr(out, 2)["status"] == "active" and sr(out, 2)["auto_close_at"] == at(5)
 
 
@@ -159,27 +214,55 @@ def test_rule6_never_and_immediately():
 
 
 def test_rule6_a_vin_seen_under_another_dealer_is_not_missing():
-    out = run(settings(close="{mode: immediately}"),
-              [(0, [("D1", vin(1), "S", "U"), ("D1", vin(2), "S", "U")]), (1, [("D1", vin(2), "S", "U"), ("D2", vin(1), "S", "U")])])
+    out = run(
+        settings(close="{mode: immediately}"),
+        [
+            (0, [("D1", vin(1), "S", "U"), ("D1", vin(2), "S", "U")]),
+            (1, [("D1", vin(2), "S", "U"), ("D2", vin(1), "S", "U")]),
+        ],
+    )
     assert sr(out, 1)["status"] == "active" and sr(out, 1)["last_seen_at"] == at(1)
 
 
 def test_seed_rule7_reset_example():
     """Created day 0, missing day 1, back day 2, missing day 4: still active; missing day 6: closed."""
     keep = ("D1", vin(9), "S", "U")
-    out = run(settings(close="{mode: after_days, days: 3}"),
-              [(0, [("D1", vin(1), "S", "U"), keep]), (1, [keep]), (2, [("D1", vin(1), "S", "U"), keep]), (4, [keep])])
+    out = run(
+        settings(close="{mode: after_days, days: 3}"),
+        [
+            (0, [("D1", vin(1), "S", "U"), keep]),
+            (1, [keep]),
+            (2, [("D1", vin(1), "S", "U"), keep]),
+            (4, [keep]),
+        ],
+    )
     assert sr(out, 1)["status"] == "active" and sr(out, 1)["auto_close_at"] == at(5)
     assert events(out, "auto_close_reset")["feed_as_of"].to_list() == [at(2)]
-    out = run(settings(close="{mode: after_days, days: 3}"),
-              [(0, [("D1", vin(1), "S", "U"), keep]), (1, [keep]), (2, [("D1", vin(1), "S", "U"), keep]), (4, [keep]), (6, [keep])])
-    assert (sr(out, 1)["status"], sr(out, 1)["closed_at"], sr(out, 1)["last_seen_at"]) == ("closed", at(6), at(2))
+    out = run(
+        settings(close="{mode: after_days, days: 3}"),
+        [
+            (0, [("D1", vin(1), "S", "U"), keep]),
+            (1, [keep]),
+            (2, [("D1", vin(1), "S", "U"), keep]),
+            (4, [keep]),
+            (6, [keep]),
+        ],
+    )
+    assert (sr(out, 1)["status"], sr(out, 1)["closed_at"], sr(out, 1)["last_seen_at"]) == (
+        "closed",
+        at(6),
+        at(2),
+    )
 
 
 def test_rule7_last_seen_counts_ineligible_rows():
-    types = "[{system_code: C, vehicle_type: CPO, service_request_type: CPO, dealer_id: D1, include_only: true}]"
-    out = run(settings(close="{mode: immediately}", types=types),
-              [(0, [("D1", vin(1), "S", "C")]), (1, [("D1", vin(1), "S", "U")])])
+    types = (
+        "[{system_code: C, vehicle_type: CPO, service_request_type: CPO, dealer_id: D1, include_only: true}]"
+    )
+    out = run(
+        settings(close="{mode: immediately}", types=types),
+        [(0, [("D1", vin(1), "S", "C")]), (1, [("D1", vin(1), "S", "U")])],
+    )
     assert sr(out, 1)["status"] == "active" and sr(out, 1)["last_seen_at"] == at(1)
 
 
@@ -203,11 +286,19 @@ def test_rule8_guard_needs_min_active():
 
 
 def test_rule9_closed_is_final_and_a_later_sighting_creates_a_new_sr():
-    out = run(settings(close="{mode: immediately}", track="{mode: for_days, days: 9}"),
-              [(0, [("D1", vin(1), "S1", "U"), ("D1", vin(2), "S", "U")]), (1, [("D1", vin(2), "S", "U")]),
-               (2, [("D1", vin(1), "S9", "U"), ("D1", vin(2), "S", "U")])])
+    out = run(
+        settings(close="{mode: immediately}", track="{mode: for_days, days: 9}"),
+        [
+            (0, [("D1", vin(1), "S1", "U"), ("D1", vin(2), "S", "U")]),
+            (1, [("D1", vin(2), "S", "U")]),
+            (2, [("D1", vin(1), "S9", "U"), ("D1", vin(2), "S", "U")]),
+        ],
+    )
     srs = out.state.filter(pl.col("vin") == vin(1)).sort("created_at")
-    assert srs.select("status", "stock_no", "created_at").rows() == [("closed", "S1", at(0)), ("active", "S9", at(2))]
+    assert srs.select("status", "stock_no", "created_at").rows() == [
+        ("closed", "S1", at(0)),
+        ("active", "S9", at(2)),
+    ]
 
 
 def test_feeds_must_come_in_as_of_order():
@@ -217,8 +308,10 @@ def test_feeds_must_come_in_as_of_order():
 
 
 def test_days_are_exact_24_hour_periods():
-    out = run(settings(close="{mode: after_days, days: 1}"),
-              [(0, [("D1", vin(1), "S", "U"), ("D1", vin(2), "S", "U")]), (1, [("D1", vin(2), "S", "U")])])
+    out = run(
+        settings(close="{mode: after_days, days: 1}"),
+        [(0, [("D1", vin(1), "S", "U"), ("D1", vin(2), "S", "U")]), (1, [("D1", vin(2), "S", "U")])],
+    )
     assert sr(out, 1)["status"] == "active"
     ref, v = vehicles([("D1", vin(2), "S", "U")], 1, 13)
     later = apply_feeds(out.state, [(ref, v)], settings(close="{mode: after_days, days: 1}"))

@@ -1,4 +1,5 @@
 """Exact replay and idempotence of the reconciled tables, on SQLite and PostgreSQL, with random histories."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,47 +11,24 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dealer_assets.core.warehouse import dispose_engines, engine_for
 from dealer_assets.dms.ingest import ingest_raw_feeds, normalize_window
 from dealer_assets.dms.reconciliation import reconcile
-from dealer_assets.settings import load_settings
-from dealer_assets.warehouse.store import dispose_engines, engine_for, read_frame
+from dealer_assets.dms.settings import load_settings
 
-from .conftest import DataRoot, at, make_root, vin
+from .conftest import TABLES, DataRoot, at, make_root, snapshot, vin
 
 FAR = datetime(2030, 1, 1, tzinfo=UTC)
-TABLES = {
-    "service_requests": "sr_id",
-    "service_request_events": "sr_id, event, feed_as_of",
-    "skipped_vehicles": "source, feed_as_of, vin",
-    "rejected_rows": "source, feed_as_of, line_number",
-    "applied_feeds": "source, feed_as_of",
-    "dealer_coverage": "source, feed_as_of, dealer_id",
-    "close_guard": "source, feed_as_of, dealer_id",
-    "late_feeds": "source, feed_as_of",
-}
 
 
-def snapshot(url: str) -> dict[str, list[tuple]]:
-    engine = engine_for(url)
-    out = {}
-    with engine.connect() as conn:
-        for table, order in TABLES.items():
-            columns = [c.name for c in sa.Table(table, sa.MetaData(), autoload_with=conn).columns]
-            ts = {c: pl.Datetime("us", "UTC") for c in columns if c.endswith(("_at", "_as_of", "through", "since"))}
-            schema = {c: ts.get(c, pl.String) for c in columns}
-            ints = ("line_number", "vehicles", "created", "updated", "closed", "skipped", "active", "to_close")
-            schema = {c: pl.Int64 if c in ints else t for c, t in schema.items()}
-            if table == "close_guard":
-                schema["held"] = pl.Boolean
-            elif "held" in schema:
-                schema["held"] = pl.Int64
-            frame = read_frame(conn, f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}", schema)
-            out[table] = frame.rows()
-    return out
-
-
-def process(root: DataRoot, start: datetime, end: datetime, mode: str, replay_from: datetime | None = None,
-            source: str = "generic") -> None:
+def process(
+    root: DataRoot,
+    start: datetime,
+    end: datetime,
+    mode: str,
+    replay_from: datetime | None = None,
+    source: str = "generic",
+) -> None:
     """The three DMS steps for a window, as the source's job runs them (without Dagster)."""
     settings_ = load_settings(root.paths.settings_file)
     engine = engine_for(root.paths.warehouse_url)
@@ -90,8 +68,12 @@ sources:
 
 
 feed_rows = st.lists(
-    st.tuples(st.sampled_from(["D1", "D2", "D3"]), st.integers(0, 7), st.sampled_from(["S1", "S2", ""]),
-              st.sampled_from(["U", "N"])),
+    st.tuples(
+        st.sampled_from(["D1", "D2", "D3"]),
+        st.integers(0, 7),
+        st.sampled_from(["S1", "S2", ""]),
+        st.sampled_from(["U", "N"]),
+    ),
     max_size=7,
 )
 histories = st.lists(st.tuples(st.integers(1, 40), feed_rows), min_size=1, max_size=6)
@@ -124,23 +106,48 @@ def test_one_by_one_equals_one_backfill_and_reruns_change_nothing(tmp_path_facto
     process(a, *hour(pick), mode="replay")
     assert snapshot(a.paths.warehouse_url) == one_by_one
 
-    state = pl.DataFrame(one_by_one["service_requests"], orient="row",
-                         schema=["sr_id", "source", "vin", "dealer_id", "client", "stock_no", "vehicle_type",
-                                 "service_request_type", "status", "created_at", "updated_at", "closed_at",
-                                 "close_reason", "last_seen_at", "auto_close_at", "missing_since"])
+    state = pl.DataFrame(
+        one_by_one["service_requests"],
+        orient="row",
+        schema=[
+            "sr_id",
+            "source",
+            "vin",
+            "dealer_id",
+            "client",
+            "stock_no",
+            "vehicle_type",
+            "service_request_type",
+            "status",
+            "created_at",
+            "updated_at",
+            "closed_at",
+            "close_reason",
+            "last_seen_at",
+            "auto_close_at",
+            "missing_since",
+        ],
+    )
     active = state.filter(pl.col("status") == "active")
     assert active["vin"].is_unique().all(), "two active SRs for one VIN"
     for closed_at, v in state.filter(pl.col("status") == "closed").select("closed_at", "vin").iter_rows():
-        seen = [w for w, (_, rows) in zip(stamps, history, strict=True)
-                if w == closed_at and any(vin(r[1]) == v for r in rows if r[0])]
+        seen = [
+            w
+            for w, (_, rows) in zip(stamps, history, strict=True)
+            if w == closed_at and any(vin(r[1]) == v for r in rows if r[0])
+        ]
         assert not seen, f"{v} closed at {closed_at} while in that feed"
     dispose_engines()
 
 
 def test_replay_restores_corruption_and_an_emptied_warehouse(warehouse_url, tmp_path):
     root = make_root(tmp_path, warehouse_url)
-    days = [[("D1", vin(1), "S1", "U"), ("D1", vin(2), "S2", "U")], [("D1", vin(2), "S9", "U")],
-            [("D1", vin(2), "S9", "U"), ("D2", vin(3), "S3", "U")], [("D2", vin(3), "S3", "U")]]
+    days = [
+        [("D1", vin(1), "S1", "U"), ("D1", vin(2), "S2", "U")],
+        [("D1", vin(2), "S9", "U")],
+        [("D1", vin(2), "S9", "U"), ("D2", vin(3), "S3", "U")],
+        [("D2", vin(3), "S3", "U")],
+    ]
     for d, rows in enumerate(days):
         root.drop_feed("generic", at(d), rows)
         process(root, *hour(at(d)), mode="incremental")
@@ -149,8 +156,10 @@ def test_replay_restores_corruption_and_an_emptied_warehouse(warehouse_url, tmp_
 
     engine = engine_for(warehouse_url)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE service_requests SET stock_no = 'CORRUPT', status = 'closed' WHERE vin = :v"),
-                     {"v": vin(2)})
+        conn.execute(
+            sa.text("UPDATE service_requests SET stock_no = 'CORRUPT', status = 'closed' WHERE vin = :v"),
+            {"v": vin(2)},
+        )
     process(root, at(1).replace(hour=0), at(2), mode="replay")
     assert snapshot(warehouse_url) == original
 
@@ -168,13 +177,21 @@ def test_changed_mapping_changes_the_replayed_tables(data_root):
         process(data_root, *hour(at(d)), mode="incremental")
     before = snapshot(data_root.paths.warehouse_url)["service_requests"]
     assert {r[2]: r[7] for r in before} == {vin(1): "Used Recon", vin(2): "Recon"}
-    data_root.settings(Path(data_root.paths.settings_file).read_text().replace("Used Recon", "Certified Recon")
-                       .replace("{client: Client Two, dealer_id: D2, service_request_type: Recon}",
-                                "{client: Client Deux, dealer_id: D2, service_request_type: Recon}"))
+    data_root.settings(
+        Path(data_root.paths.settings_file)
+        .read_text()
+        .replace("Used Recon", "Certified Recon")
+        .replace(
+            "{client: Client Two, dealer_id: D2, service_request_type: Recon}",
+            "{client: Client Deux, dealer_id: D2, service_request_type: Recon}",
+        )
+    )
     process(data_root, at(0).replace(hour=0), FAR, mode="replay")
     after = snapshot(data_root.paths.warehouse_url)["service_requests"]
-    assert {r[2]: (r[4], r[7]) for r in after} == {vin(1): ("Client One", "Certified Recon"),
-                                                   vin(2): ("Client Deux", "Recon")}
+    assert {r[2]: (r[4], r[7]) for r in after} == {
+        vin(1): ("Client One", "Certified Recon"),
+        vin(2): ("Client Deux", "Recon"),
+    }
 
 
 def test_late_feed_is_recorded_not_applied_until_a_replay(data_root):
@@ -188,6 +205,7 @@ def test_late_feed_is_recorded_not_applied_until_a_replay(data_root):
     assert [(r[2], r[1]) for r in tables["late_feeds"]] == [("generic-20261102T120000Z.csv", at(1))]
 
     from dealer_assets.dms.quality import late_feeds
+
     verdict = late_feeds(engine_for(url), "generic")
     assert not verdict.passed and "generic-20261102T120000Z.csv" in verdict.description
     assert "dealer-assets replay --from 2026-11-02T12:00:00Z" in verdict.description

@@ -1,12 +1,13 @@
 """The settings loader (CONTRACT section 3): a valid file, defaults, and every kind of invalid file."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from dealer_assets.config import ConfigError
-from dealer_assets.settings import (
+from dealer_assets.core.errors import ConfigError
+from dealer_assets.dms.settings import (
     GENERIC_LAYOUT,
     Constant,
     load_settings,
@@ -64,10 +65,16 @@ def test_valid_file_generic_and_inline_layouts() -> None:
     assert (g.auto_close_guard.max_fraction, g.auto_close_guard.min_active) == (0.5, 10)
     assert g.coverage == "all_mapped_dealers"
     assert [(m.system_code, m.dealer_id, m.include_only) for m in g.vehicle_type_mappings] == [
-        ("U", None, False), ("N", "D100", True)]
+        ("U", None, False),
+        ("N", "D100", True),
+    ]
     acme, beta = g.client_dealer_mappings
     assert (acme.client, acme.dealer_id, acme.ignore_if_sr_with_vin_exists, acme.ignore_days) == (
-        "Acme Wholesale", "D100", True, 30)
+        "Acme Wholesale",
+        "D100",
+        True,
+        30,
+    )
     # Quoted dealer ids stay strings with their leading zero; text values are trimmed.
     assert (beta.client, beta.dealer_id) == ("Beta Motors", "0100")
 
@@ -91,11 +98,15 @@ def test_defaults_of_optional_keys() -> None:
     assert (layout.delimiter, layout.encoding, layout.quote) == (",", "utf-8", '"')
     assert layout.constants == {}
 
-    with_mappings = parse_settings(BASE + """    vehicle_type_mappings:
+    with_mappings = parse_settings(
+        BASE
+        + """    vehicle_type_mappings:
       - {system_code: U, vehicle_type: Used, service_request_type: Used Recon}
     client_dealer_mappings:
       - {client: Acme, dealer_id: D1, service_request_type: Recon}
-""", PATH).sources["generic"]
+""",
+        PATH,
+    ).sources["generic"]
     (vt,) = with_mappings.vehicle_type_mappings
     assert vt.dealer_id is None and vt.include_only is False
     (cm,) = with_mappings.client_dealer_mappings
@@ -128,91 +139,159 @@ MAPPING_HEAD = "    client_dealer_mappings:\n"
 TYPES_HEAD = "    vehicle_type_mappings:\n"
 
 INVALID = {
-    "unknown_key_in_source": (
-        BASE + "    bogus: 1\n", "sources.generic.bogus", "unknown key"),
+    "unknown_key_in_source": (BASE + "    bogus: 1\n", "sources.generic.bogus", "unknown key"),
     "unknown_key_nested": (
-        BASE.replace("days: 3}", "days: 3, when: later}"), "sources.generic.auto_close.when", "unknown key"),
+        BASE.replace("days: 3}", "days: 3, when: later}"),
+        "sources.generic.auto_close.when",
+        "unknown key",
+    ),
     "unknown_top_level_key": (BASE + "extra: 1\n", "extra", "unknown key"),
     "wrong_type_days_text": (
-        BASE.replace("days: 3", "days: three"), "sources.generic.auto_close.days", "integer"),
+        BASE.replace("days: 3", "days: three"),
+        "sources.generic.auto_close.days",
+        "integer",
+    ),
     "wrong_type_days_quoted_number": (
-        BASE.replace("days: 3", "days: '3'"), "sources.generic.auto_close.days", "integer"),
+        BASE.replace("days: 3", "days: '3'"),
+        "sources.generic.auto_close.days",
+        "integer",
+    ),
     "wrong_type_negative_days": (
-        BASE.replace("days: 3", "days: -1"), "sources.generic.auto_close.days", "greater than or equal to 0"),
+        BASE.replace("days: 3", "days: -1"),
+        "sources.generic.auto_close.days",
+        "greater than or equal to 0",
+    ),
     "wrong_type_bool": (
         BASE + MAPPING_HEAD + "      - {client: A, dealer_id: D1, service_request_type: R,"
         " ignore_if_sr_with_vin_exists: 'yes', ignore_days: 3}\n",
-        "sources.generic.client_dealer_mappings.0.ignore_if_sr_with_vin_exists", "boolean"),
+        "sources.generic.client_dealer_mappings.0.ignore_if_sr_with_vin_exists",
+        "boolean",
+    ),
     "bad_mode": (
-        BASE.replace("after_days, days: 3", "sometimes"), "sources.generic.auto_close.mode", "never"),
-    "bad_coverage": (
-        BASE + "    coverage: everything\n", "sources.generic.coverage", "dealers_in_feed"),
+        BASE.replace("after_days, days: 3", "sometimes"),
+        "sources.generic.auto_close.mode",
+        "never",
+    ),
+    "bad_coverage": (BASE + "    coverage: everything\n", "sources.generic.coverage", "dealers_in_feed"),
     "missing_required_key": (
         BASE.replace("    track_stock_no_and_client: {mode: never}\n", ""),
-        "sources.generic.track_stock_no_and_client", "required key is missing"),
+        "sources.generic.track_stock_no_and_client",
+        "required key is missing",
+    ),
     "missing_layout": (
-        BASE.replace("    layout: generic\n", ""), "sources.generic.layout", "required key is missing"),
+        BASE.replace("    layout: generic\n", ""),
+        "sources.generic.layout",
+        "required key is missing",
+    ),
     "missing_client_in_mapping": (
         BASE + MAPPING_HEAD + "      - {dealer_id: D1, service_request_type: R}\n",
-        "sources.generic.client_dealer_mappings.0.client", "required key is missing"),
+        "sources.generic.client_dealer_mappings.0.client",
+        "required key is missing",
+    ),
     "guard_half_given": (
         BASE + "    auto_close_guard: {max_fraction: 0.5}\n",
-        "sources.generic.auto_close_guard.min_active", "required key is missing"),
+        "sources.generic.auto_close_guard.min_active",
+        "required key is missing",
+    ),
     "after_days_without_days": (
-        BASE.replace(", days: 3", ""), "sources.generic.auto_close", "days is required with mode after_days"),
+        BASE.replace(", days: 3", ""),
+        "sources.generic.auto_close",
+        "days is required with mode after_days",
+    ),
     "for_days_without_days": (
-        BASE.replace("{mode: never}", "{mode: for_days}"), "sources.generic.track_stock_no_and_client",
-        "days is required with mode for_days"),
+        BASE.replace("{mode: never}", "{mode: for_days}"),
+        "sources.generic.track_stock_no_and_client",
+        "days is required with mode for_days",
+    ),
     "ignore_days_missing": (
         BASE + MAPPING_HEAD + "      - {client: A, dealer_id: D1, service_request_type: R,"
         " ignore_if_sr_with_vin_exists: true}\n",
-        "sources.generic.client_dealer_mappings.0", "ignore_days is required"),
+        "sources.generic.client_dealer_mappings.0",
+        "ignore_days is required",
+    ),
     "two_client_mappings_one_dealer": (
         BASE + MAPPING_HEAD + "      - {client: A, dealer_id: D1, service_request_type: R}\n"
         "      - {client: B, dealer_id: ' D1 ', service_request_type: R}\n",
-        "sources.generic.client_dealer_mappings.1.dealer_id", "already has a client mapping"),
+        "sources.generic.client_dealer_mappings.1.dealer_id",
+        "already has a client mapping",
+    ),
     "two_type_mappings_one_code_no_dealer": (
         BASE + TYPES_HEAD + "      - {system_code: U, vehicle_type: A, service_request_type: R}\n"
         "      - {system_code: U, vehicle_type: B, service_request_type: R}\n",
-        "sources.generic.vehicle_type_mappings.1", "already mapped"),
+        "sources.generic.vehicle_type_mappings.1",
+        "already mapped",
+    ),
     "two_type_mappings_one_code_one_dealer": (
-        BASE + TYPES_HEAD + "      - {system_code: U, vehicle_type: A, service_request_type: R, dealer_id: D1}\n"
+        BASE
+        + TYPES_HEAD
+        + "      - {system_code: U, vehicle_type: A, service_request_type: R, dealer_id: D1}\n"
         "      - {system_code: U, vehicle_type: B, service_request_type: R, dealer_id: D2}\n"
         "      - {system_code: U, vehicle_type: C, service_request_type: R, dealer_id: D1}\n",
-        "sources.generic.vehicle_type_mappings.2", "already mapped"),
+        "sources.generic.vehicle_type_mappings.2",
+        "already mapped",
+    ),
     "bare_number_dealer_id": (
         BASE + MAPPING_HEAD + "      - {client: A, dealer_id: 0100, service_request_type: R}\n",
-        "sources.generic.client_dealer_mappings.0.dealer_id", "valid string"),
+        "sources.generic.client_dealer_mappings.0.dealer_id",
+        "valid string",
+    ),
     "bare_number_type_mapping_dealer_id": (
-        BASE + TYPES_HEAD + "      - {system_code: U, vehicle_type: A, service_request_type: R, dealer_id: 100}\n",
-        "sources.generic.vehicle_type_mappings.0.dealer_id", "valid string"),
+        BASE
+        + TYPES_HEAD
+        + "      - {system_code: U, vehicle_type: A, service_request_type: R, dealer_id: 100}\n",
+        "sources.generic.vehicle_type_mappings.0.dealer_id",
+        "valid string",
+    ),
     "bare_number_system_code": (
         BASE + TYPES_HEAD + "      - {system_code: 7, vehicle_type: A, service_request_type: R}\n",
-        "sources.generic.vehicle_type_mappings.0.system_code", "valid string"),
+        "sources.generic.vehicle_type_mappings.0.system_code",
+        "valid string",
+    ),
     "bare_number_constant_system_code": (
-        BASE.replace("layout: generic", "layout: {columns: {dealer_id: D, vin: V, system_code: {constant: 5}}}"),
-        "sources.generic.layout.columns.system_code.constant", "valid string"),
+        BASE.replace(
+            "layout: generic", "layout: {columns: {dealer_id: D, vin: V, system_code: {constant: 5}}}"
+        ),
+        "sources.generic.layout.columns.system_code.constant",
+        "valid string",
+    ),
     "inline_layout_without_vin": (
         BASE.replace("layout: generic", "layout: {columns: {dealer_id: D, system_code: {constant: U}}}"),
-        "sources.generic.layout", "columns must give vin"),
+        "sources.generic.layout",
+        "columns must give vin",
+    ),
     "inline_layout_without_columns": (
         BASE.replace("layout: generic", "layout: {delimiter: ';'}"),
-        "sources.generic.layout.columns", "required key is missing"),
+        "sources.generic.layout.columns",
+        "required key is missing",
+    ),
     "inline_layout_unknown_field": (
-        BASE.replace("layout: generic", "layout: {columns: {dealer_id: D, vin: V, system_code: S, colour: C}}"),
-        "sources.generic.layout.columns.colour", "dealer_id"),
+        BASE.replace(
+            "layout: generic", "layout: {columns: {dealer_id: D, vin: V, system_code: S, colour: C}}"
+        ),
+        "sources.generic.layout.columns.colour",
+        "dealer_id",
+    ),
     "inline_layout_long_delimiter": (
-        BASE.replace("layout: generic", "layout: {delimiter: ';;', columns: {dealer_id: D, vin: V, system_code: S}}"),
-        "sources.generic.layout", "delimiter must be one ASCII character"),
+        BASE.replace(
+            "layout: generic", "layout: {delimiter: ';;', columns: {dealer_id: D, vin: V, system_code: S}}"
+        ),
+        "sources.generic.layout",
+        "delimiter must be one ASCII character",
+    ),
     "inline_layout_unknown_encoding": (
-        BASE.replace("layout: generic", "layout: {encoding: klingon, columns: {dealer_id: D, vin: V, system_code: S}}"),
-        "sources.generic.layout", "encoding 'klingon' is not known"),
+        BASE.replace(
+            "layout: generic", "layout: {encoding: klingon, columns: {dealer_id: D, vin: V, system_code: S}}"
+        ),
+        "sources.generic.layout",
+        "encoding 'klingon' is not known",
+    ),
     "unknown_builtin_layout": (
-        BASE.replace("layout: generic", "layout: fancy"), "sources.generic.layout", "must be 'generic'"),
-    "bad_source_name_upper": (
-        BASE.replace("  generic:", "  Generic:"), "sources.Generic", "[a-z0-9_]+"),
-    "bad_source_name_dash": (
-        BASE.replace("  generic:", "  my-dms:"), "sources.my-dms", "[a-z0-9_]+"),
+        BASE.replace("layout: generic", "layout: fancy"),
+        "sources.generic.layout",
+        "must be 'generic'",
+    ),
+    "bad_source_name_upper": (BASE.replace("  generic:", "  Generic:"), "sources.Generic", "[a-z0-9_]+"),
+    "bad_source_name_dash": (BASE.replace("  generic:", "  my-dms:"), "sources.my-dms", "[a-z0-9_]+"),
     "sources_not_a_mapping": ("sources: [1, 2]\n", "sources", "dictionary"),
 }
 
@@ -251,13 +330,19 @@ def test_days_not_used_with_other_modes() -> None:
 
 
 def test_same_system_code_for_a_dealer_and_for_all_dealers_is_allowed() -> None:
-    s = parse_settings(BASE + TYPES_HEAD
-                       + "      - {system_code: U, vehicle_type: A, service_request_type: R, dealer_id: D1}\n"
-                       + "      - {system_code: U, vehicle_type: B, service_request_type: R}\n", PATH)
+    s = parse_settings(
+        BASE
+        + TYPES_HEAD
+        + "      - {system_code: U, vehicle_type: A, service_request_type: R, dealer_id: D1}\n"
+        + "      - {system_code: U, vehicle_type: B, service_request_type: R}\n",
+        PATH,
+    )
     assert len(s.sources["generic"].vehicle_type_mappings) == 2
 
 
 def test_blank_client_is_rejected() -> None:
     with pytest.raises(ConfigError) as err:
-        parse_settings(BASE + MAPPING_HEAD + "      - {client: '  ', dealer_id: D1, service_request_type: R}\n", PATH)
+        parse_settings(
+            BASE + MAPPING_HEAD + "      - {client: '  ', dealer_id: D1, service_request_type: R}\n", PATH
+        )
     assert "sources.generic.client_dealer_mappings.0.client" in str(err.value)

@@ -3,6 +3,7 @@
 Each step works on a window of as-of times for one source and is idempotent: running it again over the
 same archive leaves the same files and rows.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,19 +13,25 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dealer_assets.config import DealerPaths
-from dealer_assets.domain.feed_names import FeedName, Misdelivery, classify, parse_feed_name
-from dealer_assets.domain.normalize import FeedRef, NormalizedFeed, malformed_rejections, normalize_feed
-from dealer_assets.domain.parsing import FeedUnreadable, parse_feed
-from dealer_assets.faults import crash_point
-from dealer_assets.feed_store import ArchivedFeed, FeedStore, sha256_of, write_parquet_atomic
-from dealer_assets.settings import DealerSettings, SourceSettings
-from dealer_assets.warehouse import schema as t
-from dealer_assets.warehouse.store import insert_frame
+from dealer_assets.core.env import DealerPaths
+from dealer_assets.core.faults import crash_point
+from dealer_assets.core.landing import sha256_of, write_parquet_atomic
+from dealer_assets.core.warehouse import insert_frame
+from dealer_assets.dms import tables as t
+from dealer_assets.dms.domain.feed_names import FeedName, Misdelivery, classify, parse_feed_name
+from dealer_assets.dms.domain.normalize import FeedRef, NormalizedFeed, malformed_rejections, normalize_feed
+from dealer_assets.dms.domain.parsing import FeedUnreadable, parse_feed
+from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
+from dealer_assets.dms.settings import DealerSettings, SourceSettings
 
 QUARANTINE_SCHEMA = {
-    "file_name": pl.String, "sha256": pl.String, "reason": pl.String, "detail": pl.String,
-    "source": pl.String, "quarantine_path": pl.String, "quarantined_at": pl.Datetime("us", "UTC"),
+    "file_name": pl.String,
+    "sha256": pl.String,
+    "reason": pl.String,
+    "detail": pl.String,
+    "source": pl.String,
+    "quarantine_path": pl.String,
+    "quarantined_at": pl.Datetime("us", "UTC"),
 }
 
 
@@ -57,12 +64,14 @@ class RawFeedsReport:
 def _quarantine_rows(items: list[Quarantined], at: datetime) -> pl.DataFrame:
     return pl.DataFrame(
         [(q.file_name, q.sha256, q.reason, q.detail, q.source, q.path, at) for q in items],
-        schema=QUARANTINE_SCHEMA, orient="row",
+        schema=QUARANTINE_SCHEMA,
+        orient="row",
     )
 
 
-def triage_misdelivered(paths: DealerPaths, settings: DealerSettings, engine: Engine,
-                        received_at: datetime) -> list[Quarantined]:
+def triage_misdelivered(
+    paths: DealerPaths, settings: DealerSettings, engine: Engine, received_at: datetime
+) -> list[Quarantined]:
     """Quarantine drop-zone files that no source can take: bad names, unknown sources, as-of out of range."""
     store = FeedStore(paths)
     found = []
@@ -71,18 +80,42 @@ def triage_misdelivered(paths: DealerPaths, settings: DealerSettings, engine: En
         if isinstance(verdict, Misdelivery):
             digest = sha256_of(path)
             named = parse_feed_name(path.name)
-            target = store.quarantine(path, sha256=digest, reason=verdict.reason, detail=verdict.detail,
-                                      source=named.source if named else None, at=received_at)
-            found.append(Quarantined(path.name, digest, verdict.reason, verdict.detail,
-                                     named.source if named else None, str(target)))
+            target = store.quarantine(
+                path,
+                sha256=digest,
+                reason=verdict.reason,
+                detail=verdict.detail,
+                source=named.source if named else None,
+                at=received_at,
+            )
+            found.append(
+                Quarantined(
+                    path.name,
+                    digest,
+                    verdict.reason,
+                    verdict.detail,
+                    named.source if named else None,
+                    str(target),
+                )
+            )
     if found:
         with engine.begin() as conn:
-            insert_frame(conn, t.quarantined_files, _quarantine_rows(found, received_at), on_conflict="ignore")
+            insert_frame(
+                conn, t.quarantined_files, _quarantine_rows(found, received_at), on_conflict="ignore"
+            )
     return found
 
 
-def ingest_raw_feeds(paths: DealerPaths, source: str, settings: SourceSettings, all_sources: set[str],
-                     engine: Engine, start: datetime, end: datetime, received_at: datetime) -> RawFeedsReport:
+def ingest_raw_feeds(
+    paths: DealerPaths,
+    source: str,
+    settings: SourceSettings,
+    all_sources: set[str],
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    received_at: datetime,
+) -> RawFeedsReport:
     """Take the source's deliveries for [start, end) from the drop zone, then parse every archived feed there."""
     store = FeedStore(paths)
     report = RawFeedsReport()
@@ -98,12 +131,21 @@ def ingest_raw_feeds(paths: DealerPaths, source: str, settings: SourceSettings, 
         elif intake.outcome == "duplicate":
             report.duplicates.append(path.name)
         else:
-            detail = (f"{path.name} was delivered before with other bytes; the feed first received stays in force "
-                      f"(sha256 {store.archived(named).sha256})")
-            target = store.quarantine(path, sha256=intake.sha256, reason="conflicting_redelivery", detail=detail,
-                                      source=source, at=received_at)
-            report.quarantined.append(Quarantined(path.name, intake.sha256, "conflicting_redelivery", detail,
-                                                  source, str(target)))
+            detail = (
+                f"{path.name} was delivered before with other bytes; the feed first received stays in force "
+                f"(sha256 {store.archived(named).sha256})"
+            )
+            target = store.quarantine(
+                path,
+                sha256=intake.sha256,
+                reason="conflicting_redelivery",
+                detail=detail,
+                source=source,
+                at=received_at,
+            )
+            report.quarantined.append(
+                Quarantined(path.name, intake.sha256, "conflicting_redelivery", detail, source, str(target))
+            )
 
     crash_point("ingest:after_archive")
     layout = settings.file_layout
@@ -117,24 +159,42 @@ def ingest_raw_feeds(paths: DealerPaths, source: str, settings: SourceSettings, 
             raw_path.unlink(missing_ok=True)
             store.normalized_path(archived.feed).unlink(missing_ok=True)
             target = store.quarantine_copy(archived, reason=exc.reason, detail=exc.detail, at=received_at)
-            report.quarantined.append(Quarantined(archived.feed.file_name, archived.sha256, exc.reason, exc.detail,
-                                                  source, str(target)))
+            report.quarantined.append(
+                Quarantined(
+                    archived.feed.file_name, archived.sha256, exc.reason, exc.detail, source, str(target)
+                )
+            )
             ledger.append(_ledger_row(archived, "quarantined", exc.reason, None, None))
             continue
         write_parquet_atomic(parsed.rows, raw_path)
         rejected.append(malformed_rejections(parsed.malformed, ref))
         ledger.append(_ledger_row(archived, "accepted", None, parsed.rows.height, parsed.malformed.height))
-        report.feeds.append({"file": archived.feed.file_name, "as_of": archived.feed.as_of.isoformat(),
-                             "raw_rows": parsed.rows.height, "malformed_rows": parsed.malformed.height,
-                             "columns": list(parsed.header)})
+        report.feeds.append(
+            {
+                "file": archived.feed.file_name,
+                "as_of": archived.feed.as_of.isoformat(),
+                "raw_rows": parsed.rows.height,
+                "malformed_rows": parsed.malformed.height,
+                "columns": list(parsed.header),
+            }
+        )
 
     with engine.begin() as conn:
         if report.quarantined:
-            insert_frame(conn, t.quarantined_files, _quarantine_rows(report.quarantined, received_at),
-                         on_conflict="ignore")
-        conn.execute(sa.delete(t.rejected_rows).where(
-            t.rejected_rows.c.source == source, t.rejected_rows.c.feed_as_of >= start,
-            t.rejected_rows.c.feed_as_of < end, t.rejected_rows.c.reason == "malformed_row"))
+            insert_frame(
+                conn,
+                t.quarantined_files,
+                _quarantine_rows(report.quarantined, received_at),
+                on_conflict="ignore",
+            )
+        conn.execute(
+            sa.delete(t.rejected_rows).where(
+                t.rejected_rows.c.source == source,
+                t.rejected_rows.c.feed_as_of >= start,
+                t.rejected_rows.c.feed_as_of < end,
+                t.rejected_rows.c.reason == "malformed_row",
+            )
+        )
         if rejected:
             insert_frame(conn, t.rejected_rows, pl.concat(rejected))
         if ledger:
@@ -142,11 +202,21 @@ def ingest_raw_feeds(paths: DealerPaths, source: str, settings: SourceSettings, 
     return report
 
 
-def _ledger_row(archived: ArchivedFeed, status: str, reason: str | None, raw_rows: int | None,
-                malformed: int | None) -> dict:
-    return {"source": archived.feed.source, "feed_as_of": archived.feed.as_of, "file_name": archived.feed.file_name,
-            "sha256": archived.sha256, "bytes": archived.size, "archive_path": str(archived.path),
-            "status": status, "reason": reason, "raw_rows": raw_rows, "malformed_rows": malformed}
+def _ledger_row(
+    archived: ArchivedFeed, status: str, reason: str | None, raw_rows: int | None, malformed: int | None
+) -> dict:
+    return {
+        "source": archived.feed.source,
+        "feed_as_of": archived.feed.as_of,
+        "file_name": archived.feed.file_name,
+        "sha256": archived.sha256,
+        "bytes": archived.size,
+        "archive_path": str(archived.path),
+        "status": status,
+        "reason": reason,
+        "raw_rows": raw_rows,
+        "malformed_rows": malformed,
+    }
 
 
 @dataclass
@@ -173,8 +243,9 @@ class NormalizedReport:
         return sum(f["raw_rows"] for f in self.feeds)
 
 
-def normalize_window(paths: DealerPaths, source: str, settings: SourceSettings, engine: Engine,
-                     start: datetime, end: datetime) -> NormalizedReport:
+def normalize_window(
+    paths: DealerPaths, source: str, settings: SourceSettings, engine: Engine, start: datetime, end: datetime
+) -> NormalizedReport:
     """Normalize every parsed feed of the source in [start, end); rejected rows go to the warehouse."""
     store = FeedStore(paths)
     report = NormalizedReport()
@@ -185,37 +256,61 @@ def normalize_window(paths: DealerPaths, source: str, settings: SourceSettings, 
             store.normalized_path(archived.feed).unlink(missing_ok=True)
             continue
         rows = pl.read_parquet(raw_path)
-        result = normalize_feed(rows, settings.file_layout, FeedRef(source, archived.feed.as_of, archived.feed.file_name))
+        result = normalize_feed(
+            rows, settings.file_layout, FeedRef(source, archived.feed.as_of, archived.feed.file_name)
+        )
         write_parquet_atomic(result.vehicles, store.normalized_path(archived.feed))
         outputs.append((archived, result, rows.height))
 
     per_dealer = []
     with engine.begin() as conn:
-        conn.execute(sa.delete(t.rejected_rows).where(
-            t.rejected_rows.c.source == source, t.rejected_rows.c.feed_as_of >= start,
-            t.rejected_rows.c.feed_as_of < end, t.rejected_rows.c.reason != "malformed_row"))
+        conn.execute(
+            sa.delete(t.rejected_rows).where(
+                t.rejected_rows.c.source == source,
+                t.rejected_rows.c.feed_as_of >= start,
+                t.rejected_rows.c.feed_as_of < end,
+                t.rejected_rows.c.reason != "malformed_row",
+            )
+        )
         for archived, result, raw_rows in outputs:
             insert_frame(conn, t.rejected_rows, result.rejected)
             failures = int((~result.vehicles["check_digit_ok"]).sum())
-            conn.execute(sa.update(t.feed_files).where(
-                t.feed_files.c.source == source, t.feed_files.c.feed_as_of == archived.feed.as_of,
-            ).values(vehicles=result.vehicles.height, rejected_rows=result.rejected.height,
-                     check_digit_failures=failures))
-            report.feeds.append({"file": archived.feed.file_name, "raw_rows": raw_rows,
-                                 "vehicles": result.vehicles.height, "rejected": result.rejected.height,
-                                 "check_digit_failures": failures})
+            conn.execute(
+                sa.update(t.feed_files)
+                .where(
+                    t.feed_files.c.source == source,
+                    t.feed_files.c.feed_as_of == archived.feed.as_of,
+                )
+                .values(
+                    vehicles=result.vehicles.height,
+                    rejected_rows=result.rejected.height,
+                    check_digit_failures=failures,
+                )
+            )
+            report.feeds.append(
+                {
+                    "file": archived.feed.file_name,
+                    "raw_rows": raw_rows,
+                    "vehicles": result.vehicles.height,
+                    "rejected": result.rejected.height,
+                    "check_digit_failures": failures,
+                }
+            )
             for reason, count in result.rejected.group_by("reason").len().iter_rows():
                 report.rejected_by_reason[reason] = report.rejected_by_reason.get(reason, 0) + count
             per_dealer.append(result.vehicles.group_by("dealer_id").len("vehicles"))
         crash_point("normalize:before_commit")
     if per_dealer:
-        report.per_dealer = pl.concat(per_dealer).group_by("dealer_id").agg(pl.col("vehicles").sum()).sort("dealer_id")
+        report.per_dealer = (
+            pl.concat(per_dealer).group_by("dealer_id").agg(pl.col("vehicles").sum()).sort("dealer_id")
+        )
         report.preview = outputs[-1][1].vehicles.head(5)
     return report
 
 
-def vehicles_of(paths: DealerPaths, source: str, settings: SourceSettings, archived: ArchivedFeed
-                ) -> pl.DataFrame | None:
+def vehicles_of(
+    paths: DealerPaths, source: str, settings: SourceSettings, archived: ArchivedFeed
+) -> pl.DataFrame | None:
     """A feed's normalized vehicles: from its parquet, or rebuilt from the archive when that is gone.
 
     None when the archived file cannot be read (it was quarantined, so it is not an accepted feed).
@@ -228,8 +323,9 @@ def vehicles_of(paths: DealerPaths, source: str, settings: SourceSettings, archi
         parsed = parse_feed(store.read_verified(archived), settings.file_layout)
     except FeedUnreadable:
         return None
-    result = normalize_feed(parsed.rows, settings.file_layout,
-                            FeedRef(source, archived.feed.as_of, archived.feed.file_name))
+    result = normalize_feed(
+        parsed.rows, settings.file_layout, FeedRef(source, archived.feed.as_of, archived.feed.file_name)
+    )
     write_parquet_atomic(result.vehicles, path)
     return result.vehicles
 

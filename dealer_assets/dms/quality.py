@@ -1,4 +1,5 @@
 """Invariants of the reconciled tables, as queries over the warehouse; asset checks report them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,8 +8,8 @@ from datetime import datetime, timedelta
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from dealer_assets.domain.normalize import TS
-from dealer_assets.warehouse.store import read_frame
+from dealer_assets.core.warehouse import read_frame
+from dealer_assets.dms.domain.normalize import TS
 
 UNCOVERED_AFTER = timedelta(days=3)
 
@@ -22,22 +23,36 @@ class Verdict:
 
 def duplicate_active(engine: Engine, source: str) -> Verdict:
     with engine.connect() as conn:
-        rows = read_frame(conn, "SELECT vin, COUNT(*) AS active FROM service_requests WHERE source = :s "
-                                "AND status = 'active' GROUP BY vin HAVING COUNT(*) > 1 ORDER BY vin",
-                          {"vin": pl.String, "active": pl.Int64}, {"s": source})
-    text = "every VIN has at most one active SR" if rows.is_empty() else \
-        f"{rows.height} VIN(s) with more than one active SR: {', '.join(rows['vin'].head(10).to_list())}"
+        rows = read_frame(
+            conn,
+            "SELECT vin, COUNT(*) AS active FROM service_requests WHERE source = :s "
+            "AND status = 'active' GROUP BY vin HAVING COUNT(*) > 1 ORDER BY vin",
+            {"vin": pl.String, "active": pl.Int64},
+            {"s": source},
+        )
+    text = (
+        "every VIN has at most one active SR"
+        if rows.is_empty()
+        else f"{rows.height} VIN(s) with more than one active SR: {', '.join(rows['vin'].head(10).to_list())}"
+    )
     return Verdict(rows.is_empty(), text, rows)
 
 
 def orphan_events(engine: Engine, source: str) -> Verdict:
     with engine.connect() as conn:
-        rows = read_frame(conn, "SELECT e.sr_id, e.event, e.feed_as_of FROM service_request_events e "
-                                "LEFT JOIN service_requests r ON r.sr_id = e.sr_id "
-                                "WHERE e.source = :s AND r.sr_id IS NULL ORDER BY e.feed_as_of, e.sr_id",
-                          {"sr_id": pl.String, "event": pl.String, "feed_as_of": TS}, {"s": source})
-    text = "every event refers to an existing SR" if rows.is_empty() else \
-        f"{rows.height} event(s) refer to missing SRs: {', '.join(rows['sr_id'].unique().head(5).to_list())}"
+        rows = read_frame(
+            conn,
+            "SELECT e.sr_id, e.event, e.feed_as_of FROM service_request_events e "
+            "LEFT JOIN service_requests r ON r.sr_id = e.sr_id "
+            "WHERE e.source = :s AND r.sr_id IS NULL ORDER BY e.feed_as_of, e.sr_id",
+            {"sr_id": pl.String, "event": pl.String, "feed_as_of": TS},
+            {"s": source},
+        )
+    text = (
+        "every event refers to an existing SR"
+        if rows.is_empty()
+        else f"{rows.height} event(s) refer to missing SRs: {', '.join(rows['sr_id'].unique().head(5).to_list())}"
+    )
     return Verdict(rows.is_empty(), text, rows)
 
 
@@ -46,35 +61,59 @@ def uncovered_dealers(engine: Engine, source: str, head: datetime | None) -> Ver
     if head is None:
         return Verdict(True, "no feed applied yet", pl.DataFrame())
     with engine.connect() as conn:
-        rows = read_frame(conn, "SELECT r.dealer_id, COUNT(*) AS active, MAX(c.last_covered) AS last_covered "
-                                "FROM service_requests r LEFT JOIN (SELECT dealer_id, MAX(feed_as_of) AS last_covered "
-                                "FROM dealer_coverage WHERE source = :s GROUP BY dealer_id) c "
-                                "ON c.dealer_id = r.dealer_id WHERE r.source = :s AND r.status = 'active' "
-                                "GROUP BY r.dealer_id ORDER BY r.dealer_id",
-                          {"dealer_id": pl.String, "active": pl.Int64, "last_covered": TS}, {"s": source})
+        rows = read_frame(
+            conn,
+            "SELECT r.dealer_id, COUNT(*) AS active, MAX(c.last_covered) AS last_covered "
+            "FROM service_requests r LEFT JOIN (SELECT dealer_id, MAX(feed_as_of) AS last_covered "
+            "FROM dealer_coverage WHERE source = :s GROUP BY dealer_id) c "
+            "ON c.dealer_id = r.dealer_id WHERE r.source = :s AND r.status = 'active' "
+            "GROUP BY r.dealer_id ORDER BY r.dealer_id",
+            {"dealer_id": pl.String, "active": pl.Int64, "last_covered": TS},
+            {"s": source},
+        )
     stale = rows.filter(pl.col("last_covered").is_null() | (pl.col("last_covered") < head - UNCOVERED_AFTER))
-    text = "every dealer with active SRs was covered within 3 days" if stale.is_empty() else \
-        "not covered for more than 3 days: " + ", ".join(
+    text = (
+        "every dealer with active SRs was covered within 3 days"
+        if stale.is_empty()
+        else "not covered for more than 3 days: "
+        + ", ".join(
             f"{d} ({n} active, last covered {c.isoformat() if c else 'never'})"
-            for d, n, c in stale.head(20).iter_rows())
+            for d, n, c in stale.head(20).iter_rows()
+        )
+    )
     return Verdict(stale.is_empty(), text, stale)
 
 
 def late_feeds(engine: Engine, source: str) -> Verdict:
     with engine.connect() as conn:
-        rows = read_frame(conn, "SELECT feed_file, feed_as_of, applied_through FROM late_feeds WHERE source = :s "
-                                "ORDER BY feed_as_of", {"feed_file": pl.String, "feed_as_of": TS,
-                                                       "applied_through": TS}, {"s": source})
-    text = "no late feeds waiting" if rows.is_empty() else (
-        "late feeds, not applied (rule 10): " + ", ".join(rows["feed_file"].to_list())
-        + f". Apply them with: dealer-assets replay --from {rows['feed_as_of'].min().strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        rows = read_frame(
+            conn,
+            "SELECT feed_file, feed_as_of, applied_through FROM late_feeds WHERE source = :s "
+            "ORDER BY feed_as_of",
+            {"feed_file": pl.String, "feed_as_of": TS, "applied_through": TS},
+            {"s": source},
+        )
+    text = (
+        "no late feeds waiting"
+        if rows.is_empty()
+        else (
+            "late feeds, not applied (rule 10): "
+            + ", ".join(rows["feed_file"].to_list())
+            + f". Apply them with: dealer-assets replay --from {rows['feed_as_of'].min().strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        )
     )
     return Verdict(rows.is_empty(), text, rows)
 
 
 def held_closes(guard: pl.DataFrame | None) -> Verdict:
     held = guard.filter(pl.col("held")) if guard is not None else pl.DataFrame()
-    text = "no closes held" if held.is_empty() else "closes held by the auto-close guard: " + "; ".join(
-        f"dealer {d}: {c} of {a} active SRs would close (feed {f.strftime('%Y-%m-%dT%H:%M:%SZ')})"
-        for f, d, a, c in held.select("feed_as_of", "dealer_id", "active", "to_close").iter_rows())
+    text = (
+        "no closes held"
+        if held.is_empty()
+        else "closes held by the auto-close guard: "
+        + "; ".join(
+            f"dealer {d}: {c} of {a} active SRs would close (feed {f.strftime('%Y-%m-%dT%H:%M:%SZ')})"
+            for f, d, a, c in held.select("feed_as_of", "dealer_id", "active", "to_close").iter_rows()
+        )
+    )
     return Verdict(held.is_empty(), text, held)

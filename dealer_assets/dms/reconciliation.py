@@ -4,36 +4,35 @@ State flows in as-of order per source. The warehouse holds the result; state che
 run, pruned) let a replay rebuild the state as it stood before any as-of without re-reading all history.
 A checkpoint is trusted only when the ledger of applied feeds up to its as-of matches the digest in its name.
 """
+
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dealer_assets.config import DealerPaths
-from dealer_assets.dms.ingest import vehicles_of
-from dealer_assets.domain.feed_names import FeedName
-from dealer_assets.domain.normalize import TS, FeedRef
-from dealer_assets.domain.reconcile import (
+from dealer_assets.core.env import DealerPaths
+from dealer_assets.core.faults import crash_point
+from dealer_assets.core.warehouse import exclusive_lock, insert_frame, read_frame
+from dealer_assets.dms import tables as t
+from dealer_assets.dms.checkpoints import Checkpoints, ledger_digest
+from dealer_assets.dms.domain.feed_names import FeedName
+from dealer_assets.dms.domain.normalize import TS, FeedRef
+from dealer_assets.dms.domain.reconcile import (
     CONTRACT_SR_COLUMNS,
     SR_SCHEMA,
+    UPDATE_EVENTS,
     apply_feeds,
     empty_state,
 )
-from dealer_assets.faults import crash_point
-from dealer_assets.feed_store import ArchivedFeed, FeedStore, write_parquet_atomic
-from dealer_assets.settings import SourceSettings
-from dealer_assets.warehouse import schema as t
-from dealer_assets.warehouse.store import insert_frame, read_frame, source_lock
+from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
+from dealer_assets.dms.ingest import vehicles_of
+from dealer_assets.dms.settings import SourceSettings
 
 APPLIED_SCHEMA = {"feed_as_of": TS, "feed_file": pl.String, "sha256": pl.String}
-KEEP_RECENT_CHECKPOINTS = 48
-STAMP = "%Y%m%dT%H%M%SZ"
 
 
 @dataclass
@@ -55,65 +54,25 @@ class ReconcileReport:
 LATE_SCHEMA = {"source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "applied_through": TS}
 
 
-def _digest(applied: pl.DataFrame) -> str:
-    text = "\n".join(f"{a.isoformat()} {s}" for a, s in applied.select("feed_as_of", "sha256").iter_rows())
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def read_applied(conn, source: str) -> pl.DataFrame:
+    return read_frame(
+        conn,
+        "SELECT feed_as_of, feed_file, sha256 FROM applied_feeds WHERE source = :s ORDER BY feed_as_of",
+        APPLIED_SCHEMA,
+        {"s": source},
+    )
 
 
-class Checkpoints:
-    def __init__(self, root: Path, source: str) -> None:
-        self.dir = root / source
-
-    def path(self, through: datetime, digest: str) -> Path:
-        return self.dir / f"{through.strftime(STAMP)}-{digest}.parquet"
-
-    def listing(self) -> list[tuple[datetime, str, Path]]:
-        if not self.dir.is_dir():
-            return []
-        out = []
-        for p in self.dir.glob("*.parquet"):
-            stamp, _, digest = p.stem.partition("-")
-            try:
-                out.append((datetime.strptime(stamp, STAMP).replace(tzinfo=UTC), digest, p))
-            except ValueError:
-                continue
-        return sorted(out)
-
-    def save(self, state: pl.DataFrame, through: datetime, digest: str) -> None:
-        write_parquet_atomic(state, self.path(through, digest))
-        self.prune()
-
-    def prune(self) -> None:
-        listing = self.listing()
-        keep = {p for _, _, p in listing[-KEEP_RECENT_CHECKPOINTS:]}
-        last_of_day: dict[str, Path] = {}
-        for through, _, p in listing:
-            last_of_day[through.strftime("%Y%m%d")] = p
-        keep |= set(last_of_day.values())
-        for _, _, p in listing:
-            if p not in keep:
-                p.unlink(missing_ok=True)
-
-    def discard_from(self, as_of: datetime) -> None:
-        for through, _, p in self.listing():
-            if through >= as_of:
-                p.unlink(missing_ok=True)
-
-
-def read_applied(conn, source: str) -> pl.DataFrame:  # noqa: ANN001
-    return read_frame(conn, "SELECT feed_as_of, feed_file, sha256 FROM applied_feeds WHERE source = :s "
-                            "ORDER BY feed_as_of", APPLIED_SCHEMA, {"s": source})
-
-
-def state_before(paths: DealerPaths, source: str, settings: SourceSettings, applied: pl.DataFrame,
-                 cutoff: datetime | None) -> pl.DataFrame:
+def state_before(
+    paths: DealerPaths, source: str, settings: SourceSettings, applied: pl.DataFrame, cutoff: datetime | None
+) -> pl.DataFrame:
     """The SR state after every applied feed with as-of < cutoff (all of them when cutoff is None)."""
     prefix = applied if cutoff is None else applied.filter(pl.col("feed_as_of") < cutoff)
     checkpoints = Checkpoints(paths.state, source)
     state, start_after = empty_state(), None
     for through, digest, path in reversed(checkpoints.listing()):
         covered = prefix.filter(pl.col("feed_as_of") <= through)
-        if covered.height and covered["feed_as_of"][-1] == through and _digest(covered) == digest:
+        if covered.height and covered["feed_as_of"][-1] == through and ledger_digest(covered) == digest:
             state, start_after = pl.read_parquet(path).cast(SR_SCHEMA), through
             break
     todo = prefix if start_after is None else prefix.filter(pl.col("feed_as_of") > start_after)
@@ -122,8 +81,10 @@ def state_before(paths: DealerPaths, source: str, settings: SourceSettings, appl
     for as_of, file_name, sha in todo.iter_rows():
         archived = store.archived(_named(source, as_of, file_name))
         if archived is None or archived.sha256 != sha:
-            raise RuntimeError(f"{file_name} was applied but is missing from the archive or has changed; "
-                               f"replay {source} from before {as_of.isoformat()} to rebuild from what is archived")
+            raise RuntimeError(
+                f"{file_name} was applied but is missing from the archive or has changed; "
+                f"replay {source} from before {as_of.isoformat()} to rebuild from what is archived"
+            )
         vehicles = vehicles_of(paths, source, settings, archived)
         if vehicles is None:
             raise RuntimeError(f"{file_name} was applied but cannot be read from the archive any more")
@@ -135,8 +96,9 @@ def _named(source: str, as_of: datetime, file_name: str) -> FeedName:
     return FeedName(as_of=as_of, source=source, file_name=file_name)
 
 
-def _accepted(paths: DealerPaths, source: str, settings: SourceSettings, feeds: list[ArchivedFeed]
-              ) -> list[tuple[ArchivedFeed, pl.DataFrame]]:
+def _accepted(
+    paths: DealerPaths, source: str, settings: SourceSettings, feeds: list[ArchivedFeed]
+) -> list[tuple[ArchivedFeed, pl.DataFrame]]:
     out = []
     for archived in feeds:
         vehicles = vehicles_of(paths, source, settings, archived)
@@ -145,8 +107,17 @@ def _accepted(paths: DealerPaths, source: str, settings: SourceSettings, feeds: 
     return out
 
 
-def reconcile(paths: DealerPaths, source: str, settings: SourceSettings, engine: Engine, *,
-              start: datetime, end: datetime, mode: str, replay_from: datetime | None = None) -> ReconcileReport:
+def reconcile(
+    paths: DealerPaths,
+    source: str,
+    settings: SourceSettings,
+    engine: Engine,
+    *,
+    start: datetime,
+    end: datetime,
+    mode: str,
+    replay_from: datetime | None = None,
+) -> ReconcileReport:
     """Apply the source's accepted feeds.
 
     `incremental` (sensor, schedule, catch-up): apply every accepted feed after the last one applied, up to
@@ -155,7 +126,7 @@ def reconcile(paths: DealerPaths, source: str, settings: SourceSettings, engine:
     `replay_from` (default `start`) on and re-apply every accepted feed from there, in as-of order.
     """
     store = FeedStore(paths)
-    with source_lock(engine, paths.state / ".locks", f"dms-{source}"):
+    with exclusive_lock(engine, paths.locks, f"dms-{source}"):
         with engine.connect() as conn:
             applied = read_applied(conn, source)
         head = applied["feed_as_of"].max() if applied.height else None
@@ -163,9 +134,13 @@ def reconcile(paths: DealerPaths, source: str, settings: SourceSettings, engine:
         if mode == "incremental":
             applied_set = set(applied["feed_as_of"].to_list())
             lower = min(start, head) if head is not None else start
-            candidates = [a for a in store.archived_feeds(source, lower, end) if a.feed.as_of not in applied_set]
+            candidates = [
+                a for a in store.archived_feeds(source, lower, end) if a.feed.as_of not in applied_set
+            ]
             fresh = [a for a in candidates if head is None or a.feed.as_of > head]
-            late = [a for a in candidates if head is not None and a.feed.as_of <= head and a.feed.as_of >= start]
+            late = [
+                a for a in candidates if head is not None and a.feed.as_of <= head and a.feed.as_of >= start
+            ]
             late = [a for a, _ in _accepted(paths, source, settings, late)]
             todo = _accepted(paths, source, settings, fresh)
             state = state_before(paths, source, settings, applied, None)
@@ -177,14 +152,20 @@ def reconcile(paths: DealerPaths, source: str, settings: SourceSettings, engine:
             todo = _accepted(paths, source, settings, store.archived_feeds(source, cutoff, None))
             late = []
         previous = state
-        outcome = apply_feeds(state, [(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in todo], settings)
+        outcome = apply_feeds(
+            state, [(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in todo], settings
+        )
         applied_rows = applied_feed_rows(
-            source, [(a.feed.as_of, a.feed.file_name, a.sha256, v.height) for a, v in todo], outcome)
-        late_rows = pl.DataFrame([(source, a.feed.as_of, a.feed.file_name, head) for a in late],
-                                 schema=LATE_SCHEMA, orient="row")
+            source, [(a.feed.as_of, a.feed.file_name, a.sha256, v.height) for a, v in todo], outcome
+        )
+        late_rows = pl.DataFrame(
+            [(source, a.feed.as_of, a.feed.file_name, head) for a in late], schema=LATE_SCHEMA, orient="row"
+        )
 
         with engine.begin() as conn:
-            write_outcome(conn, source, outcome, previous, replay_from=cutoff, applied=applied_rows, late=late_rows)
+            write_outcome(
+                conn, source, outcome, previous, replay_from=cutoff, applied=applied_rows, late=late_rows
+            )
             after = read_applied(conn, source)
             crash_point("reconcile:before_commit")
         crash_point("reconcile:after_commit")
@@ -192,7 +173,9 @@ def reconcile(paths: DealerPaths, source: str, settings: SourceSettings, engine:
         if cutoff is not None:
             Checkpoints(paths.state, source).discard_from(cutoff)
         if after.height and (todo or cutoff is not None):
-            Checkpoints(paths.state, source).save(outcome.state, after["feed_as_of"][-1], _digest(after))
+            Checkpoints(paths.state, source).save(
+                outcome.state, after["feed_as_of"][-1], ledger_digest(after)
+            )
 
     report.applied = [a.feed.file_name for a, _ in todo]
     report.applied_as_of = [a.feed.as_of for a, _ in todo]
@@ -207,16 +190,30 @@ def reconcile(paths: DealerPaths, source: str, settings: SourceSettings, engine:
     return report
 
 
-def write_outcome(conn, source: str, outcome, previous: pl.DataFrame, *, replay_from: datetime | None,  # noqa: ANN001
-                  applied: pl.DataFrame, late: pl.DataFrame) -> None:
+def write_outcome(
+    conn,
+    source: str,
+    outcome,
+    previous: pl.DataFrame,
+    *,
+    replay_from: datetime | None,
+    applied: pl.DataFrame,
+    late: pl.DataFrame,
+) -> None:
     """One step's writes, in the caller's transaction.
 
     A replay discards the source's events, skips, coverage, holds and ledger from `replay_from` on and writes
     its whole SR state anew; an incremental step upserts only the SRs that differ from `previous`.
     """
     if replay_from is not None:
-        for table in (t.service_request_events, t.skipped_vehicles, t.dealer_coverage, t.close_guard,
-                      t.applied_feeds, t.late_feeds):
+        for table in (
+            t.service_request_events,
+            t.skipped_vehicles,
+            t.dealer_coverage,
+            t.close_guard,
+            t.applied_feeds,
+            t.late_feeds,
+        ):
             conn.execute(sa.delete(table).where(table.c.source == source, table.c.feed_as_of >= replay_from))
         conn.execute(sa.delete(t.service_requests).where(t.service_requests.c.source == source))
         insert_frame(conn, t.service_requests, outcome.state)
@@ -231,52 +228,65 @@ def write_outcome(conn, source: str, outcome, previous: pl.DataFrame, *, replay_
     insert_frame(conn, t.late_feeds, late, on_conflict="ignore")
 
 
-def applied_feed_rows(source: str, feeds: list[tuple[datetime, str, str, int]], outcome) -> pl.DataFrame:  # noqa: ANN001
+def applied_feed_rows(source: str, feeds: list[tuple[datetime, str, str, int]], outcome) -> pl.DataFrame:
     """`applied_feeds` rows for (as-of, file name, sha256, vehicles) of each feed applied, with their counts."""
     counts = outcome.events.group_by("feed_as_of").agg(
         (pl.col("event") == "created").sum().alias("created"),
-        pl.col("sr_id").filter(pl.col("event").is_in(["stock_no_updated", "client_updated", "auto_close_reset"]))
-        .n_unique().alias("updated"),
+        pl.col("sr_id").filter(pl.col("event").is_in(UPDATE_EVENTS)).n_unique().alias("updated"),
         (pl.col("event") == "auto_closed").sum().alias("closed"),
         (pl.col("event") == "close_held").sum().alias("held"),
     )
     skipped = outcome.skipped.group_by("feed_as_of").len("skipped")
     base = pl.DataFrame(
         [(source, *feed) for feed in feeds],
-        schema={"source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "sha256": pl.String,
-                "vehicles": pl.Int64}, orient="row",
+        schema={
+            "source": pl.String,
+            "feed_as_of": TS,
+            "feed_file": pl.String,
+            "sha256": pl.String,
+            "vehicles": pl.Int64,
+        },
+        orient="row",
     )
-    return (base.join(counts, on="feed_as_of", how="left").join(skipped, on="feed_as_of", how="left")
-            .with_columns(pl.col("created", "updated", "closed", "held", "skipped").fill_null(0).cast(pl.Int64)))
+    return (
+        base.join(counts, on="feed_as_of", how="left")
+        .join(skipped, on="feed_as_of", how="left")
+        .with_columns(pl.col("created", "updated", "closed", "held", "skipped").fill_null(0).cast(pl.Int64))
+    )
 
 
-def _per_dealer(outcome) -> pl.DataFrame:  # noqa: ANN001
+def _per_dealer(outcome) -> pl.DataFrame:
     events = outcome.events.join(outcome.state.select("sr_id", "dealer_id"), on="sr_id", how="left")
     counts = events.group_by("dealer_id").agg(
         (pl.col("event") == "created").sum().alias("created"),
-        pl.col("sr_id").filter(pl.col("event").is_in(["stock_no_updated", "client_updated", "auto_close_reset"]))
-        .n_unique().alias("updated"),
+        pl.col("sr_id").filter(pl.col("event").is_in(UPDATE_EVENTS)).n_unique().alias("updated"),
         (pl.col("event") == "auto_closed").sum().alias("closed"),
         (pl.col("event") == "close_held").sum().alias("held"),
     )
     skipped = outcome.skipped.group_by("dealer_id").len("skipped")
     active = outcome.state.filter(pl.col("status") == "active").group_by("dealer_id").len("active")
-    return (active.join(counts, on="dealer_id", how="full", coalesce=True)
-            .join(skipped, on="dealer_id", how="full", coalesce=True)
-            .fill_null(0).sort("dealer_id"))
+    return (
+        active.join(counts, on="dealer_id", how="full", coalesce=True)
+        .join(skipped, on="dealer_id", how="full", coalesce=True)
+        .fill_null(0)
+        .sort("dealer_id")
+    )
 
 
-def contract_rows(conn, source: str | None = None) -> pl.DataFrame:  # noqa: ANN001
+def contract_rows(conn, source: str | None = None) -> pl.DataFrame:
     """service_requests as the contract defines it, for checks, tests and commands."""
     where = "WHERE source = :s" if source else ""
-    return read_frame(conn, f"SELECT {', '.join(CONTRACT_SR_COLUMNS)} FROM service_requests {where} ORDER BY sr_id",
-                      {c: SR_SCHEMA[c] for c in CONTRACT_SR_COLUMNS}, {"s": source} if source else None)
-
+    return read_frame(
+        conn,
+        f"SELECT {', '.join(CONTRACT_SR_COLUMNS)} FROM service_requests {where} ORDER BY sr_id",
+        {c: SR_SCHEMA[c] for c in CONTRACT_SR_COLUMNS},
+        {"s": source} if source else None,
+    )
 
 
 def pending_partitions(paths: DealerPaths, source: str, engine: Engine) -> list[str]:
     """Partitions of archived feeds after the last one applied: left behind by a run that failed."""
-    from dealer_assets.domain.feed_names import partition_key_of
+    from dealer_assets.dms.domain.feed_names import partition_key_of
 
     with engine.connect() as conn:
         applied = read_applied(conn, source)

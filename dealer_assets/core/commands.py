@@ -1,0 +1,59 @@
+"""What every area's commands share: the Dagster instance at DAGSTER_HOME and how a run is reported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from sqlalchemy.engine import make_url
+
+from dealer_assets.core.env import PROJECT_ROOT
+
+SHOWN_FIGURES = (
+    "feeds",
+    "archived_files",
+    "quarantined_files",
+    "malformed_rows",
+    "dagster/row_count",
+    "rejected_rows",
+    "feeds_applied",
+    "late_feeds",
+    "created",
+    "updated",
+    "closed",
+    "held",
+    "skipped",
+    "active",
+    "quarantined",
+    "mode",
+)
+
+
+def instance() -> dg.DagsterInstance:
+    """The instance at DAGSTER_HOME (default: the project's `.dagster_home/`), so runs show in the UI."""
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(PROJECT_ROOT / ".dagster_home")
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def print_run(label: str, result: dg.ExecuteInProcessResult) -> None:
+    status = "succeeded" if result.success else "FAILED"
+    print(f"  {label}: run {result.run_id} {status}")
+    shown_keys = set()
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key in shown_keys:
+            continue
+        shown_keys.add(mat.asset_key)
+        shown = {k: v.value for k, v in mat.metadata.items() if k in SHOWN_FIGURES}
+        if shown:
+            print(f"    {mat.asset_key.to_user_string()}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:
+            print(f"    check {check.asset_check_key.name} failed: {check.description or ''}")
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,140 @@
+"""The typed environment: every `DEALER_*` variable is read here, once, and nowhere else.
+
+Where things live (CONTRACT section 1) resolves into `DealerPaths`; the rest (executor, safety-net cron,
+fault points, Celery) is handed to the wiring that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dealer_assets.core.errors import ConfigError
+from dealer_assets.core.timeutil import parse_utc
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_HISTORY_START = "2025-01-01T00:00:00Z"
+DEFAULT_SAFETY_NET_CRON = "0 */2 * * *"
+
+
+def default_warehouse_url(data_dir: Path) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / 'warehouse.db'}"
+
+
+@dataclass(frozen=True)
+class DealerPaths:
+    data_dir: Path
+    settings_file: Path
+    history_start: datetime
+    warehouse_url: str | None = None
+    """None where the warehouse comes as a resource of its own (Dagster steps)."""
+
+    @classmethod
+    def from_env(cls) -> DealerPaths:
+        return DealerEnv.load().paths()
+
+    @property
+    def incoming(self) -> Path:
+        return self.data_dir / "feeds" / "incoming"
+
+    @property
+    def archive(self) -> Path:
+        return self.data_dir / "archive"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def raw(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def normalized(self) -> Path:
+        return self.data_dir / "normalized"
+
+    @property
+    def state(self) -> Path:
+        return self.data_dir / "state"
+
+    @property
+    def locks(self) -> Path:
+        return self.data_dir / "state" / ".locks"
+
+
+class DealerEnv(BaseSettings):
+    """`DEALER_<NAME>` for each field; unset values take the defaults of CONTRACT section 1."""
+
+    model_config = SettingsConfigDict(env_prefix="DEALER_", extra="ignore", frozen=True)
+
+    data_dir: Path | None = None
+    settings_file: Path | None = None
+    warehouse_url: str | None = None
+    history_start: str = DEFAULT_HISTORY_START
+    executor: Literal["in_process", "multiprocess", "celery"] = "in_process"
+    safety_net_cron: str = DEFAULT_SAFETY_NET_CRON
+    crash_at: str | None = None
+    celery_broker: str | None = None
+    celery_backend: str | None = None
+    celery_queue: str | None = None
+
+    @field_validator(
+        "data_dir",
+        "settings_file",
+        "warehouse_url",
+        "crash_at",
+        "celery_broker",
+        "celery_backend",
+        "celery_queue",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @classmethod
+    def load(cls) -> DealerEnv:
+        """Read the environment now; a bad value is a ConfigError naming the variable."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = "DEALER_" + str(err["loc"][0]).upper() if err["loc"] else "DEALER_*"
+            raise ConfigError(f"environment: {name}: {err['msg']}") from None
+
+    @classmethod
+    def for_paths(cls, paths: DealerPaths) -> DealerEnv:
+        """The environment with its locations replaced by `paths` (tests, benchmarks, other data roots)."""
+        return cls.load().model_copy(
+            update={
+                "data_dir": paths.data_dir,
+                "settings_file": paths.settings_file,
+                "warehouse_url": paths.warehouse_url,
+                "history_start": paths.history_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+
+    def warehouse_url_from_environment(self) -> bool:
+        """True when the URL is `DEALER_WAREHOUSE_URL` itself: then Dagster gets an EnvVar, never the secret."""
+        return bool(self.warehouse_url) and os.environ.get("DEALER_WAREHOUSE_URL") == self.warehouse_url
+
+    def paths(self) -> DealerPaths:
+        data_dir = (self.data_dir or PROJECT_ROOT / "data").resolve()
+        settings = (self.settings_file or data_dir / "config" / "dealer_feeds.yaml").resolve()
+        start = parse_utc(self.history_start, key="DEALER_HISTORY_START", origin="environment")
+        if start.minute or start.second or start.microsecond:
+            raise ConfigError(
+                "environment: DEALER_HISTORY_START: must fall on a whole hour (partitions are hourly)"
+            )
+        return DealerPaths(
+            data_dir=data_dir,
+            settings_file=settings,
+            warehouse_url=self.warehouse_url or default_warehouse_url(data_dir),
+            history_start=start,
+        )

@@ -1,0 +1,12 @@
+"""Run tags: Dagster's public partition-range tags and the project's own, each defined once."""
+
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+SOURCE_TAG = "dealer_assets/source"
+MODE_TAG = "dealer_assets/mode"
+REPLAY_FROM_TAG = "dealer_assets/replay_from"
+
+
+def range_tags(first: str, last: str, **extra: str) -> dict[str, str]:
+    """Tags that make a job run over the partition range first...last in one run."""
+    return {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last, **extra}

@@ -1,0 +1,103 @@
+"""`dealer-assets catch-up` (its DMS part) and `dealer-assets replay`."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from dealer_assets.core.commands import instance, print_run, safe_url
+from dealer_assets.core.defs import build_core_defs
+from dealer_assets.core.env import DealerEnv
+from dealer_assets.core.errors import ConfigError
+from dealer_assets.core.tags import MODE_TAG, REPLAY_FROM_TAG, range_tags
+from dealer_assets.core.timeutil import iso_z, parse_utc
+from dealer_assets.core.warehouse import engine_for
+from dealer_assets.dms.defs import build_defs
+from dealer_assets.dms.defs.jobs import MISDELIVERED_JOB, job_name
+from dealer_assets.dms.domain.deliveries import plan_deliveries
+from dealer_assets.dms.domain.feed_names import partition_key_of
+from dealer_assets.dms.feed_store import FeedStore
+from dealer_assets.dms.reconciliation import pending_partitions
+from dealer_assets.dms.settings import load_settings
+
+
+def _job(env: DealerEnv, name: str) -> dg.JobDefinition:
+    return dg.Definitions.merge(build_core_defs(env), build_defs(env)).resolve_job_def(name)
+
+
+def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
+    """Process every pending feed in the drop zone, per source in as-of order, through every DMS asset."""
+    paths = env.paths()
+    settings = load_settings(paths.settings_file)
+    now = datetime.now(UTC)
+    names = [p.name for p in FeedStore(paths).incoming()]
+    plan = plan_deliveries(names, set(settings.sources), paths.history_start, now)
+    print(f"drop zone {paths.incoming}: {len(names)} file(s); warehouse {safe_url(paths.warehouse_url)}")
+    ok = True
+    if plan.misdelivered:
+        result = _job(env, MISDELIVERED_JOB).execute_in_process(instance=instance, raise_on_error=False)
+        print_run(f"misdelivered ({len(plan.misdelivered)} file(s))", result)
+        ok &= result.success
+    engine = engine_for(paths.warehouse_url)
+    for source in sorted(settings.sources):
+        run = plan.runs.get(source)
+        keys = pending_partitions(paths, source, engine)
+        if run is not None:
+            keys += [run.first_partition, run.last_partition]
+        if not keys:
+            print(f"  {source}: nothing pending")
+            continue
+        first, last = min(keys), max(keys)
+        result = _job(env, job_name(source)).execute_in_process(
+            instance=instance, raise_on_error=False, tags=range_tags(first, last, **{MODE_TAG: "incremental"})
+        )
+        print_run(f"{source} {first}...{last} ({len(run.files) if run else 0} new file(s))", result)
+        ok &= result.success
+    return ok
+
+
+def replay(
+    env: DealerEnv, instance: dg.DagsterInstance, from_as_of: datetime | None, sources: list[str] | None
+) -> bool:
+    """Rebuild the reconciled tables from the archive from an as-of on (CONTRACT section 6)."""
+    paths = env.paths()
+    settings = load_settings(paths.settings_file)
+    chosen = sources or sorted(settings.sources)
+    unknown = [s for s in chosen if s not in settings.sources]
+    if unknown:
+        raise ConfigError(f"{paths.settings_file}: sources: {', '.join(unknown)} not configured")
+    ok = True
+    for source in chosen:
+        archived = FeedStore(paths).archived_feeds(source)
+        cutoff = from_as_of or (archived[0].feed.as_of if archived else paths.history_start)
+        cutoff = max(cutoff, paths.history_start)
+        later = [a.feed.as_of for a in archived if a.feed.as_of >= cutoff]
+        first = partition_key_of(cutoff)
+        last = partition_key_of(max(later)) if later else first
+        result = _job(env, job_name(source)).execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            tags=range_tags(first, last, **{MODE_TAG: "replay", REPLAY_FROM_TAG: iso_z(cutoff)}),
+        )
+        print_run(
+            f"{source} replay from {cutoff.isoformat()} ({len(later)} archived file(s), {first}...{last})",
+            result,
+        )
+        ok &= result.success
+    return ok
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    rp = sub.add_parser("replay", help="rebuild the reconciled tables from the archive")
+    rp.add_argument(
+        "--from", dest="from_as_of", help="ISO 8601 as-of, e.g. 2026-11-01T14:00:00Z (default: all)"
+    )
+    rp.add_argument("--source", action="append", help="only this source (repeatable)")
+    rp.set_defaults(handler=_replay)
+
+
+def _replay(args: argparse.Namespace, env: DealerEnv) -> int:
+    start = parse_utc(args.from_as_of, key="--from", origin="command line") if args.from_as_of else None
+    return 0 if replay(env, instance(), start, args.source) else 1

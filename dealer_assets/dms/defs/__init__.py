@@ -1,0 +1,34 @@
+"""The DMS feeds area in Dagster: one asset set, job and safety net per source, one drop-zone sensor."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dealer_assets.core.env import DealerEnv
+from dealer_assets.core.executors import executor_for
+from dealer_assets.dms.settings import load_settings
+
+from .assets import build_source_assets, misdelivered_feed_files
+from .jobs import build_source_job, misdelivered_job
+from .partitions import feed_partitions
+from .schedules import build_misdelivered_schedule, build_safety_net_schedule
+from .sensors import build_drop_zone_sensor
+
+
+def build_defs(env: DealerEnv) -> dg.Definitions:
+    paths = env.paths()
+    sources = sorted(load_settings(paths.settings_file).sources)
+    partitions = feed_partitions(paths.history_start)
+    executor = executor_for(env)
+    assets: list = [misdelivered_feed_files]
+    jobs = [misdelivered_job]
+    for source in sources:
+        assets += build_source_assets(source, partitions)
+        jobs.append(build_source_job(source, partitions, executor))
+    cron = env.safety_net_cron
+    return dg.Definitions(
+        assets=assets,
+        jobs=jobs,
+        sensors=[build_drop_zone_sensor(jobs)],
+        schedules=[build_safety_net_schedule(s, cron) for s in sources] + [build_misdelivered_schedule(cron)],
+    )

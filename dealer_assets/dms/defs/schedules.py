@@ -1,0 +1,65 @@
+"""The safety net: every 1 or 2 hours, a run per source for files that waited in the drop zone too long
+(a sensor that was off, a run that failed). Cron from `DEALER_SAFETY_NET_CRON`."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from dealer_assets.core.resources import DealerEnvironment
+from dealer_assets.dms.domain.deliveries import plan_deliveries
+from dealer_assets.dms.feed_store import FeedStore
+from dealer_assets.dms.settings import load_settings
+
+from .jobs import MISDELIVERED_JOB, job_name
+from .sensors import run_requests
+
+STUCK_AFTER = timedelta(minutes=10)
+
+
+def _stuck_files(dealer_env: DealerEnvironment, now: datetime) -> list[str]:
+    cutoff = (now - STUCK_AFTER).timestamp()
+    return [p.name for p in FeedStore(dealer_env.paths()).incoming() if p.stat().st_mtime < cutoff]
+
+
+def build_safety_net_schedule(source: str, cron: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"dms_{source}_safety_net",
+        cron_schedule=cron,
+        job_name=job_name(source),
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Processes `{source}` files left in the drop zone for more than 10 minutes.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext, dealer_env: DealerEnvironment):
+        now = datetime.now(UTC)
+        settings = load_settings(dealer_env.settings_file)
+        plan = plan_deliveries(
+            _stuck_files(dealer_env, now), set(settings.sources), dealer_env.paths().history_start, now
+        )
+        plan.misdelivered = []
+        plan.runs = {s: r for s, r in plan.runs.items() if s == source}
+        requests = run_requests(plan, {})
+        return requests or dg.SkipReason(f"no {source} file waited in the drop zone")
+
+    return _schedule
+
+
+def build_misdelivered_schedule(cron: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name="dms_misdelivered_safety_net",
+        cron_schedule=cron,
+        job_name=MISDELIVERED_JOB,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext, dealer_env: DealerEnvironment):
+        now = datetime.now(UTC)
+        plan = plan_deliveries(
+            _stuck_files(dealer_env, now),
+            set(load_settings(dealer_env.settings_file).sources),
+            dealer_env.paths().history_start,
+            now,
+        )
+        return [dg.RunRequest()] if plan.misdelivered else dg.SkipReason("no misdelivered file waiting")
+
+    return _schedule

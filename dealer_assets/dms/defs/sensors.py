@@ -1,0 +1,83 @@
+"""The drop-zone sensor: a run per source for newly delivered files, within one 30 s interval.
+
+The cursor is the set of files already asked for, by name and checksum (from the data, never the clock).
+A file stays in it until a run takes it out of the drop zone, so it is never asked for twice; a file that
+reappears later, or changes while it waits, is new again.
+"""
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from dealer_assets.core.landing import sha256_of
+from dealer_assets.core.resources import DealerEnvironment
+from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from dealer_assets.dms.domain.deliveries import DeliveryPlan, plan_deliveries
+from dealer_assets.dms.feed_store import FeedStore
+from dealer_assets.dms.settings import load_settings
+
+from .jobs import MISDELIVERED_JOB, job_name
+
+SENSOR_INTERVAL_SECONDS = 30
+
+
+def run_requests(plan: DeliveryPlan, checksums: dict[str, str]) -> list[dg.RunRequest]:
+    requests = []
+    if plan.misdelivered:
+        names = sorted(m.file_name for m in plan.misdelivered)
+        key = "misdelivered:" + ",".join(f"{n}@{checksums.get(n, '')[:12]}" for n in names)
+        requests.append(dg.RunRequest(job_name=MISDELIVERED_JOB, run_key=key[:500]))
+    for source in sorted(plan.runs):
+        run = plan.runs[source]
+        requests.append(
+            dg.RunRequest(
+                job_name=job_name(source),
+                run_key=run.run_key(checksums),
+                tags={
+                    PARTITION_RANGE_START_TAG: run.first_partition,
+                    PARTITION_RANGE_END_TAG: run.last_partition,
+                    MODE_TAG: "incremental",
+                },
+            )
+        )
+    return requests
+
+
+def build_drop_zone_sensor(jobs: list) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="dms_drop_zone_sensor",
+        jobs=jobs,
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Starts a run per source for files newly dropped into the DMS drop zone.",
+    )
+    def dms_drop_zone_sensor(context: dg.SensorEvaluationContext, dealer_env: DealerEnvironment):
+        paths = dealer_env.paths()
+        pending: dict[str, list] = json.loads(context.cursor or "{}").get("pending", {})
+        current: dict[str, list] = {}
+        new: list[str] = []
+        for path in FeedStore(paths).incoming():
+            stat = path.stat()
+            known = pending.get(path.name)
+            if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
+                current[path.name] = known
+                continue
+            digest = sha256_of(path)
+            current[path.name] = [stat.st_size, stat.st_mtime_ns, digest]
+            if not known or known[2] != digest:
+                new.append(path.name)
+        cursor = json.dumps({"pending": current}, sort_keys=True)
+        if not new:
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason(
+                    f"no new deliveries ({len(current)} file(s) waiting for runs already requested)"
+                ),
+                cursor=cursor,
+            )
+        settings = load_settings(dealer_env.settings_file)
+        plan = plan_deliveries(new, set(settings.sources), paths.history_start, datetime.now(UTC))
+        checksums = {n: v[2] for n, v in current.items()}
+        return dg.SensorResult(run_requests=run_requests(plan, checksums), cursor=cursor)
+
+    return dms_drop_zone_sensor

@@ -1,0 +1,86 @@
+"""Feed file names (CONTRACT section 2): `<source>-<YYYYMMDD>T<HHMMSS>Z.<ext>`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+FEED_NAME = re.compile(r"^(?P<source>[a-z0-9_]+)-(?P<stamp>\d{8}T\d{6}Z)\.(?P<ext>[A-Za-z0-9]+)$")
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+MAX_AHEAD = timedelta(hours=1)
+
+
+@dataclass(frozen=True, order=True)
+class FeedName:
+    as_of: datetime
+    source: str
+    file_name: str
+
+    @property
+    def stamp(self) -> str:
+        return self.as_of.strftime(STAMP_FORMAT)
+
+    @property
+    def partition_key(self) -> str:
+        return partition_key_of(self.as_of)
+
+
+@dataclass(frozen=True)
+class Misdelivery:
+    file_name: str
+    reason: str
+    detail: str
+
+
+def parse_feed_name(file_name: str) -> FeedName | None:
+    match = FEED_NAME.match(file_name)
+    if not match:
+        return None
+    try:
+        as_of = datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return FeedName(as_of=as_of, source=match["source"], file_name=file_name)
+
+
+def classify(
+    file_name: str, sources: set[str] | frozenset[str], history_start: datetime, received_at: datetime
+) -> FeedName | Misdelivery:
+    """Route a delivered file to its source, or say why no source can take it."""
+    feed = parse_feed_name(file_name)
+    if feed is None:
+        return Misdelivery(
+            file_name,
+            "bad_file_name",
+            "expected <source>-<YYYYMMDD>T<HHMMSS>Z.<ext>, e.g. generic-20261101T140000Z.csv",
+        )
+    if feed.source not in sources:
+        return Misdelivery(
+            file_name,
+            "unknown_source",
+            f"source {feed.source!r} is not configured (known: {', '.join(sorted(sources)) or 'none'})",
+        )
+    if feed.as_of < history_start:
+        return Misdelivery(
+            file_name,
+            "as_of_out_of_range",
+            f"as-of {feed.as_of.isoformat()} is before the start of history {history_start.isoformat()}",
+        )
+    if feed.as_of > received_at + MAX_AHEAD:
+        return Misdelivery(
+            file_name,
+            "as_of_out_of_range",
+            f"as-of {feed.as_of.isoformat()} is more than one hour ahead of its arrival "
+            f"{received_at.replace(microsecond=0).isoformat()}",
+        )
+    return feed
+
+
+def partition_key_of(as_of: datetime) -> str:
+    return as_of.astimezone(UTC).replace(minute=0, second=0, microsecond=0).strftime(PARTITION_FORMAT)
+
+
+def partition_start(key: str) -> datetime:
+    return datetime.strptime(key, PARTITION_FORMAT).replace(tzinfo=UTC)

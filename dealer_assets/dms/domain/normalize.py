@@ -1,0 +1,221 @@
+"""Raw feed rows -> normalized vehicles and rejected rows (CONTRACT rule 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from dealer_assets.core.vin import check_digit_ok, is_valid_vin, normalize_vin
+from dealer_assets.dms.domain.parsing import LINE_NUMBER, MALFORMED_SCHEMA
+from dealer_assets.dms.settings import CANONICAL_FIELDS, Layout
+
+TS = pl.Datetime("us", "UTC")
+TEXT_FIELDS = ("dealer_id", "stock_no", "system_code", "make", "model", "trim")
+
+VEHICLE_SCHEMA = {
+    "source": pl.String,
+    "feed_as_of": TS,
+    "feed_file": pl.String,
+    "line_number": pl.UInt32,
+    "dealer_id": pl.String,
+    "vin": pl.String,
+    "raw_vin": pl.String,
+    "stock_no": pl.String,
+    "system_code": pl.String,
+    "year": pl.Int32,
+    "make": pl.String,
+    "model": pl.String,
+    "trim": pl.String,
+    "mileage": pl.Int64,
+    "date_in_stock": pl.Date,
+    "check_digit_ok": pl.Boolean,
+}
+REJECTED_SCHEMA = {
+    "source": pl.String,
+    "feed_file": pl.String,
+    "feed_as_of": TS,
+    "line_number": pl.UInt32,
+    "raw_vin": pl.String,
+    "dealer_id": pl.String,
+    "reason": pl.String,
+    "detail": pl.String,
+}
+DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y%m%d", "%Y/%m/%d")
+
+
+@dataclass(frozen=True)
+class FeedRef:
+    """One accepted feed: identified by its source and as-of (CONTRACT section 2)."""
+
+    source: str
+    as_of: datetime
+    file_name: str
+
+
+@dataclass(frozen=True)
+class NormalizedFeed:
+    vehicles: pl.DataFrame
+    rejected: pl.DataFrame
+
+
+def _text(expr: pl.Expr) -> pl.Expr:
+    """Trimmed; blank becomes null."""
+    return expr.cast(pl.String).str.strip_chars().replace("", None)
+
+
+def _canonical(raw: pl.LazyFrame, layout: Layout, header: set[str]) -> pl.LazyFrame:
+    """One column per canonical field: from its header, its constant, or absent (null)."""
+    exprs = []
+    for field in CANONICAL_FIELDS:
+        if field in layout.constants:
+            exprs.append(pl.lit(layout.constants[field], pl.String).alias(field))
+        elif layout.headers.get(field) in header:
+            exprs.append(pl.col(layout.headers[field]).cast(pl.String).alias(field))
+        else:
+            exprs.append(pl.lit(None, pl.String).alias(field))
+    return raw.select(pl.col(LINE_NUMBER).alias("line_number"), *exprs)
+
+
+def _with_fallback(fast, slow, dtype: pl.DataType):
+    """Convert a text column with `fast`; only the values it could not read go through `slow` (usually none)."""
+
+    def batch(text: pl.Series) -> pl.Series:
+        parsed = fast(text)
+        failed = parsed.is_null() & text.is_not_null()
+        if not failed.any():
+            return parsed
+        return parsed.scatter(failed.arg_true(), slow(text.filter(failed)))
+
+    return lambda expr: expr.map_batches(batch, return_dtype=dtype)
+
+
+_parse_date = _with_fallback(
+    lambda t: t.str.to_date(DATE_FORMATS[0], strict=False),
+    lambda t: (
+        t.str.strip_chars()
+        .to_frame("t")
+        .select(pl.coalesce(*(pl.col("t").str.to_date(fmt, strict=False) for fmt in DATE_FORMATS)))
+        .to_series()
+    ),
+    pl.Date,
+)
+"""ISO dates first, then the other formats."""
+
+_parse_year = _with_fallback(
+    lambda t: t.cast(pl.Int32, strict=False),
+    lambda t: t.str.strip_chars().cast(pl.Int32, strict=False),
+    pl.Int32,
+)
+
+_parse_mileage = _with_fallback(
+    lambda t: t.cast(pl.Int64, strict=False),
+    lambda t: (
+        t.str.strip_chars()
+        .str.replace_all(",", "", literal=True)
+        .cast(pl.Float64, strict=False)
+        .round(0)
+        .cast(pl.Int64, strict=False)
+    ),
+    pl.Int64,
+)
+"""Whole miles; `12,345` and `12345.6` are read too."""
+
+
+def _repeats(vin: pl.Expr, competing: pl.Expr) -> pl.Expr:
+    """True for a competing row whose VIN an earlier competing row already carries.
+
+    Rows are first compared by a 64-bit hash; only the few sharing a hash are compared as text.
+    """
+
+    def batch(pair: pl.Series) -> pl.Series:
+        vins, hashes = pair.struct.field("vin"), pair.struct.field("hash")
+        candidates = (hashes.is_duplicated() & hashes.is_not_null()).arg_true()
+        out = pl.Series("repeat", [False] * len(pair), dtype=pl.Boolean)
+        if len(candidates):
+            out = out.scatter(candidates, ~vins.gather(candidates).is_first_distinct())
+        return out
+
+    pair = pl.struct(vin.alias("vin"), pl.when(competing).then(vin.hash()).alias("hash"))
+    return pair.map_batches(batch, return_dtype=pl.Boolean)
+
+
+def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> NormalizedFeed:
+    """Trim, validate and de-duplicate one feed; every row ends up in exactly one of the two outputs."""
+    ident = [
+        pl.lit(feed.source).alias("source"),
+        pl.lit(feed.as_of, TS).alias("feed_as_of"),
+        pl.lit(feed.file_name).alias("feed_file"),
+    ]
+    competing = pl.col("dealer_id").is_not_null() & is_valid_vin(pl.col("vin"))
+    staged = (
+        _canonical(rows.lazy(), layout, set(rows.columns))
+        .with_columns(
+            *(_text(pl.col(f)).alias(f) for f in TEXT_FIELDS),
+            _text(pl.col("vin")).alias("raw_vin"),
+            normalize_vin(pl.col("vin")).alias("vin"),
+            _parse_year(pl.col("year")).alias("year"),
+            _parse_mileage(pl.col("mileage")).alias("mileage"),
+            _parse_date(pl.col("date_in_stock")).alias("date_in_stock"),
+        )
+        .with_columns(competing.alias("_competing"))
+        .with_columns(
+            (pl.col("_competing") & ~_repeats(pl.col("vin"), pl.col("_competing"))).alias("_accepted")
+        )
+    ).collect()
+
+    accepted = staged.get_column("_accepted")
+    vehicles = (
+        staged.filter(accepted)
+        .with_columns(*ident, check_digit_ok(pl.col("vin")).alias("check_digit_ok"))
+        .select([pl.col(c).cast(t) for c, t in VEHICLE_SCHEMA.items()])
+    )
+    rejected = staged.filter(~accepted).with_columns(
+        pl.when(pl.col("dealer_id").is_null())
+        .then(pl.lit("missing_dealer"))
+        .when(~pl.col("_competing"))
+        .then(pl.lit("invalid_vin"))
+        .otherwise(pl.lit("duplicate_vin"))
+        .alias("reason")
+    )
+    first_lines = (
+        vehicles.lazy()
+        .select("vin", pl.col("line_number").alias("_first"))
+        .join(rejected.lazy().filter(pl.col("reason") == "duplicate_vin").select("vin").unique(), on="vin")
+    )
+    rejected = (
+        rejected.lazy()
+        .join(first_lines, on="vin", how="left")
+        .with_columns(
+            *ident,
+            pl.when(pl.col("reason") == "duplicate_vin")
+            .then(pl.format("VIN {} first seen on line {}", pl.col("vin"), pl.col("_first")))
+            .when(pl.col("reason") == "invalid_vin")
+            .then(pl.lit("a VIN is 17 characters of A-H, J-N, P, R-Z, 0-9 after normalization"))
+            .otherwise(pl.lit("the row names no dealer"))
+            .alias("detail"),
+        )
+        .select([pl.col(c).cast(t) for c, t in REJECTED_SCHEMA.items()])
+        .sort("line_number")
+        .collect()
+    )
+    return NormalizedFeed(vehicles=vehicles, rejected=rejected)
+
+
+def malformed_rejections(malformed: pl.DataFrame, feed: FeedRef) -> pl.DataFrame:
+    """Rows with the wrong number of fields, as `rejected_rows` (`malformed_row`)."""
+    return (
+        malformed.cast(MALFORMED_SCHEMA)
+        .with_columns(
+            pl.lit(feed.source).alias("source"),
+            pl.lit(feed.file_name).alias("feed_file"),
+            pl.lit(feed.as_of, TS).alias("feed_as_of"),
+            pl.lit(None, pl.String).alias("dealer_id"),
+            pl.lit("malformed_row").alias("reason"),
+            pl.format("{} fields where the header has {}", pl.col("fields"), pl.col("expected_fields")).alias(
+                "detail"
+            ),
+        )
+        .select([pl.col(c).cast(t) for c, t in REJECTED_SCHEMA.items()])
+    )

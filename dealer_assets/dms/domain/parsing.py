@@ -1,0 +1,216 @@
+"""Raw feed bytes -> a frame of the file's own columns, every data row with its line number.
+
+Record boundaries and field counts come from one vectorized pass over the bytes (a newline or a
+delimiter counts only outside quotes; `""` inside a quoted field keeps the parity), so a row with too
+many or too few fields is rejected with its line number while polars parses the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from dealer_assets.dms.settings import Layout
+
+LINE_NUMBER = "_line_number"
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF8_NAMES = {"utf-8", "utf8", "utf_8", "utf-8-sig", "utf_8_sig"}
+
+
+class FeedUnreadable(Exception):
+    """The whole file cannot be taken: it is quarantined with `reason`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    rows: pl.DataFrame
+    """One String column per header (file order, extras kept), plus `_line_number` (UInt32)."""
+    malformed: pl.DataFrame
+    """line_number, raw_vin, fields, expected_fields: rows whose field count differs from the header."""
+    header: tuple[str, ...]
+
+
+MALFORMED_SCHEMA = {
+    "line_number": pl.UInt32,
+    "raw_vin": pl.String,
+    "fields": pl.UInt32,
+    "expected_fields": pl.UInt32,
+}
+
+
+def to_utf8(data: bytes, encoding: str) -> bytes:
+    """The file's bytes as UTF-8 without a BOM, or FeedUnreadable(`undecodable`)."""
+    if encoding.lower().replace(" ", "") in UTF8_NAMES:
+        body = data[len(UTF8_BOM) :] if data.startswith(UTF8_BOM) else data
+        if body.isascii():
+            return body
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FeedUnreadable(
+                "undecodable",
+                f"not valid {encoding} at byte {exc.start + (len(data) - len(body))}: {exc.reason}",
+            ) from exc
+        return body
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise FeedUnreadable(
+            "undecodable", f"not valid {encoding} at byte {exc.start}: {exc.reason}"
+        ) from exc
+    return text.removeprefix("\ufeff").encode("utf-8")
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, name in enumerate(names):
+        name = name.strip() or f"column_{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 1
+        out.append(name)
+    return out
+
+
+def _records(
+    buf: np.ndarray, delimiter: int, quotes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, delimiter counts) of every record, and every newline's offset; a newline or delimiter
+    counts only outside quotes (`quotes`: their offsets, empty when the file is read without quoting).
+
+    Quotes alternate between opening and closing (a doubled quote inside a field closes and reopens at once),
+    so a byte is inside a quoted field when an odd number of quotes precede it.
+    """
+    newlines = np.flatnonzero(buf == 10)
+    delims = np.flatnonzero(buf == delimiter)
+    if len(quotes) % 2:
+        line = int(np.searchsorted(newlines, quotes[-1])) + 1
+        raise FeedUnreadable("unparseable", f"a quoted field opened near line {line} is never closed")
+    ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0] if len(quotes) else newlines
+    if len(buf) and buf[-1] != 10:
+        ends = np.append(ends, len(buf))
+    starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, dtype=np.int64)
+    counts = np.diff(np.searchsorted(delims, ends, side="left"), prepend=0)
+    if len(quotes):
+        opens, closes = quotes[0::2], quotes[1::2]
+        quoted_delims = np.searchsorted(delims, closes) - np.searchsorted(delims, opens)
+        record_of = np.searchsorted(ends, opens)
+        counts = counts - np.bincount(record_of, weights=quoted_delims, minlength=len(ends)).astype(
+            counts.dtype
+        )
+    return starts, ends, counts, newlines
+
+
+def _quoting(buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
+    """(the quote character, the offsets of its quotes) if some field begins with it, else (None, none): a
+    file whose fields never open a quote is read without quoting, so an inch mark inside a field stays text."""
+    quotes = np.flatnonzero(buf == quote)
+    if len(quotes) == 0:
+        return None, quotes
+    before = buf[np.maximum(quotes - 1, 0)]
+    opens = (quotes == 0) | (before == delimiter) | (before == 10) | (before == 13)
+    return (quote, quotes) if opens.any() else (None, quotes[:0])
+
+
+def _header(text: bytes, layout: Layout, quote: int | None) -> tuple[str, ...]:
+    line = text.decode("utf-8").rstrip("\r\n")
+    dialect = {"quotechar": layout.quote} if quote is not None else {"quoting": csv.QUOTE_NONE}
+    try:
+        names = next(
+            csv.reader(io.StringIO(line, newline=""), delimiter=layout.delimiter, strict=True, **dialect), []
+        )
+    except csv.Error as exc:
+        raise FeedUnreadable("unparseable", f"the header cannot be read: {exc}") from exc
+    header = tuple(_unique_names(names))
+    missing = [h for h in layout.required_headers if h not in header]
+    if missing:
+        raise FeedUnreadable(
+            "missing_required_column",
+            f"header lacks {', '.join(repr(m) for m in missing)}; found {list(header)}",
+        )
+    return header
+
+
+def _read_fields(body: bytes, offset: int, width: int, layout: Layout, quote: int | None) -> pl.DataFrame:
+    """Every record after the header as text columns f0..f{width-1}; short rows padded, long ones cut."""
+    try:
+        return pl.read_csv(
+            io.BytesIO(body[offset:]),
+            has_header=False,
+            separator=layout.delimiter,
+            quote_char=layout.quote if quote is not None else None,
+            schema={f"f{i}": pl.String for i in range(width)},
+            truncate_ragged_lines=True,
+            missing_columns="insert",
+            extra_columns="ignore",
+            raise_if_empty=False,
+            encoding="utf8",
+        )
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FeedUnreadable("unparseable", f"the CSV reader failed: {first}") from exc
+
+
+def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
+    """Parse one feed file in its layout. Raises FeedUnreadable for what must be quarantined."""
+    body = to_utf8(data, layout.encoding)
+    if not body or body.isspace():
+        header = tuple(layout.headers.values())
+        return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
+    buf = np.frombuffer(body, dtype=np.uint8)
+    quote, quotes = _quoting(buf, ord(layout.delimiter), ord(layout.quote))
+    starts, ends, counts, newlines = _records(buf, ord(layout.delimiter), quotes)
+    header = _header(body[starts[0] : ends[0]], layout, quote)
+    starts, ends, counts = starts[1:], ends[1:], counts[1:]
+    if len(starts) == 0:
+        return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
+    frame = _read_fields(body, int(starts[0]), len(header) + 1, layout, quote)
+    lengths = ends - starts
+    blank = (lengths == 0) | ((lengths == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13))
+    line_numbers = (np.searchsorted(newlines, starts, side="left") + 1).astype(np.uint32)
+
+    if frame.height != len(starts) and frame.height != int((~blank).sum()):
+        raise FeedUnreadable(
+            "unparseable", f"found {len(starts)} records but the CSV reader saw {frame.height}"
+        )
+    if frame.height != len(starts):
+        keep = ~blank
+        counts, line_numbers, blank = counts[keep], line_numbers[keep], blank[keep]
+    fields = (counts + 1).astype(np.uint32)
+    whole = (fields == len(header)) & ~blank
+    broken = (fields != len(header)) & ~blank
+    vin_header = layout.headers.get("vin")
+    vin_col = f"f{header.index(vin_header)}" if vin_header in header else None
+    malformed = pl.DataFrame(
+        {
+            "line_number": line_numbers[broken],
+            "raw_vin": frame.get_column(vin_col).filter(pl.Series(broken))
+            if vin_col
+            else pl.Series([None] * int(broken.sum()), dtype=pl.String),
+            "fields": fields[broken],
+            "expected_fields": np.full(int(broken.sum()), len(header), dtype=np.uint32),
+        },
+        schema=MALFORMED_SCHEMA,
+    )
+    rows = frame.select(*(pl.col(f"f{i}").alias(name) for i, name in enumerate(header))).with_columns(
+        pl.Series(LINE_NUMBER, line_numbers, dtype=pl.UInt32)
+    )
+    if not whole.all():
+        rows = rows.filter(pl.Series(whole))
+    return ParsedFeed(rows, malformed, header)
+
+
+def _empty_rows(header: tuple[str, ...]) -> pl.DataFrame:
+    return pl.DataFrame(schema={**dict.fromkeys(header, pl.String), LINE_NUMBER: pl.UInt32})

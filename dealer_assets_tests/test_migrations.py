@@ -1,0 +1,63 @@
+"""The schema comes from Alembic: a fresh warehouse equals the tables' declarations, a warehouse made before
+migrations is upgraded in place, and processes starting together migrate once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from dealer_assets.core.warehouse import dispose_engines, engine_for, metadata
+from dealer_assets.dms import tables as t
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _heads(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return {row[0] for row in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
+
+
+def test_fresh_warehouse_matches_the_declared_tables(warehouse_url: str) -> None:
+    engine = engine_for(warehouse_url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    assert any(h.startswith("dms_") for h in _heads(engine))
+
+
+def test_warehouse_made_before_migrations_upgrades_in_place(warehouse_url: str) -> None:
+    legacy = sa.create_engine(warehouse_url)
+    with legacy.begin() as conn:
+        metadata.create_all(conn, tables=[v for v in vars(t).values() if isinstance(v, sa.Table)])
+        conn.exec_driver_sql("CREATE TABLE dealer_assets_schema (version INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO dealer_assets_schema (version) VALUES (1)")
+        conn.execute(
+            t.late_feeds.insert().values(
+                source="generic", feed_as_of=NOW, feed_file="f.csv", applied_through=NOW
+            )
+        )
+    legacy.dispose()
+    engine = engine_for(warehouse_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.late_feeds)).scalar() == 1
+        assert "dealer_assets_schema" not in sa.inspect(conn).get_table_names()
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    assert any(h.startswith("dms_") for h in _heads(engine))
+
+
+def test_processes_starting_together_migrate_once(warehouse_url: str) -> None:
+    code = "import sys; from dealer_assets.core.warehouse import engine_for; engine_for(sys.argv[1])"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, warehouse_url], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    dispose_engines()
+    engine = engine_for(warehouse_url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
