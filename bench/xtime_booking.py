@@ -17,14 +17,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlalchemy as sa
-
+from dealer_assets.core.warehouse import dispose_engines, engine_for
 from dealer_assets.xtime.booker import Booker
 from dealer_assets.xtime.client import XtimeClient
 from dealer_assets.xtime.fake import FakeDealership, FakeState, FakeXtimeServer
 from dealer_assets.xtime.intake import RequestPaths, ingest_files
-from dealer_assets.xtime.settings import parse_xtime_settings
-from dealer_assets.xtime.tables import metadata
+from dealer_assets.xtime.settings import settings_from_document
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CREDENTIALS = ("bench-client", "bench-secret", "bench-key")
@@ -37,7 +35,7 @@ def run(requests: int, rate: float, workdir: Path) -> dict:
         rate_limit=rate,
     )
     with FakeXtimeServer(state) as server:
-        settings = parse_xtime_settings(
+        settings = settings_from_document(
             {
                 "xtime": {
                     "base_url": server.url,
@@ -63,8 +61,7 @@ def run(requests: int, rate: float, workdir: Path) -> dict:
             "bench.yaml",
         )
         client = XtimeClient.from_settings(settings, dict(zip("CSK", CREDENTIALS, strict=True)))
-        engine = sa.create_engine(f"sqlite:///{workdir / 'bench.db'}")
-        metadata.create_all(engine)
+        engine = engine_for(f"sqlite:///{workdir / 'bench.db'}")
         paths = RequestPaths(workdir)
         paths.incoming.mkdir(parents=True, exist_ok=True)
         lines = [
@@ -91,7 +88,7 @@ def run(requests: int, rate: float, workdir: Path) -> dict:
         result = booker.run()
         elapsed = time.perf_counter() - started
         stats = json.loads(client._client().get(f"{server.url}/_control/stats").text)
-        engine.dispose()
+        dispose_engines()
     booked = result.outcomes.get("booked", 0)
     return {
         "requests": requests,

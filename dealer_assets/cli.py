@@ -13,10 +13,12 @@ from dealer_assets.core.commands import instance
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.errors import ConfigError
 from dealer_assets.dms import cli as dms_cli
+from dealer_assets.xtime import cli as xtime_cli
 
 
 def catch_up(args: argparse.Namespace, env: DealerEnv) -> int:
     ok = dms_cli.catch_up(env, instance())
+    ok = xtime_cli.catch_up(env, instance()) and ok
     return 0 if ok else 1
 
 
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("catch-up", help="process everything pending, in order").set_defaults(handler=catch_up)
     dms_cli.register(sub)
+    xtime_cli.register(sub)
     args = parser.parse_args(argv)
     try:
         return args.handler(args, DealerEnv.load())

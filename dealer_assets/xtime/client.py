@@ -26,7 +26,7 @@ from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 from tenacity.wait import wait_base
 
-from dealer_assets.config import ConfigError
+from dealer_assets.core.errors import ConfigError
 from dealer_assets.xtime.settings import SCOPE, XtimeSettings
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,8 @@
 It serves the token endpoint and the four scheduling calls over in-memory dealerships, enforces its own rate
 limit (429 with Retry-After), counts every call, and injects failures on demand through `/_control/failures`:
 `429`, `500`, `success_false` (HTTP 200), `timeout` (answers after `delay` seconds, doing nothing), `lost` (books,
-then answers only after `delay` seconds, so the client never sees it), `expire_tokens` (revokes every token,
+then answers only after `delay` seconds, so the client never sees it), `lost_error` (books, then answers 502),
+`expire_tokens` (revokes every token,
 so the call gets a 401).
 """
 
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dealer_assets.config import ConfigError
+from dealer_assets.core.errors import ConfigError
 from dealer_assets.xtime.fake_state import (
     API_PATHS,
     Failure,
@@ -106,6 +107,8 @@ def build_app(state: FakeState) -> Starlette:
         answer = await handler(state, dealer, request)
         if failure is not None and failure.kind == "lost":
             await _pause(state, failure.delay)
+        if failure is not None and failure.kind == "lost_error":
+            return _error(502, "BAD_GATEWAY", "upstream answer lost")
         return answer
 
     async def control_failures(request: Request) -> JSONResponse:

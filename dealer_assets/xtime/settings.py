@@ -12,19 +12,17 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StrictStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from dealer_assets.config import ConfigError
+from dealer_assets.core.settings_file import KeyedError, read_document, validate_section
 
 DEALERSHIP_ID = re.compile(r"^[a-z0-9_]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -131,16 +129,16 @@ class XtimeSettings(_Strict):
         dms: dict[str, str] = {}
         for name, d in self.dealerships.items():
             if not DEALERSHIP_ID.match(name):
-                raise _KeyedError(f"dealerships.{name}", "a dealership id is [a-z0-9_]+")
+                raise KeyedError(f"dealerships.{name}", "a dealership id is [a-z0-9_]+")
             if d.dealer_code in codes:
-                raise _KeyedError(
+                raise KeyedError(
                     f"dealerships.{name}.dealer_code",
                     f"{d.dealer_code!r} is already the dealer code of {codes[d.dealer_code]}",
                 )
             codes[d.dealer_code] = name
             if d.dms_dealer_id is not None:
                 if d.dms_dealer_id in dms:
-                    raise _KeyedError(
+                    raise KeyedError(
                         f"dealerships.{name}.dms_dealer_id",
                         f"{d.dms_dealer_id!r} is already linked to {dms[d.dms_dealer_id]}",
                     )
@@ -148,50 +146,10 @@ class XtimeSettings(_Strict):
         return self
 
 
-class _KeyedError(ValueError):
-    """A validation error that knows its dotted key below the model that raised it."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
-        self.message = message
-
-
-def _format(path: Path, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ["xtime", *(str(p) for p in err["loc"] if not str(p).startswith(("function-", "constrained-")))]
-        ctx_err = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, _KeyedError):
-            loc.append(ctx_err.key)
-            message = ctx_err.message
-        elif err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        else:
-            message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{path}: {'.'.join(loc)}: {message}")
-    return "invalid settings:\n  " + "\n  ".join(dict.fromkeys(lines))
-
-
-def parse_xtime_settings(document: object, path: Path | str = "<settings>") -> XtimeSettings | None:
+def settings_from_document(document: dict, path: Path | str) -> XtimeSettings | None:
     """The `xtime` section of an already-read settings document; None when the key is absent."""
-    path = Path(path)
-    if not isinstance(document, dict) or "xtime" not in document:
-        return None
-    try:
-        return XtimeSettings.model_validate(document["xtime"])
-    except ValidationError as exc:
-        raise ConfigError(_format(path, exc)) from exc
+    return validate_section(XtimeSettings, document, "xtime", path)
 
 
 def load_xtime_settings(path: Path | str) -> XtimeSettings | None:
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"invalid settings:\n  {path}: file not found (set DEALER_SETTINGS_FILE)") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid settings:\n  {path}: not valid YAML: {exc}") from exc
-    return parse_xtime_settings(document, path)
+    return settings_from_document(read_document(path), path)

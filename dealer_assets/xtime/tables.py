@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
-TS = sa.DateTime(timezone=True)
+from dealer_assets.core.warehouse import TS, metadata
 
 appointment_requests = sa.Table(
     "appointment_requests",

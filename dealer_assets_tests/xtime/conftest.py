@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from dealer_assets.core.warehouse import engine_for
 from dealer_assets.xtime.client import XtimeClient
 from dealer_assets.xtime.fake import FakeDealership, FakeState, FakeXtimeServer
-from dealer_assets.xtime.settings import XtimeSettings, parse_xtime_settings
-from dealer_assets.xtime.tables import metadata
+from dealer_assets.xtime.settings import XtimeSettings, settings_from_document
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CREDENTIALS = {
@@ -89,7 +88,7 @@ def fake() -> Iterator[FakeXtimeServer]:
 
 @pytest.fixture
 def settings(fake: FakeXtimeServer) -> XtimeSettings:
-    return parse_xtime_settings(settings_document(fake.url), "test.yaml")
+    return settings_from_document(settings_document(fake.url), "test.yaml")
 
 
 def make_client(settings: XtimeSettings, **kw) -> XtimeClient:
@@ -105,11 +104,9 @@ def client(settings: XtimeSettings) -> Iterator[XtimeClient]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    eng = sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
-    metadata.create_all(eng)
-    yield eng
-    eng.dispose()
+def engine(warehouse_url: str) -> sa.Engine:
+    """The warehouse as the area uses it (migrated by Alembic), on SQLite and on PostgreSQL."""
+    return engine_for(warehouse_url)
 
 
 def control(server: FakeXtimeServer, path: str, body: dict | None = None) -> dict:

@@ -206,9 +206,9 @@ import sys
 import sqlalchemy as sa
 from dealer_assets.xtime.booker import Booker
 from dealer_assets.xtime.client import XtimeClient
-from dealer_assets.xtime.settings import parse_xtime_settings
+from dealer_assets.xtime.settings import settings_from_document
 import json
-settings = parse_xtime_settings(json.loads(sys.argv[2]), "test.yaml")
+settings = settings_from_document(json.loads(sys.argv[2]), "test.yaml")
 client = XtimeClient.from_settings(settings, timeout_seconds=60)
 Booker(sa.create_engine(sys.argv[1]), client, settings).run()
 """

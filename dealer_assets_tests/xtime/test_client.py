@@ -11,7 +11,7 @@ import pytest
 
 from dealer_assets.xtime.client import AnswerLost, XtimeError
 from dealer_assets.xtime.fake import FakeState, FakeXtimeServer
-from dealer_assets.xtime.settings import parse_xtime_settings
+from dealer_assets.xtime.settings import settings_from_document
 from dealer_assets_tests.xtime.conftest import (
     CREDENTIALS,
     control,
@@ -140,7 +140,7 @@ def test_a_throttled_booking_is_retried_because_it_was_not_processed(fake, clien
 def test_the_rate_limit_holds_and_the_wait_is_measured():
     state = FakeState(fake_dealerships(), *CREDENTIALS.values(), rate_limit=10)
     with FakeXtimeServer(state) as server:
-        settings = parse_xtime_settings(settings_document(server.url), "test.yaml")
+        settings = settings_from_document(settings_document(server.url), "test.yaml")
         client = make_client(settings, timeout_seconds=5)
         started = time.monotonic()
         for _ in range(25):

@@ -12,17 +12,25 @@ import sqlalchemy as sa
 import yaml
 
 from dealer_assets.core.defs import build_core_defs
+from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.xtime import store
 from dealer_assets.xtime.defs import build_defs
 from dealer_assets.xtime.defs.sensors import BOOKING_JOB, CATALOG_JOB
 from dealer_assets.xtime.intake import RequestPaths
 from dealer_assets_tests.conftest import BASIC_SETTINGS, make_root
-from dealer_assets_tests.xtime.conftest import CREDENTIALS, settings_document
+from dealer_assets_tests.xtime.conftest import CREDENTIALS, control, settings_document
 
-REQUEST = {"request_id": "web-1", "dealership": "d100", "first_name": "Ann", "last_name": "Lee",
-           "email": "ann@example.com", "phone": "555-201-3344", "vin": "1FTFW1E50NFA00001",
-           "earliest": "2026-12-01T09:00"}
+REQUEST = {
+    "request_id": "web-1",
+    "dealership": "d100",
+    "first_name": "Ann",
+    "last_name": "Lee",
+    "email": "ann@example.com",
+    "phone": "555-201-3344",
+    "vin": "1FTFW1E50NFA00001",
+    "earliest": "2026-12-01T09:00",
+}
 
 
 def iso(moment: datetime) -> str:
@@ -37,16 +45,19 @@ def area(tmp_path, fake, warehouse_url, monkeypatch):
     document = yaml.safe_load(BASIC_SETTINGS) | settings_document(fake.url)
     now = datetime.now(UTC)
     d = document["xtime"]["dealerships"]
-    d["d300"]["invitation"]["issued_at"] = iso(now - timedelta(hours=80))        # expired
-    d["d200"]["invitation"].update(completed_at=iso(now - timedelta(hours=2)), confirmed_at=None)  # within 24 h
+    d["d300"]["invitation"]["issued_at"] = iso(now - timedelta(hours=80))  # expired
+    d["d200"]["invitation"].update(
+        completed_at=iso(now - timedelta(hours=2)), confirmed_at=None
+    )  # within 24 h
     root.settings(yaml.safe_dump(document))
     env = root.dealer_env()
     return root, dg.Definitions.merge(build_core_defs(env), build_defs(env))
 
 
 def run(defs: dg.Definitions, job: str) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def(job).execute_in_process(instance=dg.DagsterInstance.ephemeral(),
-                                                        raise_on_error=False)
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -54,8 +65,11 @@ def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluati
 
 
 def materialization(result: dg.ExecuteInProcessResult, key: str) -> dict:
-    [event] = [e for e in result.get_asset_materialization_events()
-               if e.event_specific_data.materialization.asset_key == dg.AssetKey(key)]
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key == dg.AssetKey(key)
+    ]
     return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
 
@@ -64,7 +78,11 @@ def test_catalog_then_requests_then_bookings_with_metadata_and_checks(area, fake
     incoming = RequestPaths(root.paths.data_dir).incoming
     incoming.mkdir(parents=True)
     (incoming / "web.jsonl").write_text(
-        json.dumps(REQUEST) + "\n" + json.dumps(REQUEST | {"request_id": "web-2", "dealership": "d200"}) + "\nnope\n")
+        json.dumps(REQUEST)
+        + "\n"
+        + json.dumps(REQUEST | {"request_id": "web-2", "dealership": "d200"})
+        + "\nnope\n"
+    )
 
     catalog = run(defs, CATALOG_JOB)
     assert catalog.success
@@ -92,7 +110,9 @@ def test_catalog_then_requests_then_bookings_with_metadata_and_checks(area, fake
     assert "d200: opt-in completed" in confirmed.description
     assert result["no_unconfirmed_bookings"].passed
     assert not result["request_lines_valid"].passed
-    rows = dict(store.read_requests(engine_for(root.paths.warehouse_url)).select("request_id", "status").rows())
+    rows = dict(
+        store.read_requests(engine_for(root.paths.warehouse_url)).select("request_id", "status").rows()
+    )
     assert rows == {"web-1": "booked", "web-2": "held_not_enrolled", "web.jsonl#3": "invalid"}
 
     again = run(defs, BOOKING_JOB)
@@ -110,9 +130,7 @@ def test_overdue_confirmation_fails_and_an_unconfirmed_booking_is_listed(area, f
     incoming.mkdir(parents=True)
     (incoming / "web.jsonl").write_text(json.dumps({k: v for k, v in REQUEST.items() if k != "vin"}) + "\n")
     assert run(defs, CATALOG_JOB).success
-    fake.state.failures.append(
-        __import__("dealer_assets.xtime.fake_state", fromlist=["Failure"]).Failure(
-            kind="lost", path="/service/appointments-bookings", delay=1.0))
+    control(fake, "failures", {"kind": "lost_error", "path": "/service/appointments-bookings"})
     result = checks(run(defs, BOOKING_JOB))
     overdue = result["enrollment_confirmed_within_24h"]
     assert not overdue.passed and overdue.severity == dg.AssetCheckSeverity.ERROR
@@ -126,13 +144,25 @@ def test_service_requests_of_bookable_types_become_requests(area, fake):
     engine = engine_for(root.paths.warehouse_url)
     table = sa.Table("service_requests", sa.MetaData(), autoload_with=engine)
     now = datetime.now(UTC)
-    base = {"source": "generic", "vin": "1FTFW1E50NFA00002", "dealer_id": "D100", "client": "Client One",
-            "stock_no": "S1", "vehicle_type": "Used", "status": "active", "created_at": now, "updated_at": now}
+    base = {
+        "source": "generic",
+        "vin": "1FTFW1E50NFA00002",
+        "dealer_id": "D100",
+        "client": "Client One",
+        "stock_no": "S1",
+        "vehicle_type": "Used",
+        "status": "active",
+        "created_at": now,
+        "updated_at": now,
+    }
     with engine.begin() as conn:
-        conn.execute(table.insert(), [
-            base | {"sr_id": "sr1", "service_request_type": "Mechanical Recon"},
-            base | {"sr_id": "sr2", "service_request_type": "Used Recon", "vin": "1FTFW1E50NFA00003"},
-        ])
+        conn.execute(
+            table.insert(),
+            [
+                base | {"sr_id": "sr1", "service_request_type": "Mechanical Recon"},
+                base | {"sr_id": "sr2", "service_request_type": "Used Recon", "vin": "1FTFW1E50NFA00003"},
+            ],
+        )
     assert run(defs, CATALOG_JOB).success
     assert run(defs, BOOKING_JOB).success
     rows = store.read_requests(engine)
@@ -146,20 +176,36 @@ def test_lineage_from_service_requests_to_bookings(area):
     requests = graph.get(dg.AssetKey("appointment_requests"))
     bookings = graph.get(dg.AssetKey("xtime_bookings"))
     assert dg.AssetKey(["generic", "service_requests"]) in requests.parent_keys
-    assert {dg.AssetKey("appointment_requests"), dg.AssetKey("xtime_service_catalog")} == set(bookings.parent_keys)
+    assert {dg.AssetKey("appointment_requests"), dg.AssetKey("xtime_service_catalog")} == set(
+        bookings.parent_keys
+    )
 
 
-def test_the_sensor_asks_for_a_run_when_a_request_file_arrives(area):
+def test_the_sensor_asks_for_a_run_when_a_request_file_arrives_and_when_a_dealership_is_confirmed(area):
     root, defs = area
     sensor = defs.resolve_sensor_def("xtime_requests_sensor")
-    resources = {k: defs.resolve_resource(k) for k in ("dealer_env", "warehouse")} if hasattr(
-        defs, "resolve_resource") else None
-    ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), definitions=defs)
-    first = sensor(ctx)
-    assert [r.job_name for r in first] == [CATALOG_JOB]
+
+    def evaluate() -> list[str]:
+        resources = {
+            "dealer_env": DealerEnvironment.of(root.paths),
+            "warehouse": WarehouseResource(url=root.paths.warehouse_url),
+        }
+        ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources=resources)
+        result = sensor(ctx)
+        return [] if isinstance(result, dg.SkipReason) else sorted(r.job_name for r in result)
+
+    assert evaluate() == [CATALOG_JOB]
+    assert run(defs, CATALOG_JOB).success
+    assert evaluate() == []
     incoming = RequestPaths(root.paths.data_dir).incoming
     incoming.mkdir(parents=True)
-    (incoming / "web.jsonl").write_text(json.dumps(REQUEST) + "\n")
-    second = sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), definitions=defs))
-    assert sorted(r.job_name for r in second) == [BOOKING_JOB, CATALOG_JOB]
-    assert resources is None or resources
+    (incoming / "web.jsonl").write_text(json.dumps(REQUEST | {"dealership": "d200"}) + "\n")
+    assert evaluate() == [BOOKING_JOB]
+    assert run(defs, BOOKING_JOB).success
+    assert evaluate() == []
+    document = yaml.safe_load(root.paths.settings_file.read_text())
+    invitation = document["xtime"]["dealerships"]["d200"]["invitation"]
+    invitation["confirmed_at"] = iso(datetime.now(UTC))
+    document["xtime"]["dealerships"]["d200"]["opcode"] = "Tell Us More"
+    root.settings(yaml.safe_dump(document))
+    assert evaluate() == [BOOKING_JOB]

@@ -17,10 +17,10 @@ from dealer_assets.xtime.domain.requests import (
     parse_request_lines,
     requests_from_service_requests,
 )
-from dealer_assets.xtime.settings import parse_xtime_settings
+from dealer_assets.xtime.settings import settings_from_document
 from dealer_assets_tests.xtime.conftest import settings_document
 
-SETTINGS = parse_xtime_settings(settings_document("http://127.0.0.1:1"), "t.yaml")
+SETTINGS = settings_from_document(settings_document("http://127.0.0.1:1"), "t.yaml")
 GOOD = {
     "request_id": "r1",
     "dealership": "d100",
@@ -203,7 +203,7 @@ def test_service_requests_of_listed_types_at_linked_dealerships_become_requests(
 def _settings_with(invitation: dict):
     doc = settings_document("http://127.0.0.1:1")
     doc["xtime"]["dealerships"]["d300"]["invitation"] = invitation
-    return parse_xtime_settings(doc, "t.yaml")
+    return settings_from_document(doc, "t.yaml")
 
 
 ISSUED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)

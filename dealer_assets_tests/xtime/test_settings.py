@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from dealer_assets.config import ConfigError
-from dealer_assets.xtime.settings import load_xtime_settings, parse_xtime_settings
+from dealer_assets.core.errors import ConfigError
+from dealer_assets.xtime.settings import load_xtime_settings, settings_from_document
 from dealer_assets_tests.xtime.conftest import settings_document
 
 BASE = settings_document("http://127.0.0.1:8720")
@@ -28,7 +28,7 @@ def with_change(path: str, value: object) -> dict:
 
 def error_of(doc: dict) -> str:
     with pytest.raises(ConfigError) as info:
-        parse_xtime_settings(doc, "conf/dealer_feeds.yaml")
+        settings_from_document(doc, "conf/dealer_feeds.yaml")
     return str(info.value)
 
 
@@ -47,7 +47,7 @@ def test_defaults_and_absent_key():
             },
         }
     }
-    s = parse_xtime_settings(minimal, "f.yaml")
+    s = settings_from_document(minimal, "f.yaml")
     assert s.base_url == "https://api.coxautoinc.com/xtime"
     assert s.token_url == "https://auth.coxautoinc.com/token"
     assert s.requests_per_second == 10
@@ -59,7 +59,7 @@ def test_defaults_and_absent_key():
         None,
         None,
     )
-    assert parse_xtime_settings({"sources": {}}, "f.yaml") is None
+    assert settings_from_document({"sources": {}}, "f.yaml") is None
 
 
 @pytest.mark.parametrize(

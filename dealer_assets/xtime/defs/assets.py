@@ -1,8 +1,6 @@
 """The Xtime assets: `xtime_service_catalog`, `appointment_requests` (fed by every DMS source's
 `service_requests`) and `xtime_bookings`, with their checks beside them."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 import dagster as dg

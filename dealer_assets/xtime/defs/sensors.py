@@ -1,8 +1,6 @@
 """Freshness: a sensor for new request files, newly eligible service requests and requests that became
 bookable (an opt-in confirmed, a lost answer to look up), and schedules for the catalog and a safety net."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 from datetime import UTC, datetime
