@@ -4,8 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# Dev-only credentials that the fake Xtime (`dealer-assets xtime fake`) accepts; never real ones.
+export XTIME_CLIENT_ID ?= dev-fake-client
+export XTIME_CLIENT_SECRET ?= dev-fake-secret
+export XTIME_API_KEY ?= dev-fake-api-key
+XTIME_FAKE_PORT ?= 8720
 
-.PHONY: dev test test-fast lint install samples bench validate clean-state
+.PHONY: xtime-fake xtime-samples dev test test-fast lint install samples bench validate clean-state
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +28,20 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.dev.yaml
 samples: install
 	$(BIN)/python -m dealer_assets.dms.samples stage
 
-## Install, stage the sample feeds, and start the Dagster UI and daemon (http://127.0.0.1:3000).
-dev: install $(DAGSTER_HOME)/dagster.yaml samples
+## Stage the sample appointment requests into the Xtime drop zone (once).
+xtime-samples:
+	@mkdir -p data/appointments/incoming
+	@test -f data/appointments/.samples-staged || { cp data/samples/appointments/*.jsonl data/appointments/incoming/ \
+		&& touch data/appointments/.samples-staged; }
+
+## The fake Xtime alone, in the foreground (the sample settings point at it).
+xtime-fake: install
+	$(BIN)/dealer-assets xtime fake --port $(XTIME_FAKE_PORT)
+
+## Install, stage the samples, start the fake Xtime and the Dagster UI and daemon (http://127.0.0.1:3000).
+dev: install $(DAGSTER_HOME)/dagster.yaml samples xtime-samples
+	$(BIN)/dealer-assets xtime fake --port $(XTIME_FAKE_PORT) & fake=$$!; \
+	trap 'kill $$fake 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
@@ -48,4 +65,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean-state:
-	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* $(DAGSTER_HOME)
+	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* data/appointments $(DAGSTER_HOME)
