@@ -31,7 +31,7 @@ samples: install
 ## Stage the sample appointment requests into the Xtime drop zone (once).
 xtime-samples:
 	@mkdir -p data/appointments/incoming
-	@test -f data/appointments/.samples-staged || { cp data/samples/appointments/*.jsonl data/appointments/incoming/ \
+	@test -f data/appointments/.samples-staged || { cp data/samples_xtime/*.jsonl data/appointments/incoming/ \
 		&& touch data/appointments/.samples-staged; }
 
 ## The fake Xtime alone, in the foreground (the sample settings point at it).
