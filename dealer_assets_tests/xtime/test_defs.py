@@ -195,14 +195,14 @@ def test_the_sensor_asks_for_a_run_when_a_request_file_arrives_and_when_a_dealer
         return [] if isinstance(result, dg.SkipReason) else sorted(r.job_name for r in result)
 
     assert evaluate() == [CATALOG_JOB]
-    assert run(defs, CATALOG_JOB).success
-    assert evaluate() == []
     incoming = RequestPaths(root.paths.data_dir).incoming
     incoming.mkdir(parents=True)
     (incoming / "web.jsonl").write_text(json.dumps(REQUEST | {"dealership": "d200"}) + "\n")
+    assert evaluate() == [CATALOG_JOB]  # bookings wait for the catalog
+    assert run(defs, CATALOG_JOB).success
     assert evaluate() == [BOOKING_JOB]
     assert run(defs, BOOKING_JOB).success
-    assert evaluate() == []
+    assert evaluate() == []  # the request is held: d200 is not confirmed
     document = yaml.safe_load(root.paths.settings_file.read_text())
     invitation = document["xtime"]["dealerships"]["d200"]["invitation"]
     invitation["confirmed_at"] = iso(datetime.now(UTC))

@@ -64,6 +64,8 @@ def build_sensor(jobs: list) -> dg.SensorDefinition:
         if work.get("catalog_missing"):
             key = "catalog:" + ",".join(work["catalog_missing"])
             runs.append(dg.RunRequest(job_name=CATALOG_JOB, run_key=key[:500]))
+        if runs:
+            return runs  # bookings wait for the catalog: without it every request would wait for its opcode
         if work.get("files") or work.get("service_requests") or work.get("actionable"):
             digest = hashlib.sha256(json.dumps(work, sort_keys=True).encode()).hexdigest()[:24]
             runs.append(dg.RunRequest(job_name=BOOKING_JOB, run_key=f"xtime:{digest}"))
