@@ -16,10 +16,12 @@ from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.xtime import store
 from dealer_assets.xtime.defs import build_defs
+from dealer_assets.xtime.defs.assets import xtime_service_catalog
 from dealer_assets.xtime.defs.sensors import BOOKING_JOB, CATALOG_JOB
 from dealer_assets.xtime.intake import RequestPaths
+from dealer_assets.xtime.settings import load_xtime_settings
 from dealer_assets_tests.conftest import BASIC_SETTINGS, make_root
-from dealer_assets_tests.xtime.conftest import CREDENTIALS, control, settings_document
+from dealer_assets_tests.xtime.conftest import CREDENTIALS, control, make_client, settings_document
 
 REQUEST = {
     "request_id": "web-1",
@@ -209,3 +211,27 @@ def test_the_sensor_asks_for_a_run_when_a_request_file_arrives_and_when_a_dealer
     document["xtime"]["dealerships"]["d200"]["opcode"] = "Tell Us More"
     root.settings(yaml.safe_dump(document))
     assert evaluate() == [BOOKING_JOB]
+
+
+def test_the_catalog_asset_through_materialize(area, fake):
+    root, _ = area
+    settings = load_xtime_settings(root.paths.settings_file)
+    result = dg.materialize(
+        [xtime_service_catalog],
+        resources={
+            "dealer_env": DealerEnvironment.of(root.paths),
+            "warehouse": WarehouseResource(url=root.paths.warehouse_url),
+            "xtime": make_client(settings),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    meta = materialization(result, "xtime_service_catalog")
+    assert meta["dagster/row_count"] == 12  # three dealerships, four published services each
+    services = store.read_services(engine_for(root.paths.warehouse_url))
+    assert services.filter(services["dealership"] == "d100")["opcode"].sort().to_list() == [
+        "Multi-Point Inspection",
+        "Oil Change",
+        "Tell Us More",
+        "Tire Rotation",
+    ]

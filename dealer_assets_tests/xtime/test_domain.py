@@ -198,6 +198,10 @@ def test_service_requests_of_listed_types_at_linked_dealerships_become_requests(
     assert (out["sr-a2"]["dealership"], out["sr-a2"]["earliest"]) == ("d200", "2026-11-29T11:00:00")
     assert out["sr-a1"]["origin"] == "service_request" and out["sr-a1"]["sr_id"] == "a1"
     assert out["sr-a1"]["comment"] == "Mechanical Recon for stock S1 (service request a1)"
+    unconfirmed = settings_document("http://127.0.0.1:1")
+    unconfirmed["xtime"]["dealerships"]["d200"]["invitation"]["confirmed_at"] = None
+    waiting = requests_from_service_requests(srs, settings_from_document(unconfirmed, "t.yaml"), now)
+    assert waiting["request_id"].to_list() == ["sr-a1"]
 
 
 def _settings_with(invitation: dict):

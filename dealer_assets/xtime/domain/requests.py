@@ -195,16 +195,17 @@ SERVICE_REQUEST_SCHEMA = {
 
 
 def requests_from_service_requests(srs: pl.DataFrame, settings: XtimeSettings, now: datetime) -> pl.DataFrame:
-    """Active SRs of a bookable type at a dealership linked by `dms_dealer_id` become requests `sr-<sr_id>`.
+    """Active SRs of a bookable type at an enrolled (confirmed) dealership linked by `dms_dealer_id` become
+    requests `sr-<sr_id>`; at a dealership not confirmed yet they wait, so their window starts when it is.
 
-    Their window starts at the later of the SR's creation and `now`, in the dealership's local time, and runs
+    The window starts at the later of the SR's creation and `now`, in the dealership's local time, and runs
     7 days; a stored request is never re-derived (the caller inserts only new ids), so this is fixed once.
     """
     links = pl.DataFrame(
         [
             {"dealer_id": d.dms_dealer_id, "dealership": k, "time_zone": d.time_zone}
             for k, d in settings.dealerships.items()
-            if d.dms_dealer_id is not None
+            if d.dms_dealer_id is not None and d.invitation.confirmed_at is not None
         ],
         schema={"dealer_id": pl.String(), "dealership": pl.String(), "time_zone": pl.String()},
     )
