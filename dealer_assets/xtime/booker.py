@@ -125,7 +125,7 @@ class Booker:
         try:
             slots = self._slots(dealer.dealer_code, dealer.opcode, request)
         except XtimeError as exc:
-            self._failed(rid, exc, result, definitive=not exc.retryable)
+            self._failed(rid, exc, result, definitive=exc.about_request)
             return
         except httpx.TransportError as exc:
             self._failed(rid, exc, result, definitive=False)
@@ -164,9 +164,27 @@ class Booker:
                 dealer.dealer_code, {k: v for k, v in payload.items() if v is not None}
             )
         except XtimeError as exc:
-            store.record_outcome(
-                self.engine, rid, attempt_no, "rejected", "rejected", f"{exc.code}: {exc.message}", self.now()
-            )
+            if exc.about_request:
+                store.record_outcome(
+                    self.engine,
+                    rid,
+                    attempt_no,
+                    "rejected",
+                    "rejected",
+                    f"{exc.code}: {exc.message}",
+                    self.now(),
+                )
+            else:
+                store.record_outcome(
+                    self.engine,
+                    rid,
+                    attempt_no,
+                    "not_sent",
+                    "pending",
+                    f"not booked ({exc}); sent again on a later run",
+                    self.now(),
+                )
+                result.errors.append(f"{rid}: {exc.code}")
             return
         except AnswerLost as exc:
             log.warning("request %s attempt %s: %s; looking it up", rid, attempt_no, exc)

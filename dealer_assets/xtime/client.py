@@ -36,13 +36,27 @@ BOOKING_PATH = "/service/appointments-bookings"
 class XtimeError(Exception):
     """An answer from Xtime that is an error: `success: false` (whatever the HTTP status) or an HTTP error."""
 
-    def __init__(self, code: str, message: str, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        *,
+        garbled: bool = False,
+    ):
         super().__init__(f"Xtime error {code}: {message}" + (f" (HTTP {status})" if status else ""))
         self.code, self.message, self.status, self.retry_after = code, message, status, retry_after
+        self.garbled = garbled
 
     @property
     def retryable(self) -> bool:
         return self.status is not None and (self.status == 429 or self.status >= 500)
+
+    @property
+    def about_request(self) -> bool:
+        """Xtime refused this request itself (not our credentials, not its load, not a garbled answer)."""
+        return not (self.retryable or self.garbled or self.code == "TOKEN" or self.status in (401, 403))
 
 
 class AnswerLost(Exception):
@@ -264,6 +278,7 @@ class XtimeClient(dg.ConfigurableResource):
                 "unexpected answer",
                 response.status_code,
                 _retry_after(response),
+                garbled=response.status_code < 400,
             )
         return body
 
@@ -299,7 +314,8 @@ class XtimeClient(dg.ConfigurableResource):
         )
 
     def book(self, dealer_code: str, payload: dict) -> str:
-        """The new appointment's id; XtimeError when Xtime refused it; AnswerLost when the outcome is unknown."""
+        """The new appointment's id; XtimeError when it was not booked (`about_request`: Xtime refused this
+        request; otherwise credentials or throttling); AnswerLost when the outcome is unknown."""
 
         def retry_on(exc: BaseException) -> bool:
             return _safe_transport_error(exc) or (isinstance(exc, XtimeError) and exc.status == 429)
@@ -309,7 +325,7 @@ class XtimeClient(dg.ConfigurableResource):
                 self._send, "POST", BOOKING_PATH, {"dealerCode": dealer_code}, payload
             )
         except XtimeError as exc:
-            if exc.status is not None and exc.status >= 500:
+            if (exc.status is not None and exc.status >= 500) or exc.garbled:
                 raise AnswerLost(f"booking answered {exc.code} (HTTP {exc.status})") from exc
             raise
         except httpx.TransportError as exc:

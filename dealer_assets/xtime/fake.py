@@ -3,7 +3,7 @@
 It serves the token endpoint and the four scheduling calls over in-memory dealerships, enforces its own rate
 limit (429 with Retry-After), counts every call, and injects failures on demand through `/_control/failures`:
 `429`, `500`, `success_false` (HTTP 200), `timeout` (answers after `delay` seconds, doing nothing), `lost` (books,
-then answers only after `delay` seconds, so the client never sees it), `lost_error` (books, then answers 502),
+then answers only after `delay` seconds, so the client never sees it), `lost_error` (books, then answers 502), `garbled` (books, then answers 200 with a body that is not JSON),
 `expire_tokens` (revokes every token,
 so the call gets a 401).
 """
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from dealer_assets.core.errors import ConfigError
@@ -109,6 +109,8 @@ def build_app(state: FakeState) -> Starlette:
             await _pause(state, failure.delay)
         if failure is not None and failure.kind == "lost_error":
             return _error(502, "BAD_GATEWAY", "upstream answer lost")
+        if failure is not None and failure.kind == "garbled":
+            return PlainTextResponse("<html>proxy error</html>", status_code=200)
         return answer
 
     async def control_failures(request: Request) -> JSONResponse:

@@ -240,3 +240,34 @@ def test_a_run_killed_after_booking_is_rerun_and_books_nothing_twice(
     assert statuses(engine) == {"r1": "booked" if with_vin else "unconfirmed", "r2": "booked"}
     assert sorted(a["label"] for a in fake.state.appointments) == ["r1", "r2"]
     assert fake.state.calls["/service/appointments-bookings"] == 2
+
+
+def test_throttling_or_refused_credentials_never_reject_a_request(fake, settings, engine, tmp_path):
+    drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
+    ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
+    booker(engine, settings).refresh_catalog()
+    control(
+        fake,
+        "failures",
+        {"kind": "429", "path": "/service/appointments-bookings", "count": 2, "retry_after": 0},
+    )
+    first = booker(engine, settings, max_attempts=2).run()
+    assert statuses(engine) == {"r1": "pending"} and first.errors
+    wrong = settings.model_copy(update={"token_url": settings.token_url + "-wrong"})
+    second = booker(engine, wrong).run()
+    assert statuses(engine) == {"r1": "pending"} and second.errors
+    booker(engine, settings).run()
+    assert statuses(engine) == {"r1": "booked"}
+    assert store.read_attempts(engine).sort("attempt_no")["outcome"].to_list() == ["not_sent", "booked"]
+
+
+def test_a_garbled_answer_to_a_booking_is_looked_up(fake, settings, engine, tmp_path):
+    drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
+    ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
+    b = booker(engine, settings)
+    b.refresh_catalog()
+    control(fake, "failures", {"kind": "garbled", "path": "/service/appointments-bookings"})
+    b.run()
+    assert statuses(engine) == {"r1": "booked"}
+    assert store.read_bookings(engine)["found_by"].to_list() == ["lookup"]
+    assert len(fake.state.appointments) == 1
