@@ -57,6 +57,13 @@ def _archive(data: bytes, sha: str, name: str, archive: Path) -> Path:
     return target
 
 
+def _utf8(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def ingest_files(engine: Engine, settings: XtimeSettings, paths: RequestPaths, now: datetime) -> pl.DataFrame:
     """Stores the requests of every incoming file; returns one row per file handled."""
     summary = []
@@ -69,13 +76,9 @@ def ingest_files(engine: Engine, settings: XtimeSettings, paths: RequestPaths, n
             path.unlink()
             continue
         archived = _archive(data, sha, path.name, paths.archive)
-        text = data.decode("utf-8-sig", errors="replace")
+        texts = [_utf8(raw) for raw in data.removeprefix(b"\xef\xbb\xbf").splitlines()]
         lines = pl.DataFrame(
-            {
-                "source_file": source_file,
-                "line_number": range(1, len(text.splitlines()) + 1),
-                "line": text.splitlines(),
-            },
+            {"source_file": source_file, "line_number": range(1, len(texts) + 1), "line": texts},
             schema=LINES_SCHEMA,
         )
         parsed = parse_request_lines(lines, settings, store.existing_request_keys(engine))

@@ -68,3 +68,14 @@ def test_same_name_new_bytes_is_a_new_file_whose_duplicates_are_kept_as_invalid(
     ]
     assert sorted(frame.filter(pl.col("status") == "pending")["request_id"]) == ["r1", "r9"]
     assert len(list(paths.archive.iterdir())) == 2
+
+
+def test_a_line_that_is_not_utf8_is_kept_invalid_and_the_others_flow(settings, engine, tmp_path):
+    paths = RequestPaths(tmp_path)
+    paths.incoming.mkdir(parents=True)
+    good = json.dumps(GOOD).encode()
+    latin = json.dumps(GOOD | {"request_id": "r2", "last_name": "Lée"}, ensure_ascii=False).encode("latin-1")
+    (paths.incoming / "mixed.jsonl").write_bytes(b"\xef\xbb\xbf" + good + b"\r\n" + latin + b"\n")
+    ingest_files(engine, settings, paths, NOW)
+    rows = store.read_requests(engine).sort("request_id").select("request_id", "status", "reason").rows()
+    assert rows == [("mixed.jsonl#2", "invalid", "not UTF-8 text"), ("r1", "pending", None)]

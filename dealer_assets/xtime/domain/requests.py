@@ -55,9 +55,13 @@ LINES_SCHEMA = {"source_file": pl.String(), "line_number": pl.Int64(), "line": p
 EXISTING_SCHEMA = {"request_id": pl.String(), "source_file": pl.String(), "line_number": pl.Int64()}
 
 
-def _decode(line: str) -> dict[str, str | None]:
-    """The one per-line step: JSON itself (polars' decoder fails a whole column on one bad line)."""
+def _decode(line: str | None) -> dict[str, str | None]:
+    """The one per-line step: JSON itself (polars' decoder fails a whole column on one bad line).
+
+    A line that is not UTF-8 arrives as None (never silently repaired)."""
     out: dict[str, str | None] = dict.fromkeys(FIELDS)
+    if line is None:
+        return out | {"_structure": "not UTF-8 text", "_fatal": True}
     try:
         obj = json.loads(line)
     except ValueError as exc:
@@ -84,7 +88,7 @@ def parse_request_lines(lines: pl.DataFrame, settings: XtimeSettings, existing: 
     A line already stored from the same file and line is dropped (a re-read after a kill); a request id stored
     from elsewhere, or repeated in this batch, makes the later line invalid.
     """
-    lines = lines.filter(pl.col("line").str.strip_chars() != "")
+    lines = lines.filter(pl.col("line").is_null() | (pl.col("line").str.strip_chars() != ""))
     decoded = pl.DataFrame(
         [_decode(t) for t in lines["line"]],
         schema={**dict.fromkeys(FIELDS, pl.String()), "_structure": pl.String(), "_fatal": pl.Boolean()},
