@@ -84,6 +84,14 @@ class Booker:
             request = requests[step["request_id"]]
             if step["action"] in ("hold", "wait_opcode", "unconfirm"):
                 store.set_status(self.engine, step["request_id"], step["status"], step["reason"], self.now())
+            elif step["action"] == "lookup" and request["dealership"] not in self.settings.dealerships:
+                store.set_status(
+                    self.engine,
+                    step["request_id"],
+                    "pending",
+                    "a booking answer was lost and the dealership is no longer configured: the lookup waits",
+                    self.now(),
+                )
             elif step["action"] == "lookup":
                 self._lookup(request, step["next_attempt_no"] - 1, result)
             elif step["action"] == "book":
