@@ -109,14 +109,15 @@ def test_a_lost_answer_without_vin_is_unconfirmed_and_never_resent(fake, setting
     assert store.read_bookings(engine).is_empty()
 
 
-def test_a_500_on_the_booking_goes_through_lookup_and_is_sent_again_only_on_the_next_run(
-    fake, settings, engine, tmp_path
+@pytest.mark.parametrize("kind", ["500", "timeout"])
+def test_a_failed_booking_goes_through_lookup_and_is_sent_again_only_on_the_next_run(
+    fake, settings, engine, tmp_path, kind
 ):
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings)
     b.refresh_catalog()
-    control(fake, "failures", {"kind": "500", "path": "/service/appointments-bookings"})
+    control(fake, "failures", {"kind": kind, "path": "/service/appointments-bookings", "delay": 1.0})
     b.run()
     assert statuses(engine) == {"r1": "pending"}
     assert fake.state.calls["/service/appointments"] == 1 and not fake.state.appointments
