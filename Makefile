@@ -4,8 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# Dev-only credentials that the fake Xtime (`dealer-assets xtime fake`) accepts; never real ones.
+export XTIME_CLIENT_ID ?= dev-fake-client
+export XTIME_CLIENT_SECRET ?= dev-fake-secret
+export XTIME_API_KEY ?= dev-fake-api-key
+XTIME_FAKE_PORT ?= 8720
+# Dev-only keys that the fake Protractor (`dealer-assets protractor fake`) and our receiver accept; never real ones.
+export PROTRACTOR_NORTH_CONNECTION_ID ?= 7c3e5f2a-91b4-4d6e-a0c8-2f1b9e4d7a63
+export PROTRACTOR_NORTH_API_KEY ?= dev-only-north-fake-key
+export PROTRACTOR_SOUTH_CONNECTION_ID ?= 0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9
+export PROTRACTOR_SOUTH_API_KEY ?= dev-only-south-fake-key
+PROTRACTOR_FAKE_PORT ?= 8710
+PROTRACTOR_RECEIVER_PORT ?= 8711
 
-.PHONY: dev test test-fast lint install samples bench validate clean-state
+.PHONY: xtime-fake xtime-samples dev test test-fast lint install samples bench validate clean-state
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,17 +35,24 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.dev.yaml
 samples: install
 	$(BIN)/python -m dealer_assets.dms.samples stage
 
-## Install, stage the sample feeds, and start the Dagster UI and daemon (http://127.0.0.1:3000), beside the
-## fake Protractor (127.0.0.1:8710, a stage change every 20 s) and our callback receiver (127.0.0.1:8711).
-## The keys below are the fake's, for development only; real ones come from the real environment.
-dev: export PROTRACTOR_NORTH_CONNECTION_ID := 7c3e5f2a-91b4-4d6e-a0c8-2f1b9e4d7a63
-dev: export PROTRACTOR_NORTH_API_KEY := dev-only-north-fake-key
-dev: export PROTRACTOR_SOUTH_CONNECTION_ID := 0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9
-dev: export PROTRACTOR_SOUTH_API_KEY := dev-only-south-fake-key
-dev: install $(DAGSTER_HOME)/dagster.yaml samples
-	$(BIN)/dealer-assets protractor fake --port 8710 --churn-seconds 20 & fake=$$!; \
-	$(BIN)/dealer-assets protractor serve --port 8711 & receiver=$$!; \
-	trap 'kill $$fake $$receiver 2>/dev/null' EXIT INT TERM; \
+## Stage the sample appointment requests into the Xtime drop zone (once).
+xtime-samples:
+	@mkdir -p data/appointments/incoming
+	@test -f data/appointments/.samples-staged || { cp data/samples_xtime/*.jsonl data/appointments/incoming/ \
+		&& touch data/appointments/.samples-staged; }
+
+## The fake Xtime alone, in the foreground (the sample settings point at it).
+xtime-fake: install
+	$(BIN)/dealer-assets xtime fake --port $(XTIME_FAKE_PORT)
+
+## Install, stage the samples, start the fakes (Xtime; Protractor with a stage change every 20 s), our
+## Protractor callback receiver, and the Dagster UI and daemon (http://127.0.0.1:3000).
+dev: install $(DAGSTER_HOME)/dagster.yaml samples xtime-samples
+	$(BIN)/dealer-assets xtime fake --port $(XTIME_FAKE_PORT) & fake=$$!; \
+	$(BIN)/dealer-assets protractor fake --port $(PROTRACTOR_FAKE_PORT) --churn-seconds 20 \
+		--receiver-url http://127.0.0.1:$(PROTRACTOR_RECEIVER_PORT)/integrations/protractor/events & pfake=$$!; \
+	$(BIN)/dealer-assets protractor serve --port $(PROTRACTOR_RECEIVER_PORT) & receiver=$$!; \
+	trap 'kill $$fake $$pfake $$receiver 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
@@ -57,4 +76,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean-state:
-	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* $(DAGSTER_HOME)
+	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* data/appointments $(DAGSTER_HOME)

@@ -14,11 +14,13 @@ from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.errors import ConfigError
 from dealer_assets.dms import cli as dms_cli
 from dealer_assets.protractor import cli as protractor_cli
+from dealer_assets.xtime import cli as xtime_cli
 
 
 def catch_up(args: argparse.Namespace, env: DealerEnv) -> int:
     ok = dms_cli.catch_up(env, instance())
     ok = protractor_cli.catch_up(env, instance()) and ok
+    ok = xtime_cli.catch_up(env, instance()) and ok
     return 0 if ok else 1
 
 
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("catch-up", help="process everything pending, in order").set_defaults(handler=catch_up)
     dms_cli.register(sub)
     protractor_cli.register(sub)
+    xtime_cli.register(sub)
     args = parser.parse_args(argv)
     try:
         return args.handler(args, DealerEnv.load())
