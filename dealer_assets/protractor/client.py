@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 
 import dagster as dg
@@ -61,8 +61,6 @@ def _retry_after(value: str | None) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        from datetime import UTC, datetime
-
         return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 

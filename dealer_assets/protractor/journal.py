@@ -18,6 +18,7 @@ import polars as pl
 
 from dealer_assets.protractor.domain.workorders import TS
 
+FLUSHES_IN_FLIGHT = 4
 JOURNAL_SCHEMA: dict[str, pl.DataType] = {
     "event_id": pl.String,
     "location_id": pl.String,
@@ -76,21 +77,34 @@ class Journal:
         await done
 
     async def _writer(self) -> None:
+        """Drain the queue into a batch; up to FLUSHES_IN_FLIGHT batches are written and fsync'd at once, so
+        callbacks arriving during one fsync do not wait for it to end before theirs starts."""
         assert self._queue is not None
+        slots = asyncio.Semaphore(FLUSHES_IN_FLIGHT)
+        flushing: set[asyncio.Task] = set()
         while True:
             batch = [await self._queue.get()]
+            await slots.acquire()
             while not self._queue.empty() and len(batch) < 5000:
                 batch.append(self._queue.get_nowait())
-            try:
-                await asyncio.to_thread(_write_batch, batch)
-            except Exception as exc:  # noqa: BLE001 - every waiter must learn that its line is not stored
-                for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(exc)
-                continue
+            task = asyncio.create_task(self._flush(batch, slots))
+            flushing.add(task)
+            task.add_done_callback(flushing.discard)
+
+    @staticmethod
+    async def _flush(batch: list[_Pending], slots: asyncio.Semaphore) -> None:
+        try:
+            await asyncio.to_thread(_write_batch, batch)
+        except Exception as exc:  # noqa: BLE001 - every waiter must learn that its line is not stored
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_exception(exc)
+        else:
             for item in batch:
                 if not item.done.done():
                     item.done.set_result(None)
+        finally:
+            slots.release()
 
 
 def _write_batch(batch: list[_Pending]) -> None:

@@ -3,6 +3,8 @@ transaction per batch so a killed run leaves nothing half-written."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -143,11 +145,7 @@ def save_offsets(conn: Connection, offsets: dict[str, int]) -> None:
 def swept_until(conn: Connection, location_id: str):  # noqa: ANN201
     c = t.protractor_sweeps.c
     value = conn.execute(sa.select(c.swept_until).where(c.location_id == location_id)).scalar()
-    if value is not None and value.tzinfo is None:
-        from datetime import UTC
-
-        value = value.replace(tzinfo=UTC)
-    return value
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def save_sweep(conn: Connection, location_id: str, until) -> None:  # noqa: ANN001

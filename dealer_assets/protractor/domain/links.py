@@ -78,7 +78,9 @@ def plan_write_back(
     locations: list[str],
 ) -> pl.DataFrame:
     """One package (one labor line) per work order linked to an active SR, at locations that write back,
-    unless the work order as last fetched already carries that package."""
+    unless the work order as last fetched already carries that package.
+
+    uuid5 has no polars expression, so the GUIDs are computed per row; there is one row per linked work order."""
     active = service_requests.filter(pl.col("status") == "active").select(
         "sr_id", "vin", "stock_no", "service_request_type"
     )
