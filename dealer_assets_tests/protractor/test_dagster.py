@@ -100,27 +100,28 @@ def test_materialize_metadata_checks_and_sweep(setup, fake: FakeProtractor) -> N
 def test_sensor_requests_a_run_for_new_callbacks(setup, fake: FakeProtractor, tmp_path: Path) -> None:
     defs, resources, engine = setup
     sensor = _full(defs, resources).get_sensor_def("protractor_events_sensor")
-    with dg.build_sensor_context(resources=resources) as ctx:
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(resources=resources, instance=instance) as ctx:
         first = sensor(ctx)
         assert isinstance(first, dg.RunRequest) and first.job_name == "protractor_resync_job", (
             "the initial load"
         )
     assert dg.materialize(_assets(defs), resources=resources, run_config={
         "ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}}).success  # fmt: skip
-    with dg.build_sensor_context(resources=resources) as ctx:
+    with dg.build_sensor_context(resources=resources, instance=instance) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason)
     shop = fake.accounts["north"].shop
     wo = next(iter(shop.orders))
     fake.notify("north", [shop.set_stage(wo, "Work In Progress", datetime(2026, 11, 22, 8))])
-    with dg.build_sensor_context(resources=resources) as ctx:
+    with dg.build_sensor_context(resources=resources, instance=instance) as ctx:
         request = sensor(ctx)
         assert isinstance(request, dg.RunRequest) and request.job_name == "protractor_events_job"
         cursor = ctx.cursor
-    with dg.build_sensor_context(resources=resources, cursor=cursor) as ctx:
+    with dg.build_sensor_context(resources=resources, cursor=cursor, instance=instance) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason), "the same notifications are not asked for twice"
     assert dg.materialize(_assets(defs), resources=resources).success
     assert _count(engine, "SELECT count(*) FROM protractor_events WHERE processed_at IS NULL") == 0
-    with dg.build_sensor_context(resources=resources, cursor=cursor) as ctx:
+    with dg.build_sensor_context(resources=resources, cursor=cursor, instance=instance) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason)
     assert (
         _count(engine, f"SELECT count(*) FROM work_order_snapshots WHERE work_order_id = '{wo.lower()}'") == 2
@@ -176,3 +177,18 @@ def test_backfill_job_refetches_a_day(setup, fake: FakeProtractor) -> None:
     assert {"dagster/row_count", "dagster/table_name", "dagster/column_schema"} <= set(
         mats[0].materialization.metadata
     )
+
+
+def test_sensor_waits_for_a_queued_run(setup, fake: FakeProtractor) -> None:
+    defs, resources, _ = setup
+    sensor = _full(defs, resources).get_sensor_def("protractor_events_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize(_assets(defs), resources=resources, run_config={
+        "ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}}).success  # fmt: skip
+    instance.add_run(dg.DagsterRun(job_name="protractor_events_job", status=dg.DagsterRunStatus.NOT_STARTED))
+    shop = fake.accounts["south"].shop
+    fake.notify("south", [shop.set_stage(next(iter(shop.orders)), "Approved", datetime(2026, 11, 22, 9))])
+    time.sleep(0.5)
+    with dg.build_sensor_context(resources=resources, instance=instance) as ctx:
+        skipped = sensor(ctx)
+    assert isinstance(skipped, dg.SkipReason) and "queued run" in skipped.skip_message

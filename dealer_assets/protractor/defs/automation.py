@@ -73,6 +73,14 @@ def build_sensor(settings: ProtractorSettings, jobs: list) -> dg.SensorDefinitio
         unloaded = {f: s for f, s in sizes.items() if s > loaded.get(f, 0)}
         if not unloaded and not pending:
             return dg.SkipReason("no new Protractor notifications")
+        waiting = context.instance.get_run_records(
+            dg.RunsFilter(
+                job_name=EVENTS_JOB, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+            ),
+            limit=1,
+        )
+        if waiting:
+            return dg.SkipReason("a queued run will take these notifications when it starts")
         retry = "" if unloaded else f"retry-{int(time.time() // RETRY_PENDING_SECONDS)}"
         key = hashlib.sha256(repr((sorted(unloaded.items()), pending, retry)).encode()).hexdigest()[:24]
         if key == context.cursor:
