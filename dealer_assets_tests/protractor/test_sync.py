@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.protractor import sync
 from dealer_assets.protractor.client import ProtractorResource
+from dealer_assets.protractor.domain.versions import DELETE_SCHEMA
 from dealer_assets.protractor.fake import FakeProtractor
 from dealer_assets.protractor.journal import journal_dir, read_new
 from dealer_assets.protractor.settings import load_protractor_settings
@@ -195,3 +196,16 @@ def test_journal_reread_after_lost_offsets_adds_nothing(world, fake: FakeProtrac
         conn.execute(sa.text("DELETE FROM protractor_journal_offsets"))
     assert sync.load_journal(world.engine, world.data_dir) == 0
     assert world.table("protractor_events").height == 3
+
+
+def test_changed_maps_rewrite_our_status_in_place(world, settings_file: Path) -> None:
+    settings = load_protractor_settings(settings_file)
+    south = settings.locations["south"]
+    before = world.table("work_order_snapshots").filter(pl.col("location_id") == "south")
+    assert before["status"].null_count() > 0
+    remapped = south.model_copy(update={"status_map": {s: "QC" for s in before["protractor_stage"].unique()}})
+    empty = pl.DataFrame(schema=DELETE_SCHEMA)
+    counts = sync.apply_batch(world.engine, "south", remapped, b"", empty, [], datetime.now(UTC))
+    after = world.table("work_order_snapshots").filter(pl.col("location_id") == "south")
+    assert counts["snapshots_written"] == 0 and after.height == before.height, "no new version for a new map"
+    assert set(after["status"]) == {"QC"}
