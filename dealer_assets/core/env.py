@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dealer_assets.core.errors import ConfigError
@@ -21,6 +21,8 @@ from dealer_assets.core.timeutil import parse_utc
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HISTORY_START = "2025-01-01T00:00:00Z"
 DEFAULT_SAFETY_NET_CRON = "0 */2 * * *"
+DEFAULT_SETTLE_SECONDS = 10.0
+"""A delivery is taken once its size and mtime have not changed for this long (`DEALER_SETTLE_SECONDS`)."""
 
 
 def default_warehouse_url(data_dir: Path) -> str:
@@ -34,6 +36,7 @@ class DealerPaths:
     history_start: datetime
     warehouse_url: str | None = None
     """None where the warehouse comes as a resource of its own (Dagster steps)."""
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
     @classmethod
     def from_env(cls) -> DealerPaths:
@@ -77,6 +80,7 @@ class DealerEnv(BaseSettings):
     settings_file: Path | None = None
     warehouse_url: str | None = None
     history_start: str = DEFAULT_HISTORY_START
+    settle_seconds: float = Field(default=DEFAULT_SETTLE_SECONDS, ge=0, le=3600)
     executor: Literal["in_process", "multiprocess", "celery"] = "in_process"
     safety_net_cron: str = DEFAULT_SAFETY_NET_CRON
     crash_at: str | None = None
@@ -117,6 +121,7 @@ class DealerEnv(BaseSettings):
                 "settings_file": paths.settings_file,
                 "warehouse_url": paths.warehouse_url,
                 "history_start": paths.history_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "settle_seconds": paths.settle_seconds,
             }
         )
 
@@ -137,4 +142,5 @@ class DealerEnv(BaseSettings):
             settings_file=settings,
             warehouse_url=self.warehouse_url or default_warehouse_url(data_dir),
             history_start=start,
+            settle_seconds=self.settle_seconds,
         )
