@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from dealer_assets.core.errors import ConfigError
 from dealer_assets.core.timeutil import parse_utc
@@ -102,6 +104,24 @@ class DealerEnv(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("warehouse_url")
+    @classmethod
+    def _usable_url(cls, value: str | None) -> str | None:
+        """A URL that does not parse or names an unknown driver is a configuration error, never shown whole."""
+        if value is None:
+            return value
+        try:
+            parsed = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "does not parse as a SQLAlchemy URL (dialect+driver://user:password@host/database)"
+            ) from None
+        try:
+            parsed.get_dialect()
+        except (NoSuchModuleError, ArgumentError, ValueError):
+            raise ValueError(f"names an unknown dialect or driver {parsed.drivername!r}") from None
+        return value
+
     @classmethod
     def load(cls) -> DealerEnv:
         """Read the environment now; a bad value is a ConfigError naming the variable."""
@@ -110,7 +130,8 @@ class DealerEnv(BaseSettings):
         except ValidationError as exc:
             err = exc.errors()[0]
             name = "DEALER_" + str(err["loc"][0]).upper() if err["loc"] else "DEALER_*"
-            raise ConfigError(f"environment: {name}: {err['msg']}") from None
+            message = str(err["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"environment: {name}: {message}") from None
 
     @classmethod
     def for_paths(cls, paths: DealerPaths) -> DealerEnv:
