@@ -4,6 +4,7 @@ FIFOs, names of 255 bytes or ending in a newline, NUL bytes. One bad file never 
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,3 +219,35 @@ def test_item12_links_and_fifos_are_never_followed(data_root: DataRoot, tmp_path
     with engine_for(data_root.paths.warehouse_url).connect() as conn:
         archived = conn.execute(sa.select(t.feed_files.c.file_name)).scalars().all()
     assert archived == [feed_name("generic", at(3))]
+
+
+def test_item1_and_12_the_sensor_asks_for_settled_files_and_sends_links_to_the_quarantine(
+    tmp_path: Path,
+) -> None:
+    import dagster as dg
+
+    from dealer_assets.core.env import DealerEnv
+    from dealer_assets.definitions import build_definitions
+
+    root = make_root(tmp_path / "root")
+    root.paths = dataclasses.replace(root.paths, settle_seconds=30.0)
+    defs = build_definitions(DealerEnv.for_paths(root.paths))
+    sensor = defs.resolve_sensor_def("dms_drop_zone_sensor")
+    (tmp_path / "home").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "home"))
+
+    def tick(cursor):
+        ctx = dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+        )
+        return sensor.evaluate_tick(ctx)
+
+    young = root.drop_feed("generic", at(1), [("D1", vin(1), "S1", "U")])
+    assert tick(None).run_requests == []
+    old = young.stat().st_mtime - 60
+    os.utime(young, (old, old))
+    first = tick(None)
+    assert [r.job_name for r in first.run_requests] == ["dms_generic_feeds"]
+    (root.incoming / "passwd").symlink_to("/etc/passwd")
+    second = tick(first.cursor)
+    assert [r.job_name for r in second.run_requests] == ["dms_misdelivered_feeds"]

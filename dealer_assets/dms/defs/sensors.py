@@ -72,6 +72,8 @@ def build_drop_zone_sensor(jobs: list) -> dg.SensorDefinition:
                 if not Snapshot.of(stat).settled(paths.settle_seconds):
                     continue
                 digest = sha256_of(path)
+            except FileNotFoundError:
+                continue
             except OSError as exc:
                 context.log.warning(f"{path.name!r} left in the drop zone: {exc.strerror or exc}")
                 continue
