@@ -217,6 +217,7 @@ def run(ctx: Context) -> list[Figure]:
         "DEALER_SETTINGS_FILE": None,
         "DEALER_HISTORY_START": None,
         "DEALER_EXECUTOR": None,
+        "DEALER_SETTLE_SECONDS": "0",  # the feeds were written whole just before: no writer to wait for
     }
     profile = str(ctx.out / "backfill.prof") if ctx.profile else ""
     sample = run_child(

@@ -94,6 +94,7 @@ class DataRoot:
             "DEALER_SETTINGS_FILE": str(self.paths.settings_file),
             "DEALER_WAREHOUSE_URL": self.paths.warehouse_url,
             "DEALER_HISTORY_START": self.paths.history_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "DEALER_SETTLE_SECONDS": str(self.paths.settle_seconds),
         }
 
 
@@ -106,6 +107,7 @@ def make_root(tmp: Path, warehouse_url: str | None = None, settings: str = BASIC
         settings_file=data / "config" / "dealer_feeds.yaml",
         warehouse_url=warehouse_url or default_warehouse_url(data),
         history_start=datetime(2025, 1, 1, tzinfo=UTC),
+        settle_seconds=0.0,
     )
     root = DataRoot(tmp, paths)
     root.settings(settings)

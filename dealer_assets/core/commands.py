@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from filelock import FileLock
 from sqlalchemy.engine import make_url
 
 from dealer_assets.core.env import PROJECT_ROOT
@@ -30,12 +31,27 @@ SHOWN_FIGURES = (
 )
 
 
+INSTANCE_LOCK = ".dealer_assets_instance.lock"
+INSTANCE_LOCK_TIMEOUT_SECONDS = 600
+
+
 def instance() -> dg.DagsterInstance:
-    """The instance at DAGSTER_HOME (default: the project's `.dagster_home/`), so runs show in the UI."""
+    """The instance at DAGSTER_HOME (default: the project's `.dagster_home/`), so runs show in the UI.
+
+    Opening it creates and stamps Dagster's own storage (its SQLite databases and their Alembic versions)
+    the first time; commands started together on a fresh home would race there and leave it with two heads
+    for good, so one process at a time opens it, behind a lock file in DAGSTER_HOME.
+    """
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(PROJECT_ROOT / ".dagster_home")
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.get()
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with FileLock(home / INSTANCE_LOCK, timeout=INSTANCE_LOCK_TIMEOUT_SECONDS):
+        opened = dg.DagsterInstance.get()
+        opened.get_runs_count()
+        opened.fetch_materializations(dg.AssetKey("dealer_assets_instance_probe"), limit=1)
+        opened.all_instigator_state()
+    return opened
 
 
 def print_run(label: str, result: dg.ExecuteInProcessResult) -> None:

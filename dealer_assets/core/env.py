@@ -12,8 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from dealer_assets.core.errors import ConfigError
 from dealer_assets.core.timeutil import parse_utc
@@ -21,6 +23,8 @@ from dealer_assets.core.timeutil import parse_utc
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HISTORY_START = "2025-01-01T00:00:00Z"
 DEFAULT_SAFETY_NET_CRON = "0 */2 * * *"
+DEFAULT_SETTLE_SECONDS = 10.0
+"""A delivery is taken once its size and mtime have not changed for this long (`DEALER_SETTLE_SECONDS`)."""
 
 
 def default_warehouse_url(data_dir: Path) -> str:
@@ -34,6 +38,7 @@ class DealerPaths:
     history_start: datetime
     warehouse_url: str | None = None
     """None where the warehouse comes as a resource of its own (Dagster steps)."""
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
     @classmethod
     def from_env(cls) -> DealerPaths:
@@ -77,6 +82,7 @@ class DealerEnv(BaseSettings):
     settings_file: Path | None = None
     warehouse_url: str | None = None
     history_start: str = DEFAULT_HISTORY_START
+    settle_seconds: float = Field(default=DEFAULT_SETTLE_SECONDS, ge=0, le=3600)
     executor: Literal["in_process", "multiprocess", "celery"] = "in_process"
     safety_net_cron: str = DEFAULT_SAFETY_NET_CRON
     crash_at: str | None = None
@@ -98,6 +104,24 @@ class DealerEnv(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("warehouse_url")
+    @classmethod
+    def _usable_url(cls, value: str | None) -> str | None:
+        """A URL that does not parse or names an unknown driver is a configuration error, never shown whole."""
+        if value is None:
+            return value
+        try:
+            parsed = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "does not parse as a SQLAlchemy URL (dialect+driver://user:password@host/database)"
+            ) from None
+        try:
+            parsed.get_dialect()
+        except (NoSuchModuleError, ArgumentError, ValueError):
+            raise ValueError(f"names an unknown dialect or driver {parsed.drivername!r}") from None
+        return value
+
     @classmethod
     def load(cls) -> DealerEnv:
         """Read the environment now; a bad value is a ConfigError naming the variable."""
@@ -106,7 +130,8 @@ class DealerEnv(BaseSettings):
         except ValidationError as exc:
             err = exc.errors()[0]
             name = "DEALER_" + str(err["loc"][0]).upper() if err["loc"] else "DEALER_*"
-            raise ConfigError(f"environment: {name}: {err['msg']}") from None
+            message = str(err["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"environment: {name}: {message}") from None
 
     @classmethod
     def for_paths(cls, paths: DealerPaths) -> DealerEnv:
@@ -117,6 +142,7 @@ class DealerEnv(BaseSettings):
                 "settings_file": paths.settings_file,
                 "warehouse_url": paths.warehouse_url,
                 "history_start": paths.history_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "settle_seconds": paths.settle_seconds,
             }
         )
 
@@ -137,4 +163,5 @@ class DealerEnv(BaseSettings):
             settings_file=settings,
             warehouse_url=self.warehouse_url or default_warehouse_url(data_dir),
             history_start=start,
+            settle_seconds=self.settle_seconds,
         )

@@ -1,30 +1,136 @@
-"""Files arriving from outside: what counts as a finished delivery, checksums, atomic and durable writes."""
+"""Files arriving from outside: what counts as a finished delivery, checksums, atomic and durable writes.
+
+A delivery is taken only when it is a regular file (never through a symbolic link, never a FIFO or device)
+that has settled: its size and modification time unchanged for the quiet period `DEALER_SETTLE_SECONDS`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
+COPY_CHUNK = 1 << 20
+
+
+class NotRegularFile(OSError):
+    """A drop-zone entry that is not a regular file: it is never opened, read or followed."""
+
+
+class ChangedWhileReading(OSError):
+    """A delivery that a writer still holds: left where it is, for a later run."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a delivery looked like when it was listed: a change in any of these means it is being written."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Snapshot:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def settled(self, quiet_seconds: float, now: float | None = None) -> bool:
+        """Unchanged for the quiet period: every write moves mtime, so its age says how long it has held."""
+        if quiet_seconds <= 0:
+            return True
+        return ((now if now is not None else time.time()) - self.mtime_ns / 1e9) >= quiet_seconds
 
 
 def sha256_of(path: Path) -> str:
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def open_regular(path: Path):
+    """Open for reading without following a symbolic link or blocking on a FIFO; refuse anything not regular."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{path.name} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def entry_kind(path: Path) -> str | None:
+    """`regular`, or what else a drop-zone entry is (`symlink`, `fifo`, ...); None when it is gone."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(mode):
+        return "regular"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device"
+
+
+def is_candidate(path: Path) -> bool:
+    """Not hidden, not a partial upload by its name (write, then rename into place)."""
+    return not path.name.startswith(".") and not path.name.endswith(IGNORED_SUFFIXES)
+
+
 def is_delivery(path: Path) -> bool:
-    """A finished delivery: a regular file, not hidden, not a partial upload (write, then rename into place)."""
-    return path.is_file() and not path.name.startswith(".") and not path.name.endswith(IGNORED_SUFFIXES)
+    """A finished delivery by name and kind: a regular file (not followed through a link)."""
+    return is_candidate(path) and entry_kind(path) == "regular"
+
+
+def copy_verified(source: Path, target: Path, listed: Snapshot) -> str:
+    """Copy a settled delivery to `target` and return its sha256, refusing one that changed meanwhile.
+
+    The copy is read from one descriptor opened without following links; afterwards the entry must still
+    be the same file with the same size and mtime as when it was listed, else OSError (nothing is taken).
+    """
+    digest = hashlib.sha256()
+    with open_regular(source) as handle:
+        if Snapshot.of(os.fstat(handle.fileno())) != listed:
+            raise ChangedWhileReading(f"{source.name} changed since it was listed; it stays in the drop zone")
+        with open(target, "wb") as out:
+            while chunk := handle.read(COPY_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        after = Snapshot.of(os.fstat(handle.fileno()))
+    if after != listed or Snapshot.of(os.lstat(source)) != listed:
+        raise ChangedWhileReading(
+            f"{source.name} changed while it was being archived; it stays in the drop zone"
+        )
+    return digest.hexdigest()
 
 
 def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     frame.write_parquet(tmp, compression="zstd", statistics=False)
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write beside, fsync, rename: a reader sees the whole file or none of it."""
+    tmp = path.with_name(f".{os.getpid()}.{time.monotonic_ns()}.tmp")
+    with open(tmp, "w") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
     os.replace(tmp, path)
 
 

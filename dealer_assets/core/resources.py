@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy.engine import Engine
 
-from dealer_assets.core.env import DealerPaths
+from dealer_assets.core.env import DEFAULT_SETTLE_SECONDS, DealerPaths
 from dealer_assets.core.settings_file import read_document
 from dealer_assets.core.timeutil import iso_z, parse_utc
 from dealer_assets.core.warehouse import engine_for
@@ -20,6 +20,7 @@ class DealerEnvironment(dg.ConfigurableResource):
     data_dir: str
     settings_file: str
     history_start: str
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
     @classmethod
     def of(cls, paths: DealerPaths) -> DealerEnvironment:
@@ -27,6 +28,7 @@ class DealerEnvironment(dg.ConfigurableResource):
             data_dir=str(paths.data_dir),
             settings_file=str(paths.settings_file),
             history_start=iso_z(paths.history_start),
+            settle_seconds=paths.settle_seconds,
         )
 
     def paths(self) -> DealerPaths:
@@ -34,6 +36,7 @@ class DealerEnvironment(dg.ConfigurableResource):
             data_dir=Path(self.data_dir),
             settings_file=Path(self.settings_file),
             history_start=self.start(),
+            settle_seconds=self.settle_seconds,
         )
 
     def start(self) -> datetime:

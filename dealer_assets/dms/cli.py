@@ -22,6 +22,9 @@ from dealer_assets.dms.feed_store import FeedStore
 from dealer_assets.dms.reconciliation import pending_partitions
 from dealer_assets.dms.settings import load_settings
 
+SETTLE_WAIT_FACTOR = 3
+"""`catch-up` waits at most this many quiet periods for young files; one still growing is left for later."""
+
 
 def _job(env: DealerEnv, name: str) -> dg.JobDefinition:
     return dg.Definitions.merge(build_core_defs(env), build_defs(env)).resolve_job_def(name)
@@ -31,14 +34,20 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
     """Process every pending feed in the drop zone, per source in as-of order, through every DMS asset."""
     paths = env.paths()
     settings = load_settings(paths.settings_file)
+    store = FeedStore(paths)
+    if store.unsettled():
+        print(f"waiting up to {SETTLE_WAIT_FACTOR * paths.settle_seconds:g} s for files still being written")
+        for young in store.wait_until_settled(SETTLE_WAIT_FACTOR * paths.settle_seconds):
+            print(f"  {young.name}: still being written; left for the next run")
     now = datetime.now(UTC)
-    names = [p.name for p in FeedStore(paths).incoming()]
+    names = [p.name for p in store.incoming()]
+    irregular = store.irregular()
     plan = plan_deliveries(names, set(settings.sources), paths.history_start, now)
     print(f"drop zone {paths.incoming}: {len(names)} file(s); warehouse {safe_url(paths.warehouse_url)}")
     ok = True
-    if plan.misdelivered:
+    if plan.misdelivered or irregular:
         result = _job(env, MISDELIVERED_JOB).execute_in_process(instance=instance, raise_on_error=False)
-        print_run(f"misdelivered ({len(plan.misdelivered)} file(s))", result)
+        print_run(f"misdelivered ({len(plan.misdelivered) + len(irregular)} file(s))", result)
         ok &= result.success
     engine = engine_for(paths.warehouse_url)
     for source in sorted(settings.sources):

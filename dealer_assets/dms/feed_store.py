@@ -9,15 +9,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from dealer_assets.core.env import DealerPaths
-from dealer_assets.core.landing import is_delivery, sha256_of
+from dealer_assets.core.landing import (
+    ChangedWhileReading,
+    NotRegularFile,
+    Snapshot,
+    copy_verified,
+    entry_kind,
+    is_candidate,
+    sha256_of,
+    write_text_atomic,
+)
 from dealer_assets.dms.domain.feed_names import FeedName, parse_feed_name
+
+REASON_SUFFIX = ".reason.json"
 
 
 @dataclass(frozen=True)
@@ -31,19 +44,59 @@ class ArchivedFeed:
 @dataclass(frozen=True)
 class Intake:
     outcome: str
-    """`archived` (new feed), `duplicate` (same name, same bytes: nothing changes), or `conflict`."""
+    """`archived` (new feed), `duplicate` (same name, same bytes: nothing changes), `conflict`, `waiting` (not
+    settled yet, or taken by another run), or `left` (changed while read, or unreadable: it stays in the drop
+    zone and is reported; `detail` says why)."""
     sha256: str
     archived: ArchivedFeed | None
+    detail: str = ""
+
+
+QUARANTINE_NAME_BYTES = 200
+UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/]")
+
+
+def quarantine_name(file_name: str, sha256: str) -> str:
+    """`<file name>.<sha12>`, control characters replaced and the name cut to leave room for suffixes."""
+    safe = UNSAFE_NAME.sub("_", file_name)
+    cut = safe.encode()[:QUARANTINE_NAME_BYTES].decode(errors="ignore")
+    return f"{cut}.{sha256[:12]}"
 
 
 class FeedStore:
     def __init__(self, paths: DealerPaths) -> None:
         self.paths = paths
 
-    def incoming(self) -> list[Path]:
+    def _entries(self) -> list[Path]:
         if not self.paths.incoming.is_dir():
             return []
-        return sorted(p for p in self.paths.incoming.iterdir() if is_delivery(p))
+        return sorted(p for p in self.paths.incoming.iterdir() if is_candidate(p))
+
+    def incoming(self) -> list[Path]:
+        """Regular files in the drop zone (a link is never followed), settled or not."""
+        return [p for p in self._entries() if entry_kind(p) == "regular"]
+
+    def irregular(self) -> list[Path]:
+        """Drop-zone entries that are neither regular files nor folders: links, FIFOs, sockets, devices."""
+        return [p for p in self._entries() if entry_kind(p) not in ("regular", "directory", None)]
+
+    def unsettled(self, now: float | None = None) -> list[Path]:
+        """Regular files written to within the quiet period: a writer may still hold them."""
+        out = []
+        for p in self.incoming():
+            try:
+                if not Snapshot.of(os.lstat(p)).settled(self.paths.settle_seconds, now):
+                    out.append(p)
+            except FileNotFoundError:
+                continue
+        return out
+
+    def wait_until_settled(self, limit_seconds: float) -> list[Path]:
+        """Wait (at most `limit_seconds`) for young files to settle; returns those still unsettled."""
+        deadline = time.monotonic() + limit_seconds
+        while (young := self.unsettled()) and time.monotonic() < deadline:
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        return young
 
     def archive_path(self, feed: FeedName) -> Path:
         day = feed.as_of.strftime("%Y/%m/%d")
@@ -68,94 +121,135 @@ class FeedStore:
         return ArchivedFeed(feed, path, digest, path.stat().st_size)
 
     def intake(self, delivered: Path, feed: FeedName) -> Intake:
-        """Archive a delivered file under its name, immutably; a re-delivery is compared by checksum."""
-        digest = sha256_of(delivered)
+        """Archive a settled delivery under its name, immutably; a re-delivery is compared by checksum.
+
+        The drop-zone entry is removed only after the archived copy's digest matches it and only if it is
+        still the same file, unchanged, so a writer's later bytes are never lost.
+        """
+        try:
+            listed = Snapshot.of(os.lstat(delivered))
+        except FileNotFoundError:
+            return Intake("waiting", "", None, "taken by another run")
+        if not listed.settled(self.paths.settle_seconds):
+            return Intake(
+                "waiting",
+                "",
+                None,
+                f"written within the last {self.paths.settle_seconds:g} s; not settled yet",
+            )
         target = self.archive_path(feed)
-        existing = self.archived(feed)
-        if existing is not None and existing.feed.file_name != feed.file_name:
-            if existing.sha256 != digest:
-                return Intake("conflict", digest, None)
-            delivered.unlink(missing_ok=True)
-            return Intake("duplicate", digest, existing)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if existing is None:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-            os.close(fd)
-            shutil.copyfile(delivered, tmp)
-            if sha256_of(Path(tmp)) != digest:
-                os.unlink(tmp)
-                raise OSError(
-                    f"{delivered.name} changed while it was being archived; it stays in the drop zone"
-                )
-            os.chmod(tmp, 0o444)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        os.close(fd)
+        try:
             try:
-                os.link(tmp, target)
-                sidecar = target.with_name(target.name + ".sha256")
-                sidecar.write_text(f"{digest}  {target.name}\n")
-            except FileExistsError:
-                pass
-            finally:
-                os.unlink(tmp)
+                digest = copy_verified(delivered, Path(tmp), listed)
+            except FileNotFoundError:
+                return Intake("waiting", "", None, "taken by another run")
+            except ChangedWhileReading as exc:
+                return Intake("left", "", None, str(exc))
+            except NotRegularFile:
+                return Intake("left", "", None, "not a regular file")
+            except OSError as exc:
+                return Intake("left", "", None, f"cannot be read: {exc.strerror or exc}")
             existing = self.archived(feed)
-            assert existing is not None
-            if existing.sha256 == digest and existing.path.stat().st_size == delivered.stat().st_size:
-                delivered.unlink(missing_ok=True)
-                return Intake("archived", digest, existing)
+            if existing is None:
+                os.chmod(tmp, 0o444)
+                try:
+                    os.link(tmp, target)
+                    write_text_atomic(target.with_name(target.name + ".sha256"), f"{digest}  {target.name}\n")
+                except FileExistsError:
+                    pass
+                existing = self.archived(feed)
+                assert existing is not None
+                if existing.sha256 == digest and sha256_of(existing.path) == digest:
+                    self._remove_if_unchanged(delivered, listed)
+                    return Intake("archived", digest, existing)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
         if existing.sha256 == digest:
-            delivered.unlink(missing_ok=True)
+            self._remove_if_unchanged(delivered, listed)
             return Intake("duplicate", digest, existing)
         return Intake("conflict", digest, None)
+
+    @staticmethod
+    def _remove_if_unchanged(delivered: Path, listed: Snapshot) -> None:
+        try:
+            if Snapshot.of(os.lstat(delivered)) == listed:
+                delivered.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+
+    def _write_reason(self, target: Path, record: dict) -> None:
+        write_text_atomic(
+            target.with_name(target.name + REASON_SUFFIX),
+            json.dumps({**record, "quarantine_path": str(target)}, indent=2) + "\n",
+        )
 
     def quarantine(
         self, delivered: Path, *, sha256: str, reason: str, detail: str, source: str | None, at: datetime
     ) -> Path:
-        """Move a file out of the way with its reason beside it; the drop zone keeps only work."""
+        """Move a file out of the way with its reason beside it; the drop zone keeps only work.
+
+        The reason is written before the move, so a run killed in between leaves either the file in the
+        drop zone (taken again next time) or the file and its reason in the quarantine (recorded next time).
+        """
         self.paths.quarantine.mkdir(parents=True, exist_ok=True)
-        target = self.paths.quarantine / f"{delivered.name}.{sha256[:12]}"
-        if delivered.resolve() != target.resolve():
-            if target.exists():
-                delivered.unlink(missing_ok=True)
-            else:
-                shutil.move(str(delivered), target)
-        target.with_name(target.name + ".reason.json").write_text(
-            json.dumps(
-                {
-                    "file_name": delivered.name,
-                    "sha256": sha256,
-                    "reason": reason,
-                    "detail": detail,
-                    "source": source,
-                    "quarantined_at": at.isoformat(),
-                },
-                indent=2,
-            )
-            + "\n"
+        target = self.paths.quarantine / quarantine_name(delivered.name, sha256)
+        self._write_reason(
+            target,
+            {
+                "file_name": delivered.name,
+                "sha256": sha256,
+                "reason": reason,
+                "detail": detail,
+                "source": source,
+                "quarantined_at": at.isoformat(),
+            },
         )
+        if os.path.lexists(target):
+            delivered.unlink(missing_ok=True)
+        else:
+            shutil.move(delivered, target)
         return target
 
     def quarantine_copy(self, archived: ArchivedFeed, *, reason: str, detail: str, at: datetime) -> Path:
         """A copy of an archived feed that cannot be read, for people to look at; the archive stays whole."""
         self.paths.quarantine.mkdir(parents=True, exist_ok=True)
-        target = self.paths.quarantine / f"{archived.feed.file_name}.{archived.sha256[:12]}"
-        if not target.exists():
-            shutil.copyfile(archived.path, target)
-        reason_file = target.with_name(target.name + ".reason.json")
-        if not reason_file.exists():
-            reason_file.write_text(
-                json.dumps(
-                    {
-                        "file_name": archived.feed.file_name,
-                        "sha256": archived.sha256,
-                        "reason": reason,
-                        "detail": detail,
-                        "source": archived.feed.source,
-                        "quarantined_at": at.isoformat(),
-                    },
-                    indent=2,
-                )
-                + "\n"
+        target = self.paths.quarantine / quarantine_name(archived.feed.file_name, archived.sha256)
+        if not target.with_name(target.name + REASON_SUFFIX).exists():
+            self._write_reason(
+                target,
+                {
+                    "file_name": archived.feed.file_name,
+                    "sha256": archived.sha256,
+                    "reason": reason,
+                    "detail": detail,
+                    "source": archived.feed.source,
+                    "quarantined_at": at.isoformat(),
+                },
             )
+        if not target.exists():
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            shutil.copyfile(archived.path, tmp)
+            os.replace(tmp, target)
         return target
+
+    def quarantine_records(self) -> list[dict]:
+        """Every quarantined file with its reason, read back from the quarantine folder itself."""
+        if not self.paths.quarantine.is_dir():
+            return []
+        out = []
+        for reason_file in sorted(self.paths.quarantine.glob(f"*{REASON_SUFFIX}")):
+            kept = reason_file.with_name(reason_file.name[: -len(REASON_SUFFIX)])
+            if not os.path.lexists(kept):
+                continue
+            try:
+                record = json.loads(reason_file.read_text())
+            except (OSError, ValueError):
+                continue
+            out.append({**record, "quarantine_path": str(kept)})
+        return out
 
     def archived_feeds(
         self, source: str, start: datetime | None = None, end: datetime | None = None

@@ -6,8 +6,11 @@ same archive leaves the same files and rows.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
@@ -15,11 +18,16 @@ from sqlalchemy.engine import Engine
 
 from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
-from dealer_assets.core.landing import sha256_of, write_parquet_atomic
+from dealer_assets.core.landing import Snapshot, entry_kind, sha256_of, write_parquet_atomic
 from dealer_assets.core.warehouse import insert_frame
 from dealer_assets.dms import tables as t
 from dealer_assets.dms.domain.feed_names import FeedName, Misdelivery, classify, parse_feed_name
-from dealer_assets.dms.domain.normalize import FeedRef, NormalizedFeed, malformed_rejections, normalize_feed
+from dealer_assets.dms.domain.normalize import (
+    FeedRef,
+    NormalizedFeed,
+    malformed_rejections,
+    normalize_feed,
+)
 from dealer_assets.dms.domain.parsing import FeedUnreadable, parse_feed
 from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
 from dealer_assets.dms.settings import DealerSettings, SourceSettings
@@ -51,6 +59,7 @@ class RawFeedsReport:
     duplicates: list[str] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
     feeds: list[dict] = field(default_factory=list)
+    left: list[Left] = field(default_factory=list)
 
     @property
     def raw_rows(self) -> int:
@@ -69,41 +78,120 @@ def _quarantine_rows(items: list[Quarantined], at: datetime) -> pl.DataFrame:
     )
 
 
+def record_quarantine(conn, store: FeedStore) -> int:
+    """Bring `quarantined_files` up to the quarantine folder: what was moved is recorded even when the run
+    that moved it died before its warehouse write."""
+    records = store.quarantine_records()
+    if not records:
+        return 0
+    frame = pl.DataFrame(
+        [
+            (
+                r.get("file_name"),
+                r.get("sha256"),
+                r.get("reason"),
+                r.get("detail"),
+                r.get("source"),
+                r.get("quarantine_path"),
+                datetime.fromisoformat(r["quarantined_at"]),
+            )
+            for r in records
+            if r.get("file_name") and r.get("sha256") and r.get("reason") and r.get("quarantined_at")
+        ],
+        schema=QUARANTINE_SCHEMA,
+        orient="row",
+    )
+    return insert_frame(conn, t.quarantined_files, frame, on_conflict="ignore")
+
+
+@dataclass
+class Left:
+    """A drop-zone file left where it is, and why (unreadable, not settled, changed while read)."""
+
+    file_name: str
+    detail: str
+
+
+def _irregular_digest(path: Path) -> str:
+    """What identifies an entry that is never opened: a link's target text, else its kind."""
+    text = os.readlink(path) if path.is_symlink() else entry_kind(path) or ""
+    return hashlib.sha256(str(text).encode()).hexdigest()
+
+
 def triage_misdelivered(
-    paths: DealerPaths, settings: DealerSettings, engine: Engine, received_at: datetime
+    paths: DealerPaths,
+    settings: DealerSettings,
+    engine: Engine,
+    received_at: datetime,
+    left: list[Left] | None = None,
 ) -> list[Quarantined]:
-    """Quarantine drop-zone files that no source can take: bad names, unknown sources, as-of out of range."""
+    """Quarantine drop-zone files that no source can take: bad names, unknown sources, as-of out of range,
+    and entries that are not regular files (links are moved, never followed). A file that cannot be read
+    stays where it is and is reported in `left`."""
     store = FeedStore(paths)
     found = []
+    for path in store.irregular():
+        digest = _irregular_digest(path)
+        kind = entry_kind(path)
+        detail = f"a {kind}, not a regular file: only regular files are taken; it was moved, never followed"
+        target = store.quarantine(
+            path, sha256=digest, reason="not_a_regular_file", detail=detail, source=None, at=received_at
+        )
+        found.append(Quarantined(path.name, digest, "not_a_regular_file", detail, None, str(target)))
     for path in store.incoming():
         verdict = classify(path.name, set(settings.sources), paths.history_start, received_at)
-        if isinstance(verdict, Misdelivery):
+        if not isinstance(verdict, Misdelivery):
+            continue
+        try:
+            listed = Snapshot.of(os.lstat(path))
+            if not listed.settled(paths.settle_seconds):
+                continue
             digest = sha256_of(path)
-            named = parse_feed_name(path.name)
-            target = store.quarantine(
-                path,
-                sha256=digest,
-                reason=verdict.reason,
-                detail=verdict.detail,
-                source=named.source if named else None,
-                at=received_at,
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if left is not None:
+                left.append(Left(path.name, f"cannot be read: {exc.strerror or exc}"))
+            continue
+        named = parse_feed_name(path.name)
+        target = store.quarantine(
+            path,
+            sha256=digest,
+            reason=verdict.reason,
+            detail=verdict.detail,
+            source=named.source if named else None,
+            at=received_at,
+        )
+        found.append(
+            Quarantined(
+                path.name,
+                digest,
+                verdict.reason,
+                verdict.detail,
+                named.source if named else None,
+                str(target),
             )
-            found.append(
-                Quarantined(
-                    path.name,
-                    digest,
-                    verdict.reason,
-                    verdict.detail,
-                    named.source if named else None,
-                    str(target),
-                )
-            )
-    if found:
-        with engine.begin() as conn:
+        )
+    with engine.begin() as conn:
+        if found:
             insert_frame(
                 conn, t.quarantined_files, _quarantine_rows(found, received_at), on_conflict="ignore"
             )
+        record_quarantine(conn, store)
     return found
+
+
+def recorded_feeds(engine: Engine, source: str, start: datetime | None, end: datetime | None) -> dict:
+    """feed_files of the source with start <= as-of < end: as-of -> (file name, sha256, status)."""
+    c = t.feed_files.c
+    query = sa.select(c.feed_as_of, c.file_name, c.sha256, c.status).where(c.source == source)
+    if start is not None:
+        query = query.where(c.feed_as_of >= start)
+    if end is not None:
+        query = query.where(c.feed_as_of < end)
+    with engine.connect() as conn:
+        rows = conn.execute(query).fetchall()
+    return {(a if a.tzinfo else a.replace(tzinfo=UTC)): (f, d, st) for a, f, d, st in rows}
 
 
 def ingest_raw_feeds(
@@ -116,7 +204,11 @@ def ingest_raw_feeds(
     end: datetime,
     received_at: datetime,
 ) -> RawFeedsReport:
-    """Take the source's deliveries for [start, end) from the drop zone, then parse every archived feed there."""
+    """Take the source's deliveries for [start, end) from the drop zone, then parse every archived feed there.
+
+    A file that is not settled, changes while it is read, or cannot be read stays in the drop zone and is
+    reported (`left`); the others flow. An archived feed is reported as quarantined once, when it first is.
+    """
     store = FeedStore(paths)
     report = RawFeedsReport()
     for path in store.incoming():
@@ -130,6 +222,10 @@ def ingest_raw_feeds(
             report.archived.append(path.name)
         elif intake.outcome == "duplicate":
             report.duplicates.append(path.name)
+        elif intake.outcome == "left":
+            report.left.append(Left(path.name, intake.detail))
+        elif intake.outcome == "waiting":
+            continue
         else:
             detail = (
                 f"{path.name} was delivered before with other bytes; the feed first received stays in force "
@@ -149,21 +245,29 @@ def ingest_raw_feeds(
 
     crash_point("ingest:after_archive")
     layout = settings.file_layout
+    recorded = recorded_feeds(engine, source, start, end)
     ledger, rejected = [], []
     for archived in store.archived_feeds(source, start, end):
         ref = FeedRef(source, archived.feed.as_of, archived.feed.file_name)
         raw_path = store.raw_path(archived.feed)
+        known = recorded.get(archived.feed.as_of)
+        if known is not None and known[1] != archived.sha256:
+            raise ArchiveAltered(
+                f"{archived.path}: the archive's digest {archived.sha256} is not the one recorded in "
+                f"feed_files ({known[1]}) when {known[0]} was accepted; restore the file from a backup"
+            )
         try:
             parsed = parse_feed(store.read_verified(archived), layout)
         except FeedUnreadable as exc:
             raw_path.unlink(missing_ok=True)
             store.normalized_path(archived.feed).unlink(missing_ok=True)
             target = store.quarantine_copy(archived, reason=exc.reason, detail=exc.detail, at=received_at)
-            report.quarantined.append(
-                Quarantined(
-                    archived.feed.file_name, archived.sha256, exc.reason, exc.detail, source, str(target)
+            if known is None or known[2] != "quarantined":
+                report.quarantined.append(
+                    Quarantined(
+                        archived.feed.file_name, archived.sha256, exc.reason, exc.detail, source, str(target)
+                    )
                 )
-            )
             ledger.append(_ledger_row(archived, "quarantined", exc.reason, None, None))
             continue
         write_parquet_atomic(parsed.rows, raw_path)
@@ -187,6 +291,7 @@ def ingest_raw_feeds(
                 _quarantine_rows(report.quarantined, received_at),
                 on_conflict="ignore",
             )
+        record_quarantine(conn, store)
         conn.execute(
             sa.delete(t.rejected_rows).where(
                 t.rejected_rows.c.source == source,
@@ -196,10 +301,14 @@ def ingest_raw_feeds(
             )
         )
         if rejected:
-            insert_frame(conn, t.rejected_rows, pl.concat(rejected))
+            insert_frame(conn, t.rejected_rows, pl.concat(rejected), on_conflict="update")
         if ledger:
             insert_frame(conn, t.feed_files, pl.DataFrame(ledger), on_conflict="update")
     return report
+
+
+class ArchiveAltered(RuntimeError):
+    """An archived feed is not what was accepted: nothing is built on it until it is restored."""
 
 
 def _ledger_row(
@@ -273,7 +382,7 @@ def normalize_window(
             )
         )
         for archived, result, raw_rows in outputs:
-            insert_frame(conn, t.rejected_rows, result.rejected)
+            insert_frame(conn, t.rejected_rows, result.rejected, on_conflict="update")
             failures = int((~result.vehicles["check_digit_ok"]).sum())
             conn.execute(
                 sa.update(t.feed_files)

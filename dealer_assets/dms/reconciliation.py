@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
+from dealer_assets.core.landing import sha256_of
 from dealer_assets.core.warehouse import exclusive_lock, insert_frame, read_frame
 from dealer_assets.dms import tables as t
 from dealer_assets.dms.checkpoints import Checkpoints, ledger_digest
@@ -29,7 +30,7 @@ from dealer_assets.dms.domain.reconcile import (
     empty_state,
 )
 from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
-from dealer_assets.dms.ingest import vehicles_of
+from dealer_assets.dms.ingest import ArchiveAltered, recorded_feeds, vehicles_of
 from dealer_assets.dms.settings import SourceSettings
 
 APPLIED_SCHEMA = {"feed_as_of": TS, "feed_file": pl.String, "sha256": pl.String}
@@ -73,23 +74,46 @@ def state_before(
     for through, digest, path in reversed(checkpoints.listing()):
         covered = prefix.filter(pl.col("feed_as_of") <= through)
         if covered.height and covered["feed_as_of"][-1] == through and ledger_digest(covered) == digest:
-            state, start_after = pl.read_parquet(path).cast(SR_SCHEMA), through
-            break
+            loaded = checkpoints.load(path, SR_SCHEMA)
+            if loaded is not None:
+                state, start_after = loaded, through
+                break
     todo = prefix if start_after is None else prefix.filter(pl.col("feed_as_of") > start_after)
     store = FeedStore(paths)
     feeds = []
     for as_of, file_name, sha in todo.iter_rows():
         archived = store.archived(_named(source, as_of, file_name))
-        if archived is None or archived.sha256 != sha:
-            raise RuntimeError(
-                f"{file_name} was applied but is missing from the archive or has changed; "
-                f"replay {source} from before {as_of.isoformat()} to rebuild from what is archived"
+        if archived is None or sha256_of(archived.path) != sha:
+            raise ArchiveAltered(
+                f"{file_name} was applied (sha256 {sha}) but is "
+                f"{'missing from the archive' if archived is None else 'altered in the archive'}; "
+                "restore it from a backup: the reconciled state is built on it"
             )
         vehicles = vehicles_of(paths, source, settings, archived)
         if vehicles is None:
             raise RuntimeError(f"{file_name} was applied but cannot be read from the archive any more")
         feeds.append((FeedRef(source, as_of, file_name), vehicles))
     return apply_feeds(state, feeds, settings).state
+
+
+def verify_archive(store: FeedStore, source: str, recorded: dict) -> None:
+    """Every accepted feed is in the archive with the digest `feed_files` recorded, or nothing is replayed:
+    a replay without it would silently drop its closes, skips and rejections."""
+    problems = []
+    for as_of, (file_name, sha, status) in sorted(recorded.items()):
+        if status != "accepted":
+            continue
+        archived = store.archived(_named(source, as_of, file_name))
+        if archived is None:
+            problems.append(f"{file_name} is missing from the archive")
+        elif (actual := sha256_of(archived.path)) != sha:
+            problems.append(f"{archived.path} has sha256 {actual}, recorded {sha}")
+    if problems:
+        raise ArchiveAltered(
+            "replay stopped: accepted feeds are not in the archive as they were received: "
+            + "; ".join(problems)
+            + ". Restore them from a backup (feed_files holds each one's sha256), then replay again."
+        )
 
 
 def _named(source: str, as_of: datetime, file_name: str) -> FeedName:
@@ -148,6 +172,7 @@ def reconcile(
         else:
             cutoff = replay_from or start
             report.replay_from = cutoff
+            verify_archive(store, source, recorded_feeds(engine, source, cutoff, None))
             state = state_before(paths, source, settings, applied, cutoff)
             todo = _accepted(paths, source, settings, store.archived_feeds(source, cutoff, None))
             late = []
@@ -292,4 +317,12 @@ def pending_partitions(paths: DealerPaths, source: str, engine: Engine) -> list[
         applied = read_applied(conn, source)
     head = applied["feed_as_of"].max() if applied.height else None
     archived = FeedStore(paths).archived_feeds(source, head, None)
-    return sorted({partition_key_of(a.feed.as_of) for a in archived if head is None or a.feed.as_of > head})
+    recorded = recorded_feeds(engine, source, head, None)
+    return sorted(
+        {
+            partition_key_of(a.feed.as_of)
+            for a in archived
+            if (head is None or a.feed.as_of > head)
+            and recorded.get(a.feed.as_of, (None, None, None))[1:] != (a.sha256, "quarantined")
+        }
+    )

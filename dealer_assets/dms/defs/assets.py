@@ -12,7 +12,7 @@ from dealer_assets.core.timeutil import parse_utc
 from dealer_assets.dms import quality
 from dealer_assets.dms.domain.feed_names import partition_key_of
 from dealer_assets.dms.domain.reconcile import UPDATE_EVENTS
-from dealer_assets.dms.ingest import ingest_raw_feeds, normalize_window, triage_misdelivered
+from dealer_assets.dms.ingest import Left, ingest_raw_feeds, normalize_window, triage_misdelivered
 from dealer_assets.dms.reconciliation import reconcile
 from dealer_assets.dms.settings import DealerSettings, SourceSettings, load_settings, source_settings_in
 
@@ -58,17 +58,33 @@ def misdelivered_feed_files(
 ) -> dg.MaterializeResult:
     """Drop-zone files that no source can take (bad name, unknown source, as-of out of range), quarantined
     with their reason so that the drop zone only ever holds work."""
+    left: list[Left] = []
     found = triage_misdelivered(
-        dealer_env.paths(), _settings(dealer_env), warehouse.engine(), datetime.now(UTC)
+        dealer_env.paths(), _settings(dealer_env), warehouse.engine(), datetime.now(UTC), left
     )
     for q in found:
-        context.log.warning(f"quarantined {q.file_name}: {q.reason} ({q.detail})")
+        context.log.warning(f"quarantined {q.file_name!r}: {q.reason} ({q.detail})")
+    for item in left:
+        context.log.warning(f"left in the drop zone {item.file_name!r}: {item.detail}")
     table = pl.DataFrame(
         [(q.file_name, q.reason, q.detail) for q in found],
         schema=["file_name", "reason", "detail"],
         orient="row",
     )
-    return dg.MaterializeResult(metadata={"quarantined": len(found), "files": markdown_table(table, 20)})
+    return dg.MaterializeResult(
+        metadata={
+            "quarantined": len(found),
+            "files": markdown_table(table, 20),
+            "left_in_drop_zone": len(left),
+            "left": markdown_table(_left_table(left), 20),
+        }
+    )
+
+
+def _left_table(left: list[Left]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(item.file_name, item.detail) for item in left], schema=["file_name", "detail"], orient="row"
+    )
 
 
 def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -110,6 +126,11 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
             schema=["file_name", "reason", "detail"],
             orient="row",
         )
+        for item in report.left:
+            context.log.warning(f"left in the drop zone {item.file_name!r}: {item.detail}")
+        problems = [f"{q.file_name}: {q.reason}" for q in report.quarantined] + [
+            f"{item.file_name}: left in the drop zone ({item.detail})" for item in report.left
+        ]
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": report.raw_rows,
@@ -117,6 +138,7 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
                 "archived_files": len(report.archived),
                 "duplicate_deliveries": len(report.duplicates),
                 "quarantined_files": len(report.quarantined),
+                "left_in_drop_zone": len(report.left),
                 "malformed_rows": report.malformed_rows,
                 "feed_files": markdown_table(
                     pl.DataFrame(report.feeds).drop("columns", strict=False) if report.feeds else None, 24
@@ -124,9 +146,14 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
             },
             check_results=[
                 NO_QUARANTINED_FILES.result(
-                    not report.quarantined,
-                    "; ".join(f"{q.file_name}: {q.reason}" for q in report.quarantined) or None,
-                    {"quarantined": len(report.quarantined), "files": markdown_table(quarantined, 20)},
+                    not problems,
+                    "; ".join(problems) or None,
+                    {
+                        "quarantined": len(report.quarantined),
+                        "files": markdown_table(quarantined, 20),
+                        "left_in_drop_zone": len(report.left),
+                        "left": markdown_table(_left_table(report.left), 20),
+                    },
                 )
             ],
         )

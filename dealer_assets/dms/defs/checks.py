@@ -41,7 +41,11 @@ class Check:
 
 WARN = dg.AssetCheckSeverity.WARN
 
-NO_QUARANTINED_FILES = Check("no_quarantined_files", "No file of this run was quarantined.", WARN)
+NO_QUARANTINED_FILES = Check(
+    "no_quarantined_files",
+    "No file of this run was newly quarantined, and none was left in the drop zone unreadable or unsettled.",
+    WARN,
+)
 REJECTED_ROW_SHARE = Check("rejected_row_share", "At most 5% of a run's rows are rejected.", WARN)
 CHECK_DIGITS_VALID = Check(
     "check_digits_valid", "VIN check digits (49 CFR 565) hold; a failure flags, never rejects.", WARN

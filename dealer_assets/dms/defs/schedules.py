@@ -1,7 +1,9 @@
 """The safety net: every 1 or 2 hours, a run per source for files that waited in the drop zone too long
 (a sensor that was off, a run that failed). Cron from `DEALER_SAFETY_NET_CRON`."""
 
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 
@@ -18,7 +20,16 @@ STUCK_AFTER = timedelta(minutes=10)
 
 def _stuck_files(dealer_env: DealerEnvironment, now: datetime) -> list[str]:
     cutoff = (now - STUCK_AFTER).timestamp()
-    return [p.name for p in FeedStore(dealer_env.paths()).incoming() if p.stat().st_mtime < cutoff]
+    store = FeedStore(dealer_env.paths())
+    stuck = [p.name for p in store.incoming() if _mtime(p) < cutoff]
+    return stuck + [p.name for p in store.irregular()]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.lstat(path).st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def build_safety_net_schedule(source: str, cron: str) -> dg.ScheduleDefinition:

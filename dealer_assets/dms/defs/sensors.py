@@ -1,19 +1,23 @@
 """The drop-zone sensor: a run per source for newly delivered files, within one 30 s interval.
 
 The cursor is the set of files already asked for, by name and checksum (from the data, never the clock).
+A file is asked for once it has settled (`DEALER_SETTLE_SECONDS`); links and other entries that are not
+regular files ask for the misdelivered job, which quarantines them without following them.
 A file stays in it until a run takes it out of the drop zone, so it is never asked for twice; a file that
 reappears later, or changes while it waits, is new again.
 """
 
 import json
+import os
 from datetime import UTC, datetime
 
 import dagster as dg
 
-from dealer_assets.core.landing import sha256_of
+from dealer_assets.core.landing import Snapshot, sha256_of
 from dealer_assets.core.resources import DealerEnvironment
 from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from dealer_assets.dms.domain.deliveries import DeliveryPlan, plan_deliveries
+from dealer_assets.dms.domain.feed_names import Misdelivery
 from dealer_assets.dms.feed_store import FeedStore
 from dealer_assets.dms.settings import load_settings
 
@@ -57,15 +61,28 @@ def build_drop_zone_sensor(jobs: list) -> dg.SensorDefinition:
         pending: dict[str, list] = json.loads(context.cursor or "{}").get("pending", {})
         current: dict[str, list] = {}
         new: list[str] = []
-        for path in FeedStore(paths).incoming():
-            stat = path.stat()
-            known = pending.get(path.name)
-            if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
-                current[path.name] = known
+        store = FeedStore(paths)
+        for path in store.incoming():
+            try:
+                stat = os.lstat(path)
+                known = pending.get(path.name)
+                if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
+                    current[path.name] = known
+                    continue
+                if not Snapshot.of(stat).settled(paths.settle_seconds):
+                    continue
+                digest = sha256_of(path)
+            except FileNotFoundError:
                 continue
-            digest = sha256_of(path)
+            except OSError as exc:
+                context.log.warning(f"{path.name!r} left in the drop zone: {exc.strerror or exc}")
+                continue
             current[path.name] = [stat.st_size, stat.st_mtime_ns, digest]
             if not known or known[2] != digest:
+                new.append(path.name)
+        for path in store.irregular():
+            current[path.name] = [0, 0, "irregular"]
+            if path.name not in pending:
                 new.append(path.name)
         cursor = json.dumps({"pending": current}, sort_keys=True)
         if not new:
@@ -76,7 +93,14 @@ def build_drop_zone_sensor(jobs: list) -> dg.SensorDefinition:
                 cursor=cursor,
             )
         settings = load_settings(dealer_env.settings_file)
-        plan = plan_deliveries(new, set(settings.sources), paths.history_start, datetime.now(UTC))
+        irregular = {p.name for p in store.irregular()}
+        plan = plan_deliveries(
+            [n for n in new if n not in irregular],
+            set(settings.sources),
+            paths.history_start,
+            datetime.now(UTC),
+        )
+        plan.misdelivered += [Misdelivery(n, "not_a_regular_file", "") for n in new if n in irregular]
         checksums = {n: v[2] for n, v in current.items()}
         return dg.SensorResult(run_requests=run_requests(plan, checksums), cursor=cursor)
 

@@ -6,10 +6,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-FEED_NAME = re.compile(r"^(?P<source>[a-z0-9_]+)-(?P<stamp>\d{8}T\d{6}Z)\.(?P<ext>[A-Za-z0-9]+)$")
+FEED_NAME = re.compile(r"(?P<source>[a-z0-9_]+)-(?P<stamp>\d{8}T\d{6}Z)\.(?P<ext>[A-Za-z0-9]+)")
+"""Matched with `fullmatch`: `$` would also accept a name ending in a newline."""
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
 MAX_AHEAD = timedelta(hours=1)
+MAX_NAME_BYTES = 200
+"""Room under the usual 255-byte limit for the archive's `.sha256` sidecar and the quarantine's suffixes."""
 
 
 @dataclass(frozen=True, order=True)
@@ -35,8 +38,8 @@ class Misdelivery:
 
 
 def parse_feed_name(file_name: str) -> FeedName | None:
-    match = FEED_NAME.match(file_name)
-    if not match:
+    match = FEED_NAME.fullmatch(file_name)
+    if not match or len(file_name.encode()) > MAX_NAME_BYTES:
         return None
     try:
         as_of = datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
@@ -50,6 +53,13 @@ def classify(
 ) -> FeedName | Misdelivery:
     """Route a delivered file to its source, or say why no source can take it."""
     feed = parse_feed_name(file_name)
+    size = len(file_name.encode())
+    if feed is None and size > MAX_NAME_BYTES:
+        return Misdelivery(
+            file_name,
+            "bad_file_name",
+            f"the name is {size} bytes long; a feed name has at most {MAX_NAME_BYTES}",
+        )
     if feed is None:
         return Misdelivery(
             file_name,

@@ -60,9 +60,14 @@ class NormalizedFeed:
     rejected: pl.DataFrame
 
 
+def _clean(expr: pl.Expr) -> pl.Expr:
+    """Without NUL characters: no text column of PostgreSQL can hold one, so no backend gets one."""
+    return expr.cast(pl.String).str.replace_all("\x00", "", literal=True)
+
+
 def _text(expr: pl.Expr) -> pl.Expr:
-    """Trimmed; blank becomes null."""
-    return expr.cast(pl.String).str.strip_chars().replace("", None)
+    """Cleaned and trimmed; blank becomes null."""
+    return _clean(expr).str.strip_chars().replace("", None)
 
 
 def _canonical(raw: pl.LazyFrame, layout: Layout, header: set[str]) -> pl.LazyFrame:
@@ -208,6 +213,7 @@ def malformed_rejections(malformed: pl.DataFrame, feed: FeedRef) -> pl.DataFrame
     return (
         malformed.cast(MALFORMED_SCHEMA)
         .with_columns(
+            _clean(pl.col("raw_vin")).alias("raw_vin"),
             pl.lit(feed.source).alias("source"),
             pl.lit(feed.file_name).alias("feed_file"),
             pl.lit(feed.as_of, TS).alias("feed_as_of"),

@@ -73,7 +73,8 @@ class FeedOutcome:
     skipped: pl.DataFrame
     coverage: pl.DataFrame
     guard: pl.DataFrame
-    """Per dealer with closes due: active count, closes due, and whether rule 8 held them."""
+    """Per dealer with closes due: its SRs that existed before the feed (`active`), closes due, and whether
+    rule 8 held them."""
 
 
 def empty_state() -> pl.DataFrame:
@@ -331,7 +332,8 @@ def apply_feed(
         how="diagonal_relaxed",
     ).with_columns(pl.col("_created").fill_null(False))
 
-    # Rule 6: auto close what a covering feed no longer lists; rule 8: the guard per dealer.
+    # Rule 6: auto close what a covering feed no longer lists. Rule 8 (amended): the guard measures the
+    # share of the dealer's SRs that existed before the feed (after its updates) whose VINs the feed lacks.
     covered_flag = covered.with_columns(pl.lit(True).alias("_covered"))
     if close_mode == "immediately":
         due = pl.col("_missing")
@@ -351,7 +353,12 @@ def apply_feed(
             due.alias("_due"),
         )
         .with_columns(
-            pl.len().over("dealer_id").cast(pl.UInt32).alias("_dealer_active"),
+            (~pl.col("_created")).sum().over("dealer_id").cast(pl.UInt32).alias("_dealer_active"),
+            (pl.col("_missing") & ~pl.col("_created"))
+            .sum()
+            .over("dealer_id")
+            .cast(pl.UInt32)
+            .alias("_dealer_missing"),
             pl.col("_due").sum().over("dealer_id").cast(pl.UInt32).alias("_dealer_due"),
         )
         .with_columns(
@@ -359,7 +366,7 @@ def apply_feed(
                 pl.col("_due")
                 & (
                     (pl.col("_dealer_active") >= guard.min_active)
-                    & (pl.col("_dealer_due") > guard.max_fraction * pl.col("_dealer_active"))
+                    & (pl.col("_dealer_missing") > guard.max_fraction * pl.col("_dealer_active"))
                     if guard
                     else pl.lit(False)
                 )
@@ -453,6 +460,7 @@ def apply_feed(
                 _json(
                     dealer_id=pl.col("dealer_id"),
                     active=pl.col("_dealer_active"),
+                    missing=pl.col("_dealer_missing"),
                     to_close=pl.col("_dealer_due"),
                     max_fraction=pl.lit(guard.max_fraction if guard else None, pl.Float64),
                 ).alias("details"),
