@@ -6,7 +6,7 @@ import dagster as dg
 
 from dealer_assets.core.tags import SOURCE_TAG
 
-from .assets import MISDELIVERED_KEY, keys_for
+from .specs import MISDELIVERED_KEY
 
 
 def job_name(source: str) -> str:
@@ -21,7 +21,7 @@ def build_source_job(
 ) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         name=job_name(source),
-        selection=dg.AssetSelection.assets(*keys_for(source)),
+        selection=dg.AssetSelection.groups(f"dms_{source}"),
         partitions_def=partitions_def,
         tags={SOURCE_TAG: source},
         executor_def=executor_def,
