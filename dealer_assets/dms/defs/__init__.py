@@ -25,7 +25,7 @@ def build_defs(env: DealerEnv) -> dg.Definitions:
     jobs = [misdelivered_job]
     for source in sources:
         assets += build_source_assets(source, partitions)
-        jobs.append(build_source_job(source, partitions, executor))
+        jobs.append(build_source_job(source, executor))
     cron = env.safety_net_cron
     return dg.Definitions(
         assets=assets,
