@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DEV_PORT ?= 3000
+## The samples' first day: `make dev` shows a short, mostly filled history. Production sets its own.
+DEV_HISTORY_START := 2026-11-16T00:00:00Z
 
 .PHONY: dev test test-fast lint install samples bench validate clean-state
 
@@ -23,9 +26,10 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.dev.yaml
 samples: install
 	$(BIN)/python -m dealer_assets.dms.samples stage
 
-## Install, stage the sample feeds, and start the Dagster UI and daemon (http://127.0.0.1:3000).
+## Install, stage the sample feeds, and start the Dagster UI and daemon (http://127.0.0.1:3000); Ctrl-C stops.
+dev: export DEALER_HISTORY_START ?= $(DEV_HISTORY_START)
 dev: install $(DAGSTER_HOME)/dagster.yaml samples
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
 test: install
@@ -41,11 +45,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## Load the code location as the webserver would and validate every definition.
 validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 bench: install
 	$(BIN)/python -m bench
 
+## Forget every run and everything processed (archive, quarantine, warehouse, Dagster home); keeps the samples.
 clean-state:
 	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* $(DAGSTER_HOME)

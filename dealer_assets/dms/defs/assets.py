@@ -16,7 +16,7 @@ from dealer_assets.dms.ingest import ingest_raw_feeds, normalize_window, triage_
 from dealer_assets.dms.settings import DealerSettings, SourceSettings, load_settings, source_settings_in
 
 from .checks import CHECK_DIGITS_VALID, NO_QUARANTINED_FILES, REJECTED_ROW_SHARE
-from .figures import frame_table, partition_of_file, per_partition_observations
+from .figures import frame_table, only_selected, partition_of_file, per_partition_observations
 from .partitions import SINGLE_RUN
 from .reconciled import build_service_requests
 from .specs import (
@@ -84,7 +84,7 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
         "op_tags": {SOURCE_TAG: source},
         "retry_policy": RETRY,
         "pool": f"dms_{source}",
-        "can_subset": False,
+        "can_subset": True,
     }
     raw_spec = dg.AssetSpec(
         key=raw_key,
@@ -108,6 +108,11 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
         **step,
     )
     def raw_dms_feeds(
+        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
+        yield from only_selected(context, _raw_dms_feeds(context, dealer_env, warehouse))
+
+    def _raw_dms_feeds(
         context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
     ):
         window = context.partition_time_window
@@ -198,6 +203,11 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
         **step,
     )
     def normalized_vehicles(
+        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
+        yield from only_selected(context, _normalized_vehicles(context, dealer_env, warehouse))
+
+    def _normalized_vehicles(
         context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
     ):
         window = context.partition_time_window

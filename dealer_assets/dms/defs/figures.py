@@ -7,7 +7,7 @@ logged after the materialization so that the *Partitions* tab rolls it up with i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import dagster as dg
 import polars as pl
@@ -75,3 +75,23 @@ def frame_table(frame: pl.DataFrame | None, limit: int = 500) -> dg.MetadataValu
         records=[dg.TableRecord(row) for row in head.iter_rows(named=True)],
         schema=dg.TableSchema(columns=columns),
     )
+
+
+def only_selected(context: dg.AssetExecutionContext, events: Iterable) -> Iterator:
+    """A step writes all its tables in one transaction whatever was selected; it reports the selected ones.
+
+    So `--select` and the UI may pick any asset of a step (the multi-assets are subsettable).
+    """
+    keys = context.selected_asset_keys
+    checks = context.selected_asset_check_keys
+    for event in events:
+        if isinstance(event, dg.MaterializeResult) and event.asset_key not in keys:
+            yield from (
+                r
+                for r in event.check_results or []
+                if dg.AssetCheckKey(event.asset_key, r.check_name) in checks
+            )
+        elif isinstance(event, dg.AssetObservation) and event.asset_key not in keys:
+            continue
+        else:
+            yield event

@@ -17,7 +17,7 @@ from dealer_assets.dms.reconciliation import reconcile
 from dealer_assets.dms.settings import load_settings, source_settings_in
 
 from .checks import SERVICE_REQUEST_CHECKS
-from .figures import frame_table, per_partition_observations
+from .figures import frame_table, only_selected, per_partition_observations
 from .specs import (
     FRESHNESS,
     GUARD_DECISIONS_KEY,
@@ -70,6 +70,11 @@ def build_service_requests(
         **step,
     )
     def service_requests(
+        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
+        yield from only_selected(context, _service_requests(context, dealer_env, warehouse))
+
+    def _service_requests(
         context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
     ):
         window = context.partition_time_window
