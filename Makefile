@@ -29,7 +29,7 @@ samples: install
 ## Install, stage the sample feeds, and start the Dagster UI and daemon (http://127.0.0.1:3000); Ctrl-C stops.
 dev: export DEALER_HISTORY_START ?= $(DEV_HISTORY_START)
 dev: install $(DAGSTER_HOME)/dagster.yaml samples
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
+	$(BIN)/dg dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
 test: install
