@@ -15,8 +15,9 @@ from dealer_assets.core.errors import ConfigError
 from dealer_assets.core.tags import MODE_TAG, REPLAY_FROM_TAG, range_tags
 from dealer_assets.core.timeutil import iso_z, parse_utc
 from dealer_assets.core.warehouse import engine_for
-from dealer_assets.dms import guard
+from dealer_assets.dms import guard, quality
 from dealer_assets.dms.defs import build_defs
+from dealer_assets.dms.defs.checks import AUTO_CLOSE_GUARD
 from dealer_assets.dms.defs.jobs import MISDELIVERED_JOB, job_name
 from dealer_assets.dms.defs.specs import GUARD_DECISIONS_KEY
 from dealer_assets.dms.domain.deliveries import plan_deliveries
@@ -172,6 +173,11 @@ def _guard(args: argparse.Namespace, env: DealerEnv) -> int:
         )
     )
     print(f"recorded: {args.decision} the hold of dealer {args.dealer} on {args.source} feed {iso_z(as_of)}")
-    if args.decision == "keep":
-        return 0
-    return 0 if replay(env, the_instance, as_of, [args.source]) else 1
+    ok = args.decision == "keep" or replay(env, the_instance, as_of, [args.source])
+    the_instance.report_runless_asset_event(
+        AUTO_CLOSE_GUARD.evaluation(
+            dg.AssetKey([args.source, "service_requests"]),
+            quality.guard_holds(engine_for(paths.warehouse_url), args.source),
+        )
+    )
+    return 0 if ok else 1

@@ -31,6 +31,17 @@ class Check:
             metadata=metadata or {},
         )
 
+    def evaluation(self, asset: dg.AssetKey, verdict: Verdict) -> dg.AssetCheckEvaluation:
+        """The same verdict reported outside a run (e.g. right after an operator's decision)."""
+        return dg.AssetCheckEvaluation(
+            asset_key=asset,
+            check_name=self.name,
+            passed=verdict.passed,
+            severity=self.severity,
+            description=verdict.description,
+            metadata={"rows": verdict.rows.height, "detail": markdown_table(verdict.rows, 20)},
+        )
+
     def verdict(self, verdict: Verdict) -> dg.AssetCheckResult:
         return self.result(
             verdict.passed,

@@ -34,8 +34,8 @@ REPLAY_NOTE = (
     "feeds after the last one applied."
 )
 PER_HOUR_NOTE = (
-    "Each hour's own figures are an observation on that partition (*Partitions* tab, and *Plots*); an hour "
-    "without a feed says so. Figures prefixed `run/` on a materialization are the whole run's, copied by "
+    "Each hour's own figures are an observation on that partition, shown under the partition in the "
+    "*Partitions* tab and listed in *Events*; an hour without a feed says so. Figures prefixed `run/` on a materialization are the whole run's, copied by "
     "Dagster onto every partition of a range run."
 )
 
