@@ -184,8 +184,10 @@ def test_a_replay_through_a_trip_that_later_feeds_resolved_succeeds_green(data_r
     assert [r[2:6] for r in snapshot(root.paths.warehouse_url)["close_guard"]] == [("D1", 5, 4, True)]
 
 
-def _cli(args: list[str], root: DataRoot, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, **root.env(), "DAGSTER_HOME": str(home)}
+def _cli(
+    args: list[str], root: DataRoot, home: Path, extra: dict | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, **root.env(), "DAGSTER_HOME": str(home), **(extra or {})}
     return subprocess.run([DEALER_ASSETS, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -194,6 +196,8 @@ def test_cli_exits_3_while_a_hold_awaits_and_records_decisions(tmp_path: Path):
     root = guarded_root(make_root(tmp_path / "root"))
     trip(root)
     home = tmp_path / "home"
+    killed = _cli(["catch-up"], root, home, {"DEALER_CRASH_AT": "reconcile:after_commit"})
+    assert killed.returncode == -9, "killed after the commit that recorded the hold (issue 10 item 3)"
     out = _cli(["catch-up"], root, home)
     assert out.returncode == 3, out.stdout + out.stderr[-3000:]
     assert (
@@ -202,6 +206,10 @@ def test_cli_exits_3_while_a_hold_awaits_and_records_decisions(tmp_path: Path):
     )
     assert " - DEBUG - " not in out.stderr and "Warning" not in out.stderr
     assert _cli(["catch-up"], root, home).returncode == 3, "the alert cannot vanish on a re-run"
+    verbose = _cli(
+        ["--verbose", "replay", "--source", "generic", "--from", "2026-11-02T12:00:00Z"], root, home
+    )
+    assert verbose.returncode == 3 and " - DEBUG - " in verbose.stderr, "a replay reproduces the hold"
 
     missing = _cli(
         ["guard", "release", "--source", "generic", "--dealer", "D1", "--feed", "2026-11-02T12:00:00Z"],
