@@ -16,6 +16,9 @@ export PROTRACTOR_SOUTH_CONNECTION_ID ?= 0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9
 export PROTRACTOR_SOUTH_API_KEY ?= dev-only-south-fake-key
 PROTRACTOR_FAKE_PORT ?= 8710
 PROTRACTOR_RECEIVER_PORT ?= 8711
+DEV_PORT ?= 3000
+## The samples' first day: `make dev` shows a short, mostly filled history. Production sets its own.
+DEV_HISTORY_START := 2026-11-16T00:00:00Z
 
 .PHONY: xtime-fake xtime-samples dev test test-fast lint install samples bench validate clean-state
 
@@ -46,14 +49,15 @@ xtime-fake: install
 	$(BIN)/dealer-assets xtime fake --port $(XTIME_FAKE_PORT)
 
 ## Install, stage the samples, start the fakes (Xtime; Protractor with a stage change every 20 s), our
-## Protractor callback receiver, and the Dagster UI and daemon (http://127.0.0.1:3000).
+## Protractor callback receiver, and the Dagster UI and daemon (http://127.0.0.1:3000); Ctrl-C stops them all.
+dev: export DEALER_HISTORY_START ?= $(DEV_HISTORY_START)
 dev: install $(DAGSTER_HOME)/dagster.yaml samples xtime-samples
 	$(BIN)/dealer-assets xtime fake --port $(XTIME_FAKE_PORT) & fake=$$!; \
 	$(BIN)/dealer-assets protractor fake --port $(PROTRACTOR_FAKE_PORT) --churn-seconds 20 \
 		--receiver-url http://127.0.0.1:$(PROTRACTOR_RECEIVER_PORT)/integrations/protractor/events & pfake=$$!; \
 	$(BIN)/dealer-assets protractor serve --port $(PROTRACTOR_RECEIVER_PORT) & receiver=$$!; \
 	trap 'kill $$fake $$pfake $$receiver 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dg dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
 test: install
@@ -69,11 +73,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## Load the code location as the webserver would and validate every definition.
 validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 bench: install
 	$(BIN)/python -m bench
 
+## Forget every run and everything processed (archive, quarantine, warehouse, Dagster home); keeps the samples.
 clean-state:
 	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* data/appointments $(DAGSTER_HOME)

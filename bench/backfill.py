@@ -130,7 +130,7 @@ def range_run(first: str, last: str, cutoff: str, profile: str = "") -> dict:
     from dealer_assets.dms.defs.jobs import job_name
 
     paths = DealerPaths.from_env()
-    job = build_definitions(DealerEnv.for_paths(paths)).get_job_def(job_name("generic"))
+    job = build_definitions(DealerEnv.for_paths(paths)).resolve_job_def(job_name("generic"))
     instance = DagsterInstance.get()
     tags = {
         PARTITION_RANGE_START_TAG: first,

@@ -1,7 +1,9 @@
 """`dealer-assets`: catch up on every integration, replay history, and each area's own commands.
 
 Runs are real Dagster runs in the instance at DAGSTER_HOME, so they show in the UI. Exit codes: 0 success,
-1 a run failed, 2 a configuration error (the message names the file or variable and the key).
+1 a run failed, 2 a configuration error (the message names the file or variable and the key), 3 every run
+succeeded but a hold of the auto-close guard awaits an operator's decision
+(`dealer-assets guard release|keep --source S --dealer D --feed AS_OF`).
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dealer_assets.core import commands
 from dealer_assets.core.commands import instance
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.errors import ConfigError
+from dealer_assets.core.quiet import silence_chosen_warnings
 from dealer_assets.dms import cli as dms_cli
 from dealer_assets.protractor import cli as protractor_cli
 from dealer_assets.xtime import cli as xtime_cli
@@ -24,19 +28,33 @@ def catch_up(args: argparse.Namespace, env: DealerEnv) -> int:
     return 0 if ok else 1
 
 
+EXIT_HOLD = 3
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dealer-assets", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="dealer-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--verbose", action="store_true", help="the runs' full DEBUG event log")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("catch-up", help="process everything pending, in order").set_defaults(handler=catch_up)
     dms_cli.register(sub)
     protractor_cli.register(sub)
     xtime_cli.register(sub)
     args = parser.parse_args(argv)
+    silence_chosen_warnings()
+    commands.VERBOSE = args.verbose
     try:
-        return args.handler(args, DealerEnv.load())
+        env = DealerEnv.load()
+        code = args.handler(args, env)
+        holds = dms_cli.holds_awaiting_decision(env) if code == 0 else []
     except ConfigError as exc:
         print(f"dealer-assets: {exc}", file=sys.stderr)
         return 2
+    if holds:
+        print("auto-close guard holds awaiting a decision (exit 3):\n  " + "\n  ".join(holds))
+        return EXIT_HOLD
+    return code
 
 
 if __name__ == "__main__":

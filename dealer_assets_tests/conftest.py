@@ -172,6 +172,7 @@ TABLES = {
     "dealer_coverage": "source, feed_as_of, dealer_id",
     "close_guard": "source, feed_as_of, dealer_id",
     "late_feeds": "source, feed_as_of",
+    "guard_decisions": "source, feed_as_of, dealer_id",
 }
 
 

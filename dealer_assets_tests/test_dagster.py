@@ -79,11 +79,21 @@ def test_materialize_a_partition_range_in_one_run(data_root: DataRoot):
     assert result.success
     raw, normalized, srs = keys_for("generic")
     mats = result.asset_materializations_for_node("generic__service_requests")
-    assert len(mats) == 49 and mats[0].metadata["feeds_applied"].value == 3
-    assert mats[0].metadata["created"].value == 4 and mats[0].metadata["updated"].value == 2
-    norm = result.asset_materializations_for_node("generic__normalized_vehicles")[0]
-    assert norm.metadata["dagster/row_count"].value == 6
-    assert "vehicles/D1" not in norm.metadata and "| D1 | 3 |" in norm.metadata["per_dealer"].value
+    srs_mats = [m for m in mats if m.asset_key == srs]
+    assert len(srs_mats) == 49 and srs_mats[0].metadata["run/feeds_applied"].value == 3
+    assert srs_mats[0].metadata["run/created"].value == 4 and srs_mats[0].metadata["run/updated"].value == 2
+    assert "created" not in srs_mats[0].metadata and "dagster/row_count" not in srs_mats[0].metadata
+    norm = [
+        m
+        for m in result.asset_materializations_for_node("generic__normalized_vehicles")
+        if m.asset_key == normalized
+    ][0]
+    assert norm.metadata["run/vehicles"].value == 6
+    assert not any(k.startswith("vehicles/") for k in norm.metadata)
+    per_dealer = {
+        r.data["dealer_id"]: r.data["vehicles"] for r in norm.metadata["run/per_dealer"].value.records
+    }
+    assert per_dealer == {"D1": 3, "D2": 3}
     assert "| dealer_id |" in norm.metadata["preview"].value
     checks = {c.asset_check_key.name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {
@@ -123,13 +133,18 @@ def test_materialize_with_assets_api(data_root: DataRoot):
     )
     assert result.success
     mat = result.asset_materializations_for_node("generic__service_requests")[0]
-    assert mat.metadata["mode"].value == "replay" and mat.metadata["created"].value == 1
-    assert mat.metadata["created/D1"].value == 1 and mat.metadata["active/D1"].value == 1
+    assert mat.metadata["mode"].value == "replay" and mat.metadata["run/created"].value == 1
+    (row,) = [r.data for r in mat.metadata["run/per_dealer"].value.records]
+    assert row["dealer_id"] == "D1" and row["created"] == 1 and row["active"] == 1
+    assert not any(k.startswith(("created/", "active/")) for k in mat.metadata)
     norm = result.asset_materializations_for_node("generic__normalized_vehicles")[0]
-    assert norm.metadata["vehicles/D1"].value == 1
+    assert [r.data for r in norm.metadata["run/per_dealer"].value.records] == [
+        {"dealer_id": "D1", "vehicles": 1}
+    ]
 
 
-def test_guard_is_a_blocking_check_that_names_the_dealer(data_root: DataRoot):
+def test_guard_check_fails_naming_the_dealer_while_the_run_succeeds(data_root: DataRoot):
+    """Issue 9: the guard is a decision, not a failure: the run succeeds, the check is red and names the hold."""
     data_root.settings(
         data_root.paths.settings_file.read_text().replace(
             "auto_close: {mode: after_days, days: 3}",
@@ -144,12 +159,22 @@ def test_guard_is_a_blocking_check_that_names_the_dealer(data_root: DataRoot):
         raise_on_error=False,
         tags=range_tags("2026-11-01-12:00", "2026-11-02-12:00"),
     )
+    assert result.success
     guard = [c for c in result.get_asset_check_evaluations() if c.asset_check_key.name == "auto_close_guard"][
         0
     ]
-    assert not guard.passed and "dealer D1: 4 of 5 active SRs would close" in guard.description
+    assert (
+        not guard.passed
+        and "dealer D1: 4 of 5 active SRs would close on feed generic-20261102T120000Z.csv"
+        in guard.description
+    )
+    assert (
+        "dealer-assets guard release|keep --source generic --dealer D1 --feed 2026-11-02T12:00:00Z"
+        in guard.description
+    )
     mat = result.asset_materializations_for_node("generic__service_requests")[0]
-    assert mat.metadata["held"].value == 4 and "D1" in mat.metadata["held_closes"].value
+    assert mat.metadata["run/held"].value == 4 and mat.metadata["run/guard_trips"].value == 1
+    assert [r.data["dealer_id"] for r in mat.metadata["run/guard_trips_table"].value.records] == ["D1"]
     with sqlite3.connect(data_root.paths.data_dir / "warehouse.db") as con:
         assert con.execute(
             "select count(*) from service_request_events where event='close_held'"

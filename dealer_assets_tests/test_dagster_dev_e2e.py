@@ -1,4 +1,4 @@
-"""End to end as a developer runs it: `dagster dev -w workspace.yaml` (webserver, daemon, code server) on the
+"""End to end as a developer runs it: `dg dev -w workspace.yaml` (as `make dev`) (webserver, daemon, code server) on the
 embedded instance (deploy/dagster.dev.yaml) and a temp data root; a feed dropped into the drop zone is picked
 up by the running sensor, its run goes through the queue and succeeds, and the warehouse changes. Then Ctrl-C
 (SIGINT to the process group) stops every process."""
@@ -94,7 +94,7 @@ def test_dagster_dev_sensor_run_end_to_end(tmp_path: Path):
 
     with open(log, "wb") as out:
         dev = subprocess.Popen(
-            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            [str(BIN / "dg"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
             cwd=PROJECT,
             env=env,
             stdout=out,

@@ -15,6 +15,8 @@ from dealer_assets.core.warehouse import dispose_engines, engine_for, metadata
 from dealer_assets.dms import tables as t
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
+LATER_THAN_LEGACY = {"guard_decisions"}
+"""Tables that later revisions add: a warehouse made before migrations never had them."""
 
 
 def _heads(engine: sa.Engine) -> set[str]:
@@ -32,7 +34,12 @@ def test_fresh_warehouse_matches_the_declared_tables(warehouse_url: str) -> None
 def test_warehouse_made_before_migrations_upgrades_in_place(warehouse_url: str) -> None:
     legacy = sa.create_engine(warehouse_url)
     with legacy.begin() as conn:
-        metadata.create_all(conn, tables=[v for v in vars(t).values() if isinstance(v, sa.Table)])
+        metadata.create_all(
+            conn,
+            tables=[
+                v for v in vars(t).values() if isinstance(v, sa.Table) and v.name not in LATER_THAN_LEGACY
+            ],
+        )
         conn.exec_driver_sql("CREATE TABLE dealer_assets_schema (version INTEGER PRIMARY KEY)")
         conn.exec_driver_sql("INSERT INTO dealer_assets_schema (version) VALUES (1)")
         conn.execute(

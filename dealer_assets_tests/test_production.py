@@ -253,7 +253,7 @@ def test_sensor_tick_run_and_partitioned_materialization_on_postgres(
         assert mat.success
         latest = instance.get_latest_materialization_event(srs)
         assert latest.run_id == mat.run_id and latest.asset_materialization.partition == "2026-11-03-12:00"
-        assert latest.asset_materialization.metadata["created"].value == 1
+        assert latest.asset_materialization.metadata["run/created"].value == 1
         assert "2026-11-03-12:00" in instance.get_materialized_partitions(srs)
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [dg.AssetCheckKey(srs, "one_active_sr_per_vin")]

@@ -3,32 +3,42 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
 from filelock import FileLock
 from sqlalchemy.engine import make_url
 
+from dealer_assets.core import quiet
 from dealer_assets.core.env import PROJECT_ROOT
 
 SHOWN_FIGURES = (
-    "feeds",
-    "archived_files",
-    "quarantined_files",
-    "malformed_rows",
-    "dagster/row_count",
-    "rejected_rows",
-    "feeds_applied",
-    "late_feeds",
-    "created",
-    "updated",
-    "closed",
-    "held",
-    "skipped",
-    "active",
+    "run/feeds",
+    "run/archived_files",
+    "run/quarantined_files",
+    "run/malformed_rows",
+    "run/vehicles",
+    "run/rejected_rows",
+    "run/feeds_applied",
+    "run/late_feeds",
+    "run/created",
+    "run/updated",
+    "run/closed",
+    "run/held",
+    "run/guard_trips",
+    "run/skipped",
+    "active_after_run",
     "quarantined",
     "mode",
 )
+DEV_INSTANCE_CONFIG = PROJECT_ROOT / "deploy" / "dagster.dev.yaml"
+VERBOSE = False
+"""Set by `dealer-assets --verbose`: the runs' console log goes to DEBUG."""
+
+
+def run_config() -> dict:
+    return quiet.run_config(VERBOSE)
 
 
 INSTANCE_LOCK = ".dealer_assets_instance.lock"
@@ -38,6 +48,7 @@ INSTANCE_LOCK_TIMEOUT_SECONDS = 600
 def instance() -> dg.DagsterInstance:
     """The instance at DAGSTER_HOME (default: the project's `.dagster_home/`), so runs show in the UI.
 
+    A home without a `dagster.yaml` gets the embedded defaults of `make dev` (runs one at a time, no telemetry).
     Opening it creates and stamps Dagster's own storage (its SQLite databases and their Alembic versions)
     the first time; commands started together on a fresh home would race there and leave it with two heads
     for good, so one process at a time opens it, behind a lock file in DAGSTER_HOME.
@@ -47,6 +58,9 @@ def instance() -> dg.DagsterInstance:
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     with FileLock(home / INSTANCE_LOCK, timeout=INSTANCE_LOCK_TIMEOUT_SECONDS):
+        config = home / "dagster.yaml"
+        if not config.exists() and DEV_INSTANCE_CONFIG.exists():
+            shutil.copyfile(DEV_INSTANCE_CONFIG, config)
         opened = dg.DagsterInstance.get()
         opened.get_runs_count()
         opened.fetch_materializations(dg.AssetKey("dealer_assets_instance_probe"), limit=1)

@@ -1,21 +1,25 @@
-"""`dealer-assets catch-up` (its DMS part) and `dealer-assets replay`."""
+"""`dealer-assets catch-up` (its DMS part), `dealer-assets replay` and `dealer-assets guard release|keep`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 from datetime import UTC, datetime
 
 import dagster as dg
 
-from dealer_assets.core.commands import instance, print_run, safe_url
+from dealer_assets.core.commands import instance, print_run, run_config, safe_url
 from dealer_assets.core.defs import build_core_defs
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.errors import ConfigError
 from dealer_assets.core.tags import MODE_TAG, REPLAY_FROM_TAG, range_tags
 from dealer_assets.core.timeutil import iso_z, parse_utc
 from dealer_assets.core.warehouse import engine_for
+from dealer_assets.dms import guard, quality
 from dealer_assets.dms.defs import build_defs
+from dealer_assets.dms.defs.checks import AUTO_CLOSE_GUARD
 from dealer_assets.dms.defs.jobs import MISDELIVERED_JOB, job_name
+from dealer_assets.dms.defs.specs import GUARD_DECISIONS_KEY
 from dealer_assets.dms.domain.deliveries import plan_deliveries
 from dealer_assets.dms.domain.feed_names import partition_key_of
 from dealer_assets.dms.feed_store import FeedStore
@@ -46,7 +50,9 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
     print(f"drop zone {paths.incoming}: {len(names)} file(s); warehouse {safe_url(paths.warehouse_url)}")
     ok = True
     if plan.misdelivered or irregular:
-        result = _job(env, MISDELIVERED_JOB).execute_in_process(instance=instance, raise_on_error=False)
+        result = _job(env, MISDELIVERED_JOB).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config()
+        )
         print_run(f"misdelivered ({len(plan.misdelivered) + len(irregular)} file(s))", result)
         ok &= result.success
     engine = engine_for(paths.warehouse_url)
@@ -60,7 +66,10 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
             continue
         first, last = min(keys), max(keys)
         result = _job(env, job_name(source)).execute_in_process(
-            instance=instance, raise_on_error=False, tags=range_tags(first, last, **{MODE_TAG: "incremental"})
+            instance=instance,
+            raise_on_error=False,
+            run_config=run_config(),
+            tags=range_tags(first, last, **{MODE_TAG: "incremental"}),
         )
         print_run(f"{source} {first}...{last} ({len(run.files) if run else 0} new file(s))", result)
         ok &= result.success
@@ -88,6 +97,7 @@ def replay(
         result = _job(env, job_name(source)).execute_in_process(
             instance=instance,
             raise_on_error=False,
+            run_config=run_config(),
             tags=range_tags(first, last, **{MODE_TAG: "replay", REPLAY_FROM_TAG: iso_z(cutoff)}),
         )
         print_run(
@@ -98,15 +108,85 @@ def replay(
     return ok
 
 
+def holds_awaiting_decision(env: DealerEnv) -> list[str]:
+    """Every source's holds that await an operator (or a replay after a release), read from the warehouse."""
+    paths = env.paths()
+    engine = engine_for(paths.warehouse_url)
+    out = []
+    for source in sorted(load_settings(paths.settings_file).sources):
+        state = guard.guard_state(engine, source)
+        if not state.passed:
+            out.append(f"{source}: {guard.describe(source, state)}")
+    return out
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     rp = sub.add_parser("replay", help="rebuild the reconciled tables from the archive")
     rp.add_argument(
         "--from", dest="from_as_of", help="ISO 8601 as-of, e.g. 2026-11-01T14:00:00Z (default: all)"
     )
-    rp.add_argument("--source", action="append", help="only this source (repeatable)")
+    rp.add_argument("--source", action="append", help="only this source (repeatable; default: every source)")
     rp.set_defaults(handler=_replay)
+    gp = sub.add_parser(
+        "guard",
+        help="decide a hold of the auto-close guard (rule 8)",
+        description="Record an operator's decision on the closes the auto-close guard held for one dealer on "
+        "one feed. `release` applies the held closes as of that feed (it replays the source from there); "
+        "`keep` confirms that those SRs stay active. The decision is recorded with who, when and why, is "
+        "final, and every later replay honours it.",
+    )
+    gp.add_argument("decision", choices=guard.DECISIONS)
+    gp.add_argument("--source", required=True)
+    gp.add_argument("--dealer", required=True)
+    gp.add_argument("--feed", required=True, help="the feed's as-of, e.g. 2026-11-18T04:00:00Z")
+    gp.add_argument("--reason", required=True, help="why (recorded with the decision)")
+    gp.add_argument("--by", dest="decided_by", help="who decides (default: the login name)")
+    gp.set_defaults(handler=_guard)
 
 
 def _replay(args: argparse.Namespace, env: DealerEnv) -> int:
     start = parse_utc(args.from_as_of, key="--from", origin="command line") if args.from_as_of else None
     return 0 if replay(env, instance(), start, args.source) else 1
+
+
+def _guard(args: argparse.Namespace, env: DealerEnv) -> int:
+    paths = env.paths()
+    settings = load_settings(paths.settings_file)
+    if args.source not in settings.sources:
+        raise ConfigError(f"{paths.settings_file}: sources: {args.source} not configured")
+    as_of = parse_utc(args.feed, key="--feed", origin="command line")
+    decided_by = args.decided_by or getpass.getuser()
+    guard.record_decision(
+        engine_for(paths.warehouse_url),
+        args.source,
+        args.dealer,
+        as_of,
+        args.decision,
+        decided_by=decided_by,
+        decided_at=datetime.now(UTC),
+        reason=args.reason,
+    )
+    the_instance = instance()
+    the_instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=GUARD_DECISIONS_KEY,
+            description=f"{args.decision} by {decided_by}: {args.reason}",
+            metadata={
+                "source": args.source,
+                "dealer_id": args.dealer,
+                "feed_as_of": iso_z(as_of),
+                "decision": args.decision,
+                "decided_by": decided_by,
+                "reason": args.reason,
+            },
+        )
+    )
+    print(f"recorded: {args.decision} the hold of dealer {args.dealer} on {args.source} feed {iso_z(as_of)}")
+    ok = args.decision == "keep" or replay(env, the_instance, as_of, [args.source])
+    the_instance.report_runless_asset_event(
+        AUTO_CLOSE_GUARD.evaluation(
+            dg.AssetKey([args.source, "service_requests"]),
+            quality.guard_holds(engine_for(paths.warehouse_url), args.source),
+        )
+    )
+    return 0 if ok else 1

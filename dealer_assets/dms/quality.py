@@ -9,6 +9,7 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from dealer_assets.core.warehouse import read_frame
+from dealer_assets.dms import guard
 from dealer_assets.dms.domain.normalize import TS
 
 UNCOVERED_AFTER = timedelta(days=3)
@@ -105,15 +106,16 @@ def late_feeds(engine: Engine, source: str) -> Verdict:
     return Verdict(rows.is_empty(), text, rows)
 
 
-def held_closes(guard: pl.DataFrame | None) -> Verdict:
-    held = guard.filter(pl.col("held")) if guard is not None else pl.DataFrame()
-    text = (
-        "no closes held"
-        if held.is_empty()
-        else "closes held by the auto-close guard: "
-        + "; ".join(
-            f"dealer {d}: {c} of {a} active SRs would close (feed {f.strftime('%Y-%m-%dT%H:%M:%SZ')})"
-            for f, d, a, c in held.select("feed_as_of", "dealer_id", "active", "to_close").iter_rows()
-        )
+def guard_holds(engine: Engine, source: str) -> Verdict:
+    """Rule 8, from the warehouse's state: holds on a dealer's newest feed that await an operator."""
+    state = guard.guard_state(engine, source)
+    return Verdict(
+        state.passed,
+        guard.describe(source, state),
+        pl.concat(
+            [
+                state.pending.with_columns(pl.lit("awaiting decision").alias("status")),
+                state.unapplied_releases.with_columns(pl.lit("released, replay pending").alias("status")),
+            ]
+        ),
     )
-    return Verdict(held.is_empty(), text, held)

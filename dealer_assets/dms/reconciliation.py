@@ -18,6 +18,7 @@ from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
 from dealer_assets.core.landing import sha256_of
 from dealer_assets.core.warehouse import exclusive_lock, insert_frame, read_frame
+from dealer_assets.dms import guard
 from dealer_assets.dms import tables as t
 from dealer_assets.dms.checkpoints import Checkpoints, ledger_digest
 from dealer_assets.dms.domain.feed_names import FeedName
@@ -50,6 +51,10 @@ class ReconcileReport:
     closed: int = 0
     head: datetime | None = None
     applied_as_of: list[datetime] = field(default_factory=list)
+    applied_rows: pl.DataFrame | None = None
+    """The `applied_feeds` rows this run wrote: each feed's own counts, for per-hour figures."""
+    written: dict[str, int] = field(default_factory=dict)
+    """Rows this run wrote per table."""
 
 
 LATE_SCHEMA = {"source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "applied_through": TS}
@@ -65,7 +70,12 @@ def read_applied(conn, source: str) -> pl.DataFrame:
 
 
 def state_before(
-    paths: DealerPaths, source: str, settings: SourceSettings, applied: pl.DataFrame, cutoff: datetime | None
+    paths: DealerPaths,
+    source: str,
+    settings: SourceSettings,
+    applied: pl.DataFrame,
+    cutoff: datetime | None,
+    released: dict[datetime, frozenset[str]] | None = None,
 ) -> pl.DataFrame:
     """The SR state after every applied feed with as-of < cutoff (all of them when cutoff is None)."""
     prefix = applied if cutoff is None else applied.filter(pl.col("feed_as_of") < cutoff)
@@ -93,7 +103,7 @@ def state_before(
         if vehicles is None:
             raise RuntimeError(f"{file_name} was applied but cannot be read from the archive any more")
         feeds.append((FeedRef(source, as_of, file_name), vehicles))
-    return apply_feeds(state, feeds, settings).state
+    return apply_feeds(state, feeds, settings, released).state
 
 
 def verify_archive(store: FeedStore, source: str, recorded: dict) -> None:
@@ -153,6 +163,7 @@ def reconcile(
     with exclusive_lock(engine, paths.locks, f"dms-{source}"):
         with engine.connect() as conn:
             applied = read_applied(conn, source)
+            decisions = guard.released(conn, source)
         head = applied["feed_as_of"].max() if applied.height else None
         report = ReconcileReport(mode=mode)
         if mode == "incremental":
@@ -167,18 +178,21 @@ def reconcile(
             ]
             late = [a for a, _ in _accepted(paths, source, settings, late)]
             todo = _accepted(paths, source, settings, fresh)
-            state = state_before(paths, source, settings, applied, None)
+            state = state_before(paths, source, settings, applied, None, decisions)
             cutoff = None
         else:
             cutoff = replay_from or start
             report.replay_from = cutoff
             verify_archive(store, source, recorded_feeds(engine, source, cutoff, None))
-            state = state_before(paths, source, settings, applied, cutoff)
+            state = state_before(paths, source, settings, applied, cutoff, decisions)
             todo = _accepted(paths, source, settings, store.archived_feeds(source, cutoff, None))
             late = []
         previous = state
         outcome = apply_feeds(
-            state, [(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in todo], settings
+            state,
+            [(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in todo],
+            settings,
+            decisions,
         )
         applied_rows = applied_feed_rows(
             source, [(a.feed.as_of, a.feed.file_name, a.sha256, v.height) for a, v in todo], outcome
@@ -212,6 +226,15 @@ def reconcile(
     report.active = int((outcome.state["status"] == "active").sum())
     report.closed = int((outcome.state["status"] == "closed").sum())
     report.head = after["feed_as_of"][-1] if after.height else None
+    report.applied_rows = applied_rows
+    report.written = {
+        t.service_request_events.name: outcome.events.height,
+        t.skipped_vehicles.name: outcome.skipped.height,
+        t.dealer_coverage.name: outcome.coverage.height,
+        t.close_guard.name: outcome.guard.height,
+        t.applied_feeds.name: applied_rows.height,
+        t.late_feeds.name: late_rows.height,
+    }
     return report
 
 

@@ -137,3 +137,17 @@ close_guard = Table(
     Column("to_close", Integer, nullable=False),
     Column("held", Boolean, nullable=False),
 )
+
+guard_decisions = Table(
+    "guard_decisions",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    _ts("feed_as_of", primary_key=True),
+    Column("dealer_id", Text, primary_key=True),
+    Column("decision", String(8), nullable=False),
+    Column("decided_by", Text, nullable=False),
+    _ts("decided_at", nullable=False),
+    Column("reason", Text, nullable=False),
+)
+"""An operator's decision on a hold of rule 8 (`release` or `keep`), one per hold; every replay honours it.
+`decided_at` is the wall clock: it records when a person decided, not a feed's time."""

@@ -13,6 +13,7 @@ from .jobs import build_source_job, misdelivered_job
 from .partitions import feed_partitions
 from .schedules import build_misdelivered_schedule, build_safety_net_schedule
 from .sensors import build_drop_zone_sensor
+from .specs import GUARD_DECISIONS_SPEC, drop_zone_spec
 
 
 def build_defs(env: DealerEnv) -> dg.Definitions:
@@ -20,11 +21,11 @@ def build_defs(env: DealerEnv) -> dg.Definitions:
     sources = sorted(load_settings(paths.settings_file).sources)
     partitions = feed_partitions(paths.history_start)
     executor = executor_for(env)
-    assets: list = [misdelivered_feed_files]
+    assets: list = [drop_zone_spec(paths.incoming), GUARD_DECISIONS_SPEC, misdelivered_feed_files]
     jobs = [misdelivered_job]
     for source in sources:
         assets += build_source_assets(source, partitions)
-        jobs.append(build_source_job(source, partitions, executor))
+        jobs.append(build_source_job(source, executor))
     cron = env.safety_net_cron
     return dg.Definitions(
         assets=assets,

@@ -1,38 +1,37 @@
-"""DMS feed assets, one set per configured source: raw feeds -> normalized vehicles -> service requests."""
+"""DMS feed assets, one set per configured source: raw feeds -> normalized vehicles -> service requests.
+
+Each step is a multi-asset whose outputs are the step's main asset and every warehouse table it writes.
+"""
 
 from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
 
-from dealer_assets.core.metadata import markdown_table
+from dealer_assets.core.metadata import markdown_table, table_metadata
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
-from dealer_assets.core.tags import MODE_TAG, REPLAY_FROM_TAG, SOURCE_TAG
-from dealer_assets.core.timeutil import parse_utc
-from dealer_assets.dms import quality
-from dealer_assets.dms.domain.feed_names import partition_key_of
-from dealer_assets.dms.domain.reconcile import UPDATE_EVENTS
+from dealer_assets.core.tags import SOURCE_TAG
+from dealer_assets.dms import tables as t
 from dealer_assets.dms.ingest import Left, ingest_raw_feeds, normalize_window, triage_misdelivered
-from dealer_assets.dms.reconciliation import reconcile
 from dealer_assets.dms.settings import DealerSettings, SourceSettings, load_settings, source_settings_in
 
-from .checks import (
-    CHECK_DIGITS_VALID,
-    NO_QUARANTINED_FILES,
-    REJECTED_ROW_SHARE,
-    SERVICE_REQUEST_CHECKS,
-)
+from .checks import CHECK_DIGITS_VALID, NO_QUARANTINED_FILES, REJECTED_ROW_SHARE
+from .figures import frame_table, only_selected, partition_of_file, per_partition_observations
 from .partitions import SINGLE_RUN
+from .reconciled import build_service_requests
+from .specs import (
+    DROP_ZONE_GROUP,
+    DROP_ZONE_KEY,
+    MISDELIVERED_KEY,
+    NORMALIZED_TABLES,
+    OWNERS,
+    PER_HOUR_NOTE,
+    RAW_TABLES,
+    keys_for,
+    table_spec,
+)
 
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-MISDELIVERED_KEY = dg.AssetKey(["dms", "misdelivered_feed_files"])
-PER_DEALER_METADATA_MAX_PARTITIONS = 24
-"""A materialization's metadata is copied onto every partition of its run: per-dealer figures go on runs of a
-day or less (the sensor's hourly runs, which the UI plots); longer backfills carry them as a table."""
-
-
-def _partition_count(context: dg.AssetExecutionContext) -> int:
-    return len(context.partition_keys) if context.has_partition_key_range else 1
 
 
 def _settings(dealer_env: DealerEnvironment) -> DealerSettings:
@@ -44,20 +43,25 @@ def _source_settings(dealer_env: DealerEnvironment, source: str) -> SourceSettin
     return source_settings_in(_settings(dealer_env), source, dealer_env.settings_file)
 
 
-def keys_for(source: str) -> tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey]:
-    return (
-        dg.AssetKey([source, "raw_dms_feeds"]),
-        dg.AssetKey([source, "normalized_vehicles"]),
-        dg.AssetKey([source, "service_requests"]),
-    )
+def _partition_keys(context: dg.AssetExecutionContext) -> list[str]:
+    return list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
 
 
-@dg.asset(key=MISDELIVERED_KEY, group_name="dms_drop_zone", kinds={"filesystem"})
+@dg.asset(
+    key=MISDELIVERED_KEY,
+    group_name=DROP_ZONE_GROUP,
+    deps=[DROP_ZONE_KEY],
+    kinds={"filesystem", "sql"},
+    owners=OWNERS,
+    metadata=table_metadata(t.quarantined_files),
+)
 def misdelivered_feed_files(
     context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Drop-zone files that no source can take (bad name, unknown source, as-of out of range), quarantined
-    with their reason so that the drop zone only ever holds work."""
+    """Drop-zone files that no source can take (a name that does not parse, an unknown source, an as-of out of
+    range, a link or other non-regular file), moved to the quarantine folder and recorded in the warehouse
+    table `quarantined_files` with their reason, so that the drop zone only ever holds work. **Materialize**
+    takes whatever such files the drop zone holds now; the sensor does so on its own."""
     left: list[Left] = []
     found = triage_misdelivered(
         dealer_env.paths(), _settings(dealer_env), warehouse.engine(), datetime.now(UTC), left
@@ -90,25 +94,43 @@ def _left_table(left: list[Left]) -> pl.DataFrame:
 def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     raw_key, normalized_key, sr_key = keys_for(source)
     group = f"dms_{source}"
-    op_tags = {SOURCE_TAG: source}
-    pool = f"dms_{source}"
-
-    @dg.asset(
+    step = {
+        "partitions_def": partitions_def,
+        "backfill_policy": SINGLE_RUN,
+        "op_tags": {SOURCE_TAG: source},
+        "retry_policy": RETRY,
+        "pool": f"dms_{source}",
+        "can_subset": True,
+    }
+    raw_spec = dg.AssetSpec(
         key=raw_key,
-        partitions_def=partitions_def,
-        backfill_policy=SINGLE_RUN,
+        deps=[DROP_ZONE_KEY],
         group_name=group,
         kinds={"csv", "filesystem"},
-        op_tags=op_tags,
-        retry_policy=RETRY,
-        pool=pool,
-        description=f"Feed files of source `{source}`, archived immutably under their checksum and parsed in "
-        "their layout. Malformed rows are rejected; unreadable files are quarantined.",
+        owners=OWNERS,
+        partitions_def=partitions_def,
+        description=f"Feed files of source `{source}` taken from the drop zone, partitioned by the hour of their "
+        "as-of time: each is archived read-only under its sha256 before anything reads it, then parsed in the "
+        "source's layout (a parquet per feed under `raw/`). Rows with the wrong number of fields are rejected; "
+        "a file that cannot be read is quarantined, and the other feeds still flow. **Materialize** or "
+        "**Backfill** re-reads the archived feeds of the selected hours (a feed is archived once, whatever "
+        f"runs it). {PER_HOUR_NOTE}",
+    )
+
+    @dg.multi_asset(
+        name=f"{source}__raw_dms_feeds",
+        specs=[raw_spec, *(table_spec(source, tb, partitions_def, [raw_key], {"sql"}) for tb in RAW_TABLES)],
         check_specs=[NO_QUARANTINED_FILES.spec(raw_key)],
+        **step,
     )
     def raw_dms_feeds(
         context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
+    ):
+        yield from only_selected(context, _raw_dms_feeds(context, dealer_env, warehouse))
+
+    def _raw_dms_feeds(
+        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
         window = context.partition_time_window
         settings = _settings(dealer_env)
         report = ingest_raw_feeds(
@@ -131,18 +153,23 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
         problems = [f"{q.file_name}: {q.reason}" for q in report.quarantined] + [
             f"{item.file_name}: left in the drop zone ({item.detail})" for item in report.left
         ]
-        return dg.MaterializeResult(
+        feeds = pl.DataFrame(
+            [(f["file"], f["raw_rows"], f["malformed_rows"]) for f in report.feeds],
+            schema={"feed_file": pl.String, "raw_rows": pl.Int64, "malformed_rows": pl.Int64},
+            orient="row",
+        )
+        yield dg.MaterializeResult(
+            asset_key=raw_key,
             metadata={
-                "dagster/row_count": report.raw_rows,
-                "feeds": len(report.feeds),
-                "archived_files": len(report.archived),
-                "duplicate_deliveries": len(report.duplicates),
-                "quarantined_files": len(report.quarantined),
-                "left_in_drop_zone": len(report.left),
-                "malformed_rows": report.malformed_rows,
-                "feed_files": markdown_table(
-                    pl.DataFrame(report.feeds).drop("columns", strict=False) if report.feeds else None, 24
-                ),
+                "run/partitions": len(_partition_keys(context)),
+                "run/feeds": len(report.feeds),
+                "run/raw_rows": report.raw_rows,
+                "run/archived_files": len(report.archived),
+                "run/duplicate_deliveries": len(report.duplicates),
+                "run/quarantined_files": len(report.quarantined),
+                "run/left_in_drop_zone": len(report.left),
+                "run/malformed_rows": report.malformed_rows,
+                "run/feed_files": frame_table(feeds),
             },
             check_results=[
                 NO_QUARANTINED_FILES.result(
@@ -157,24 +184,59 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
                 )
             ],
         )
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey([source, "feed_files"]),
+            metadata={"run/rows_written": len(report.feeds) + len(report.quarantined)},
+        )
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey([source, "quarantined_files"]),
+            metadata={
+                "run/rows_written": len(report.quarantined),
+                "run/files": markdown_table(quarantined, 20),
+            },
+        )
+        yield from per_partition_observations(
+            raw_key,
+            partitions_def,
+            _partition_keys(context),
+            feeds.with_columns(
+                pl.col("feed_file").map_elements(partition_of_file, pl.String).alias("partition")
+            ),
+            ["raw_rows", "malformed_rows"],
+            row_count="raw_rows",
+        )
 
-    @dg.asset(
+    normalized_spec = dg.AssetSpec(
         key=normalized_key,
-        partitions_def=partitions_def,
-        backfill_policy=SINGLE_RUN,
-        group_name=group,
         deps=[raw_key],
+        group_name=group,
         kinds={"polars", "parquet"},
-        op_tags=op_tags,
-        retry_policy=RETRY,
-        pool=pool,
-        description="Vehicles with normalized VINs (rule 1), dealer id, stock number and system code; rejected "
-        "rows are kept in `rejected_rows` with their line number and reason.",
+        owners=OWNERS,
+        partitions_def=partitions_def,
+        description="Vehicles of each raw feed with normalized VINs (upper case, no spaces or dashes, 17 valid "
+        "characters; a wrong check digit is flagged, not rejected), dealer id, stock number and system code, "
+        "one parquet per feed under `normalized/`. Rejected rows go to `rejected_rows` with their line number "
+        "and reason. **Materialize** or **Backfill** re-normalizes the feeds of the selected hours from their "
+        f"raw parquet. {PER_HOUR_NOTE}",
+    )
+
+    @dg.multi_asset(
+        name=f"{source}__normalized_vehicles",
+        specs=[
+            normalized_spec,
+            *(table_spec(source, tb, partitions_def, [normalized_key], {"sql"}) for tb in NORMALIZED_TABLES),
+        ],
         check_specs=[REJECTED_ROW_SHARE.spec(normalized_key), CHECK_DIGITS_VALID.spec(normalized_key)],
+        **step,
     )
     def normalized_vehicles(
         context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
+    ):
+        yield from only_selected(context, _normalized_vehicles(context, dealer_env, warehouse))
+
+    def _normalized_vehicles(
+        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
         window = context.partition_time_window
         report = normalize_window(
             dealer_env.paths(),
@@ -186,21 +248,26 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
         )
         total = report.vehicles + report.rejected
         share = report.rejected / total if total else 0.0
-        per_dealer = (
-            {f"vehicles/{d}": int(n) for d, n in report.per_dealer.iter_rows()}
-            if report.per_dealer is not None
-            and _partition_count(context) <= PER_DEALER_METADATA_MAX_PARTITIONS
-            else {}
+        feeds = pl.DataFrame(
+            [(f["file"], f["vehicles"], f["rejected"], f["check_digit_failures"]) for f in report.feeds],
+            schema={
+                "feed_file": pl.String,
+                "vehicles": pl.Int64,
+                "rejected": pl.Int64,
+                "check_digit_failures": pl.Int64,
+            },
+            orient="row",
         )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
+            asset_key=normalized_key,
             metadata={
-                "dagster/row_count": report.vehicles,
-                "rejected_rows": report.rejected,
-                "check_digit_failures": report.check_digit_failures,
-                "feeds": len(report.feeds),
-                **{f"rejected/{r}": n for r, n in sorted(report.rejected_by_reason.items())},
-                **per_dealer,
-                "per_dealer": markdown_table(report.per_dealer, 50),
+                "run/partitions": len(_partition_keys(context)),
+                "run/feeds": len(report.feeds),
+                "run/vehicles": report.vehicles,
+                "run/rejected_rows": report.rejected,
+                "run/check_digit_failures": report.check_digit_failures,
+                **{f"run/rejected/{r}": n for r, n in sorted(report.rejected_by_reason.items())},
+                "run/per_dealer": frame_table(report.per_dealer),
                 "preview": markdown_table(report.preview),
             },
             check_results=[
@@ -223,104 +290,22 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
                 ),
             ],
         )
-
-    @dg.asset(
-        key=sr_key,
-        partitions_def=partitions_def,
-        backfill_policy=SINGLE_RUN,
-        group_name=group,
-        deps=[
-            normalized_key,
-            dg.AssetDep(
-                sr_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
-            ),
-        ],
-        kinds={"polars", "sql"},
-        op_tags=op_tags,
-        retry_policy=RETRY,
-        pool=pool,
-        description="Service requests reconciled from the feeds under the source's settings (CONTRACT section 4), "
-        "with their events and skipped vehicles. State flows from partition to partition in as-of order.",
-        check_specs=[check.spec(sr_key) for check in SERVICE_REQUEST_CHECKS],
-    )
-    def service_requests(
-        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
-        window = context.partition_time_window
-        tags = context.run.tags
-        mode = "incremental" if tags.get(MODE_TAG) == "incremental" else "replay"
-        replay_from = (
-            parse_utc(tags[REPLAY_FROM_TAG], key=REPLAY_FROM_TAG, origin="run tags")
-            if mode == "replay" and tags.get(REPLAY_FROM_TAG)
-            else None
-        )
-        engine = warehouse.engine()
-        report = reconcile(
-            dealer_env.paths(),
-            source,
-            _source_settings(dealer_env, source),
-            engine,
-            start=window.start,
-            end=window.end,
-            mode=mode,
-            replay_from=replay_from,
-        )
-        context.log.info(
-            f"{mode}: applied {len(report.applied)} feed(s), late {len(report.late)}; "
-            f"events {report.events}; skipped {report.skipped}"
-        )
-        _report_later_partitions(context, sr_key, report.applied_as_of, window.end)
-        verdicts = [
-            quality.held_closes(report.guard),
-            quality.duplicate_active(engine, source),
-            quality.orphan_events(engine, source),
-            quality.uncovered_dealers(engine, source, report.head),
-            quality.late_feeds(engine, source),
-        ]
-        per_dealer = {}
-        if report.per_dealer is not None and _partition_count(context) <= PER_DEALER_METADATA_MAX_PARTITIONS:
-            for row in report.per_dealer.iter_rows(named=True):
-                for measure in ("active", "created", "updated", "closed", "held", "skipped"):
-                    per_dealer[f"{measure}/{row['dealer_id']}"] = int(row[measure])
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey([source, "rejected_rows"]),
             metadata={
-                "dagster/row_count": report.active + report.closed,
-                "active": report.active,
-                "closed_total": report.closed,
-                "mode": mode,
-                "feeds_applied": len(report.applied),
-                "late_feeds": len(report.late),
-                "created": report.events.get("created", 0),
-                "updated": sum(report.events.get(e, 0) for e in UPDATE_EVENTS),
-                "closed": report.events.get("auto_closed", 0),
-                "held": report.events.get("close_held", 0),
-                "skipped": sum(report.skipped.values()),
-                **{f"skipped/{r}": n for r, n in sorted(report.skipped.items())},
-                **per_dealer,
-                "per_dealer": markdown_table(report.per_dealer, 50),
-                "held_closes": markdown_table(
-                    report.guard.filter(pl.col("held")) if report.guard is not None else None, 50
-                ),
-                "applied_through": report.head.isoformat() if report.head else "",
+                "run/rows_written": report.rejected,
+                **{f"run/{r}": n for r, n in sorted(report.rejected_by_reason.items())},
             },
-            check_results=[c.verdict(v) for c, v in zip(SERVICE_REQUEST_CHECKS, verdicts, strict=True)],
+        )
+        yield from per_partition_observations(
+            normalized_key,
+            partitions_def,
+            _partition_keys(context),
+            feeds.with_columns(
+                pl.col("feed_file").map_elements(partition_of_file, pl.String).alias("partition")
+            ),
+            ["vehicles", "rejected", "check_digit_failures"],
+            row_count="vehicles",
         )
 
-    return [raw_dms_feeds, normalized_vehicles, service_requests]
-
-
-def _report_later_partitions(
-    context: dg.AssetExecutionContext, key: dg.AssetKey, applied: list[datetime], window_end: datetime
-) -> None:
-    """A replay re-applies feeds after the run's own partitions: say so on those partitions too."""
-    partitions_def = context.assets_def.partitions_def
-    for partition in sorted({partition_key_of(a) for a in applied if a >= window_end}):
-        if partitions_def is None or not partitions_def.has_partition_key(partition):
-            continue
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=key,
-                partition=partition,
-                metadata={"reapplied_by_run": context.run_id, "reason": "replay from an earlier partition"},
-            )
-        )
+    return [raw_dms_feeds, normalized_vehicles, build_service_requests(source, partitions_def, step)]

@@ -31,6 +31,17 @@ class Check:
             metadata=metadata or {},
         )
 
+    def evaluation(self, asset: dg.AssetKey, verdict: Verdict) -> dg.AssetCheckEvaluation:
+        """The same verdict reported outside a run (e.g. right after an operator's decision)."""
+        return dg.AssetCheckEvaluation(
+            asset_key=asset,
+            check_name=self.name,
+            passed=verdict.passed,
+            severity=self.severity,
+            description=verdict.description,
+            metadata={"rows": verdict.rows.height, "detail": markdown_table(verdict.rows, 20)},
+        )
+
     def verdict(self, verdict: Verdict) -> dg.AssetCheckResult:
         return self.result(
             verdict.passed,
@@ -51,7 +62,11 @@ CHECK_DIGITS_VALID = Check(
     "check_digits_valid", "VIN check digits (49 CFR 565) hold; a failure flags, never rejects.", WARN
 )
 AUTO_CLOSE_GUARD = Check(
-    "auto_close_guard", "Rule 8: no dealer's closes were held by the guard.", blocking=True
+    "auto_close_guard",
+    "Rule 8: fails while the auto-close guard holds a dealer's closes on that dealer's newest feed and no "
+    "operator has decided the hold, naming dealer, feed and numbers. Computed from the warehouse, so it "
+    "stays red until `dealer-assets guard release|keep --source S --dealer D --feed AS_OF` decides (or a later "
+    "feed that does not trip the guard resolves it). The run itself succeeds: the data is applied.",
 )
 ONE_ACTIVE_SR_PER_VIN = Check("one_active_sr_per_vin", "A source has at most one active SR per VIN.")
 EVENTS_REFER_TO_EXISTING_SRS = Check("events_refer_to_existing_srs", "Every event refers to an existing SR.")

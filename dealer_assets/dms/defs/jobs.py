@@ -6,7 +6,7 @@ import dagster as dg
 
 from dealer_assets.core.tags import SOURCE_TAG
 
-from .assets import MISDELIVERED_KEY, keys_for
+from .specs import MISDELIVERED_KEY
 
 
 def job_name(source: str) -> str:
@@ -17,12 +17,12 @@ MISDELIVERED_JOB = "dms_misdelivered_feeds"
 
 
 def build_source_job(
-    source: str, partitions_def: dg.PartitionsDefinition, executor_def: dg.ExecutorDefinition | None = None
+    source: str, executor_def: dg.ExecutorDefinition | None = None
 ) -> dg.UnresolvedAssetJobDefinition:
+    """Partitioned by the feed hours, as its assets are (Dagster infers it from the selection)."""
     return dg.define_asset_job(
         name=job_name(source),
-        selection=dg.AssetSelection.assets(*keys_for(source)),
-        partitions_def=partitions_def,
+        selection=dg.AssetSelection.groups(f"dms_{source}"),
         tags={SOURCE_TAG: source},
         executor_def=executor_def,
         description=f"Feeds of source `{source}` from the drop zone to reconciled service requests.",

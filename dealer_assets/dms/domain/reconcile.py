@@ -5,9 +5,9 @@ Each step below is one rule of CONTRACT section 4. Time is the feed's as-of and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -74,7 +74,7 @@ class FeedOutcome:
     coverage: pl.DataFrame
     guard: pl.DataFrame
     """Per dealer with closes due: its SRs that existed before the feed (`active`), closes due, and whether
-    rule 8 held them."""
+    rule 8 tripped (its closes are held unless an operator released that hold)."""
 
 
 def empty_state() -> pl.DataFrame:
@@ -130,8 +130,13 @@ def _iso(expr: pl.Expr) -> pl.Expr:
 
 
 def apply_feed(
-    state: pl.DataFrame, vehicles: pl.DataFrame, settings: SourceSettings, feed: FeedRef
+    state: pl.DataFrame,
+    vehicles: pl.DataFrame,
+    settings: SourceSettings,
+    feed: FeedRef,
+    released: frozenset[str] = frozenset(),
 ) -> FeedOutcome:
+    """`released`: dealers whose hold on this feed an operator released (rule 8): their closes apply."""
     t = pl.lit(feed.as_of, TS)
     ident = {"source": pl.lit(feed.source), "feed_as_of": t, "feed_file": pl.lit(feed.file_name)}
     clients, types_for_dealer, types_for_all, include_all, include_dealers = _mappings(settings)
@@ -372,6 +377,10 @@ def apply_feed(
                 )
             ).alias("_held")
         )
+        .with_columns(
+            pl.col("_held").alias("_tripped"),
+            (pl.col("_held") & ~pl.col("dealer_id").is_in(list(released))).alias("_held"),
+        )
         .with_columns((pl.col("_due") & ~pl.col("_held")).alias("_close"))
         .with_columns(
             pl.when("_close").then(pl.lit("closed")).otherwise("status").alias("status"),
@@ -398,7 +407,7 @@ def apply_feed(
         .agg(
             pl.col("_dealer_active").first().alias("active"),
             pl.col("_dealer_due").first().alias("to_close"),
-            pl.col("_held").any().alias("held"),
+            pl.col("_tripped").any().alias("held"),
         )
         .with_columns(source=pl.lit(feed.source), feed_as_of=t)
         .select(list(GUARD_SCHEMA))
@@ -489,9 +498,16 @@ class HistoryOutcome:
 
 
 def apply_feeds(
-    state: pl.DataFrame, feeds: Iterable[tuple[FeedRef, pl.DataFrame]], settings: SourceSettings
+    state: pl.DataFrame,
+    feeds: Iterable[tuple[FeedRef, pl.DataFrame]],
+    settings: SourceSettings,
+    released: Mapping[datetime, frozenset[str]] | None = None,
 ) -> HistoryOutcome:
-    """Apply feeds in as-of order; the caller hands them in that order (rule 10 is the caller's)."""
+    """Apply feeds in as-of order; the caller hands them in that order (rule 10 is the caller's).
+
+    `released` maps a feed's as-of to the dealers whose hold on it an operator released, so that a replay
+    honours every decision.
+    """
     events, skipped, coverage, guard = [], [], [], []
     last = None
     for feed, vehicles in feeds:
@@ -500,7 +516,7 @@ def apply_feeds(
                 f"feeds must be applied in as-of order: {feed.file_name} after {last.isoformat()}"
             )
         last = feed.as_of
-        outcome = apply_feed(state, vehicles, settings, feed)
+        outcome = apply_feed(state, vehicles, settings, feed, (released or {}).get(feed.as_of, frozenset()))
         state = outcome.state
         events.append(outcome.events)
         skipped.append(outcome.skipped)

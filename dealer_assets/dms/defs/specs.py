@@ -1,0 +1,129 @@
+"""What the UI shows about each DMS asset: keys, owners, kinds, the warehouse table it is, and descriptions
+written for someone who has only the UI in front of them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+
+from dealer_assets.core.metadata import table_metadata
+from dealer_assets.dms import tables as t
+
+OWNERS = ["team:dealer-data"]
+DROP_ZONE_KEY = dg.AssetKey(["dms", "drop_zone"])
+MISDELIVERED_KEY = dg.AssetKey(["dms", "misdelivered_feed_files"])
+GUARD_DECISIONS_KEY = dg.AssetKey(["dms", "guard_decisions"])
+DROP_ZONE_GROUP = "dms_drop_zone"
+
+FEED_INTERVAL = timedelta(hours=2)
+FEED_SLACK = timedelta(hours=1)
+"""DMS exports arrive every one to two hours; a source whose newest feed is older than interval + slack warns."""
+FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=24), warn_window=FEED_INTERVAL + FEED_SLACK
+)
+
+REPLAY_NOTE = (
+    "**Materialize** (one partition) or **Backfill** (a range) replays from the start of the first selected "
+    "hour to the newest feed: what was applied from there on is discarded and every archived feed from there "
+    "is re-applied in as-of order, so later hours are recomputed too (the runs say so on their partitions). "
+    "With unchanged settings the tables come out identical; with changed settings they are what the new "
+    "settings would have produced. The drop-zone sensor and `dealer-assets catch-up` instead apply only the "
+    "feeds after the last one applied."
+)
+PER_HOUR_NOTE = (
+    "Each hour's own figures are an observation on that partition, shown under the partition in the "
+    "*Partitions* tab and listed in *Events*; an hour without a feed says so. Figures prefixed `run/` on a materialization are the whole run's, copied by "
+    "Dagster onto every partition of a range run."
+)
+
+
+def keys_for(source: str) -> tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey]:
+    return (
+        dg.AssetKey([source, "raw_dms_feeds"]),
+        dg.AssetKey([source, "normalized_vehicles"]),
+        dg.AssetKey([source, "service_requests"]),
+    )
+
+
+RAW_TABLES = (t.feed_files, t.quarantined_files)
+NORMALIZED_TABLES = (t.rejected_rows,)
+RECONCILED_TABLES = (
+    t.service_request_events,
+    t.skipped_vehicles,
+    t.applied_feeds,
+    t.late_feeds,
+    t.close_guard,
+    t.dealer_coverage,
+)
+
+TABLE_DESCRIPTIONS = {
+    "feed_files": "Every feed file of this source taken from the drop zone: its archive path, sha256, size, and "
+    "whether it was accepted or quarantined (with the reason), with its row counts.",
+    "quarantined_files": "Files of this source that could not be read (undecodable, a required column missing, "
+    "unparseable) or conflicted with a feed already received; each is copied to the quarantine folder with "
+    "a `.reason.json` beside it.",
+    "rejected_rows": "Rows of this source's feeds that were not taken as vehicles, with the feed, the physical "
+    "line number and the reason (`invalid_vin`, `missing_dealer`, `duplicate_vin`, `malformed_row`). Malformed "
+    "rows are found while the raw feeds are parsed; the rest while normalizing.",
+    "service_request_events": "One row per change of a service request (`created`, `stock_no_updated`, "
+    "`client_updated`, `auto_close_reset`, `auto_closed`, `close_held`) with the feed that caused it.",
+    "skipped_vehicles": "Vehicles of a feed that got no service request, with the reason (`unmapped_dealer`, "
+    "`excluded_by_include_only`, `recent_sr_exists`); an unmapped dealer shows up on every feed until mapped.",
+    "applied_feeds": "The ledger of the feeds the reconciled state is made of, in as-of order, with each feed's "
+    "sha256 and its counts (vehicles, created, updated, closed, held, skipped).",
+    "late_feeds": "Feeds whose as-of was not after the last feed applied when they arrived (rule 10): recorded, "
+    "not applied; `dealer-assets replay --from <as-of>` applies them.",
+    "close_guard": "Each time the auto-close guard (rule 8) judged a dealer on a feed: active SRs, closes due and "
+    "whether it tripped. A trip holds that dealer's closes until an operator decides (see `guard_decisions`).",
+    "dealer_coverage": "Which dealers each feed covered, with their vehicle counts (rule 2).",
+}
+
+
+def table_spec(
+    source: str,
+    table: sa.Table,
+    partitions_def: dg.PartitionsDefinition,
+    deps: list[dg.AssetKey],
+    kinds: set[str],
+) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=dg.AssetKey([source, table.name]),
+        deps=deps,
+        group_name=f"dms_{source}",
+        kinds=kinds,
+        owners=OWNERS,
+        partitions_def=partitions_def,
+        description=f"Warehouse table `{table.name}`, rows of source `{source}`. {TABLE_DESCRIPTIONS[table.name]}"
+        " Written by the same step as its upstream asset, in the same transaction.",
+        metadata=table_metadata(table),
+    )
+
+
+def drop_zone_spec(incoming: Path) -> dg.AssetSpec:
+    """The folder where dealer systems deliver feeds: outside Dagster, so an external asset."""
+    return dg.AssetSpec(
+        key=DROP_ZONE_KEY,
+        group_name=DROP_ZONE_GROUP,
+        kinds={"filesystem"},
+        owners=OWNERS,
+        description="The drop zone where dealer management systems deliver feed files "
+        "(`<source>-<YYYYMMDD>T<HHMMSS>Z.<ext>`). Nothing in Dagster writes it: the sensor "
+        "`dms_drop_zone_sensor` watches it and asks for a run per source; each run archives what it takes and "
+        "removes it from here.",
+        metadata={"path": dg.MetadataValue.path(str(incoming))},
+    )
+
+
+GUARD_DECISIONS_SPEC = dg.AssetSpec(
+    key=GUARD_DECISIONS_KEY,
+    group_name=DROP_ZONE_GROUP,
+    kinds={"sql"},
+    owners=OWNERS,
+    description="Operators' decisions on the auto-close guard's holds (rule 8), written by "
+    "`dealer-assets guard release|keep --source S --dealer D --feed AS_OF` with who, when and why. Every "
+    "replay honours them: a released hold's closes are applied as of that feed; a kept one's SRs stay active.",
+    metadata=table_metadata(t.guard_decisions),
+)
