@@ -77,8 +77,11 @@ lint: install
 validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
+## Every benchmark: the DMS suite, then the Protractor receiver and snapshots, then Xtime bookings.
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.protractor
+	$(BIN)/python -m bench.xtime_booking
 
 ## Forget every run and everything processed (archive, quarantine, warehouse, Dagster home); keeps the samples.
 clean-state:
