@@ -65,7 +65,7 @@ test: install
 	$(BIN)/ruff format --check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
 
-## The fast set while developing (no PostgreSQL, no end-to-end processes, no slow property tests): under a minute.
+## The fast set while developing (no PostgreSQL, no end-to-end processes, no slow property tests); about 3 minutes.
 test-fast: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -m "not slow and not e2e and not postgres"
 
