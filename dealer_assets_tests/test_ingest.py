@@ -17,13 +17,8 @@ from sqlalchemy.engine import Engine
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.dms import tables as t
 from dealer_assets.dms.feed_store import FeedStore
-from dealer_assets.dms.ingest import (
-    NormalizedReport,
-    RawFeedsReport,
-    ingest_raw_feeds,
-    normalize_window,
-    triage_misdelivered,
-)
+from dealer_assets.dms.ingest import RawFeedsReport, ingest_raw_feeds, triage_misdelivered
+from dealer_assets.dms.normalization import NormalizedReport, normalize_window
 from dealer_assets.dms.settings import DealerSettings, load_settings
 from dealer_assets_tests.conftest import HEADER, DataRoot, at, feed_body, feed_name, make_root, vin
 

@@ -16,7 +16,8 @@ from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.dms import tables as t
 from dealer_assets.dms.domain.feed_names import classify, parse_feed_name
-from dealer_assets.dms.ingest import ingest_raw_feeds, normalize_window, triage_misdelivered
+from dealer_assets.dms.ingest import ingest_raw_feeds, triage_misdelivered
+from dealer_assets.dms.normalization import normalize_window
 from dealer_assets.dms.reconciliation import reconcile
 from dealer_assets.dms.settings import load_settings
 

@@ -16,9 +16,11 @@ import pytest
 
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.dms import ingest as ingest_module
+from dealer_assets.dms import normalization as normalization_module
 from dealer_assets.dms.domain.normalize import FeedRef
 from dealer_assets.dms.domain.reconcile import apply_feeds, empty_state
-from dealer_assets.dms.ingest import ingest_raw_feeds, normalize_window, triage_misdelivered
+from dealer_assets.dms.ingest import ingest_raw_feeds, triage_misdelivered
+from dealer_assets.dms.normalization import normalize_window
 from dealer_assets.dms.reconciliation import pending_partitions, reconcile
 from dealer_assets.dms.settings import load_settings, parse_settings
 
@@ -164,7 +166,7 @@ def test_item14_overlapping_normalize_steps_write_rejected_rows_once(
             first_inside.set()
             release.wait(60)
 
-    monkeypatch.setattr(ingest_module, "crash_point", hold_first)
+    monkeypatch.setattr(normalization_module, "crash_point", hold_first)
     errors: list[BaseException] = []
 
     def run() -> None:

@@ -31,7 +31,8 @@ from dealer_assets.dms.domain.reconcile import (
     empty_state,
 )
 from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
-from dealer_assets.dms.ingest import ArchiveAltered, recorded_feeds, vehicles_of
+from dealer_assets.dms.ingest import ArchiveAltered, recorded_feeds
+from dealer_assets.dms.normalization import vehicles_of
 from dealer_assets.dms.settings import SourceSettings
 
 APPLIED_SCHEMA = {"feed_as_of": TS, "feed_file": pl.String, "sha256": pl.String}

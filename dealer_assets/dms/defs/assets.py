@@ -12,7 +12,8 @@ from dealer_assets.core.metadata import markdown_table, table_metadata
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.tags import SOURCE_TAG
 from dealer_assets.dms import tables as t
-from dealer_assets.dms.ingest import Left, ingest_raw_feeds, normalize_window, triage_misdelivered
+from dealer_assets.dms.ingest import Left, ingest_raw_feeds, triage_misdelivered
+from dealer_assets.dms.normalization import normalize_window
 from dealer_assets.dms.settings import DealerSettings, SourceSettings, load_settings, source_settings_in
 
 from .checks import CHECK_DIGITS_VALID, NO_QUARANTINED_FILES, REJECTED_ROW_SHARE
