@@ -8,7 +8,7 @@ the step and its peak RSS (ru_maxrss); a figure is the median of `--repeat` such
 
 from __future__ import annotations
 
-BENCHMARKS = ("synthetic", "parse", "reconcile", "warehouse", "end_to_end", "backfill")
+BENCHMARKS = ("synthetic", "parse", "reconcile", "warehouse", "end_to_end", "backfill", "steady")
 """Benchmark names for `--only`, in the order they run."""
 
 FIGURES = {
@@ -18,5 +18,13 @@ FIGURES = {
     "warehouse": ("warehouse.sqlite_insert", "warehouse.pg_copy", "warehouse.pg_upsert"),
     "end_to_end": ("end_to_end.sqlite", "end_to_end.postgres"),
     "backfill": ("backfill.range_run",),
+    "steady": (
+        "steady.parse",
+        *(
+            f"steady.{step}.{backend}"
+            for backend in ("sqlite", "postgres")
+            for step in ("reconcile", "write", "step", "dagster", "day")
+        ),
+    ),
 }
 """The figures each benchmark prints (the first column of the table)."""

@@ -18,7 +18,7 @@ QUICK = {"rows": 3_000, "repeat": 1, "hours": 6, "dealers": 5, "per_dealer": 12}
 
 
 def _runner(name: str):
-    from bench import backfill, end_to_end, parse, reconcile, warehouse
+    from bench import backfill, end_to_end, parse, reconcile, steady, warehouse
 
     return {
         "synthetic": parse.run_synthetic,
@@ -27,6 +27,7 @@ def _runner(name: str):
         "warehouse": warehouse.run,
         "end_to_end": end_to_end.run,
         "backfill": backfill.run,
+        "steady": steady.run,
     }[name]
 
 

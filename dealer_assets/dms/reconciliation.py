@@ -203,7 +203,7 @@ def reconcile(
         )
 
         with engine.begin() as conn:
-            write_outcome(
+            written = write_outcome(
                 conn, source, outcome, previous, replay_from=cutoff, applied=applied_rows, late=late_rows
             )
             after = read_applied(conn, source)
@@ -228,14 +228,7 @@ def reconcile(
     report.closed = int((outcome.state["status"] == "closed").sum())
     report.head = after["feed_as_of"][-1] if after.height else None
     report.applied_rows = applied_rows
-    report.written = {
-        t.service_request_events.name: outcome.events.height,
-        t.skipped_vehicles.name: outcome.skipped.height,
-        t.dealer_coverage.name: outcome.coverage.height,
-        t.close_guard.name: outcome.guard.height,
-        t.applied_feeds.name: applied_rows.height,
-        t.late_feeds.name: late_rows.height,
-    }
+    report.written = written
     return report
 
 
@@ -248,8 +241,8 @@ def write_outcome(
     replay_from: datetime | None,
     applied: pl.DataFrame,
     late: pl.DataFrame,
-) -> None:
-    """One step's writes, in the caller's transaction.
+) -> dict[str, int]:
+    """One step's writes, in the caller's transaction; returns the rows written per table.
 
     A replay discards the source's events, skips, coverage, holds and ledger from `replay_from` on and writes
     its whole SR state anew; an incremental step upserts only the SRs that differ from `previous`.
@@ -265,16 +258,23 @@ def write_outcome(
         ):
             conn.execute(sa.delete(table).where(table.c.source == source, table.c.feed_as_of >= replay_from))
         conn.execute(sa.delete(t.service_requests).where(t.service_requests.c.source == source))
-        insert_frame(conn, t.service_requests, outcome.state)
+        changed = outcome.state
+        insert_frame(conn, t.service_requests, changed)
     else:
         changed = outcome.state.join(previous, on=list(SR_SCHEMA), how="anti", nulls_equal=True)
         insert_frame(conn, t.service_requests, changed, on_conflict="update")
-    insert_frame(conn, t.service_request_events, outcome.events)
-    insert_frame(conn, t.skipped_vehicles, outcome.skipped)
-    insert_frame(conn, t.dealer_coverage, outcome.coverage)
-    insert_frame(conn, t.close_guard, outcome.guard)
-    insert_frame(conn, t.applied_feeds, applied)
-    insert_frame(conn, t.late_feeds, late, on_conflict="ignore")
+    written = {t.service_requests.name: changed.height}
+    for table, frame, on_conflict in (
+        (t.service_request_events, outcome.events, None),
+        (t.skipped_vehicles, outcome.skipped, None),
+        (t.dealer_coverage, outcome.coverage, None),
+        (t.close_guard, outcome.guard, None),
+        (t.applied_feeds, applied, None),
+        (t.late_feeds, late, "ignore"),
+    ):
+        insert_frame(conn, table, frame, on_conflict=on_conflict)
+        written[table.name] = frame.height
+    return written
 
 
 def applied_feed_rows(source: str, feeds: list[tuple[datetime, str, str, int]], outcome) -> pl.DataFrame:
