@@ -258,8 +258,8 @@ def write_step(data_dir: str, url: str | None, feeds: str) -> dict:
             applied=applied,
             late=pl.DataFrame(schema=LATE_SCHEMA),
         )
-    result["rows_written"] = sum(written.values())
-    result["sr_rows"] = written["service_requests"]
+    result["rows_written"] = sum(written.rows.values())
+    result["sr_rows"] = written.rows["service_request_state"]
     engine.dispose()
     return result
 

@@ -7,16 +7,38 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import polars as pl
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from dealer_assets.core.warehouse import dispose_engines, engine_for, metadata
+from dealer_assets.core.warehouse import dispose_engines, engine_for, metadata, read_frame
 from dealer_assets.dms import tables as t
+from dealer_assets.dms.domain.normalize import TS
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-LATER_THAN_LEGACY = {"guard_decisions"}
+LATER_THAN_LEGACY = {"guard_decisions", "service_request_state"}
 """Tables that later revisions add: a warehouse made before migrations never had them."""
+EARLIER = datetime(2026, 10, 31, tzinfo=UTC)
+
+
+def _legacy_service_requests() -> sa.Table:
+    """`service_requests` as a table, as it was before revision dms_0003 made it a view."""
+    return t.service_request_state.to_metadata(sa.MetaData(), name="service_requests")
+
+
+def _sr(sr_id: str, status: str, last_seen_at: datetime) -> dict:
+    return {
+        "sr_id": sr_id,
+        "source": "generic",
+        "vin": sr_id[-17:],
+        "dealer_id": "D1",
+        "client": "Client One",
+        "status": status,
+        "created_at": EARLIER,
+        "updated_at": EARLIER,
+        "last_seen_at": last_seen_at,
+    }
 
 
 def _heads(engine: sa.Engine) -> set[str]:
@@ -40,6 +62,28 @@ def test_warehouse_made_before_migrations_upgrades_in_place(warehouse_url: str) 
                 v for v in vars(t).values() if isinstance(v, sa.Table) and v.name not in LATER_THAN_LEGACY
             ],
         )
+        legacy_srs = _legacy_service_requests()
+        legacy_srs.create(conn)
+        conn.execute(
+            legacy_srs.insert(),
+            [
+                _sr("generic-SEEN0000000000001", "active", NOW),
+                _sr("generic-GONE0000000000002", "active", EARLIER),
+            ],
+        )
+        conn.execute(
+            t.applied_feeds.insert(),
+            [
+                {
+                    "source": "generic",
+                    "feed_as_of": when,
+                    "feed_file": f"{i}.csv",
+                    "sha256": "0" * 64,
+                    **dict.fromkeys(("vehicles", "created", "updated", "closed", "held", "skipped"), 1),
+                }
+                for i, when in enumerate((EARLIER, NOW))
+            ],
+        )
         conn.exec_driver_sql("CREATE TABLE dealer_assets_schema (version INTEGER PRIMARY KEY)")
         conn.exec_driver_sql("INSERT INTO dealer_assets_schema (version) VALUES (1)")
         conn.execute(
@@ -53,6 +97,18 @@ def test_warehouse_made_before_migrations_upgrades_in_place(warehouse_url: str) 
         assert conn.execute(sa.select(sa.func.count()).select_from(t.late_feeds)).scalar() == 1
         assert "dealer_assets_schema" not in sa.inspect(conn).get_table_names()
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        stored = dict(
+            conn.execute(sa.select(t.service_request_state.c.sr_id, t.service_request_state.c.last_seen_at))
+            .tuples()
+            .all()
+        )
+        seen = read_frame(
+            conn,
+            "SELECT sr_id, last_seen_at FROM service_requests ORDER BY sr_id",
+            {"sr_id": pl.String, "last_seen_at": TS},
+        )
+    assert stored["generic-SEEN0000000000001"] is None, "seen by the newest feed: stored without last_seen_at"
+    assert seen.rows() == [("generic-GONE0000000000002", EARLIER), ("generic-SEEN0000000000001", NOW)]
     assert any(h.startswith("dms_") for h in _heads(engine))
 
 

@@ -31,6 +31,6 @@ def column_schema(table: sa.Table) -> dg.TableSchema:
     )
 
 
-def table_metadata(table: sa.Table) -> dict[str, object]:
-    """Definition-time metadata for an asset that is a warehouse table."""
-    return {"dagster/table_name": table.name, "dagster/column_schema": column_schema(table)}
+def table_metadata(table: sa.Table, name: str | None = None) -> dict[str, object]:
+    """Definition-time metadata for an asset that is a warehouse table (or a view `name` with its columns)."""
+    return {"dagster/table_name": name or table.name, "dagster/column_schema": column_schema(table)}

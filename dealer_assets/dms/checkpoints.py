@@ -1,26 +1,33 @@
-"""State checkpoints: parquet of a source's SRs after a run, named by the ledger digest up to it and by the
-digest of its own bytes.
+"""State checkpoints: a source's SRs as a base (the whole state) followed by deltas (the SRs a run changed).
+
+Both hold the stored form (`domain.stored`): an SR a steady hour sees again does not change, so a delta
+holds what the run wrote to the warehouse and disk use grows with change, not with hours times inventory.
+A new base is written after a replay, when the state could not come from the chain, or once the deltas
+since the last base hold as many rows as it does.
 
 A checkpoint is a cache: it is trusted only when the applied-feeds ledger up to its as-of matches the ledger
-digest in its name and its bytes match the content digest in its name. One that does not verify (empty,
-corrupt, or another state copied under its name) is deleted and the state is rebuilt from the feeds. The
-newest 48 and the last of each day are kept.
+digest in its name, its bytes match the content digest in its name, and every delta back to its base is
+there and verifies. One that does not verify is deleted and the state is rebuilt from the feeds.
+Chains whose newest point is more than `KEEP_DAYS` older than the newest checkpoint are removed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from dealer_assets.core.landing import write_parquet_atomic
 
-KEEP_RECENT_CHECKPOINTS = 48
 STAMP = "%Y%m%dT%H%M%SZ"
 DIGEST_CHARS = 16
+KEEP_DAYS = 31
+MAX_CHAIN = 720
+"""Deltas after one base at most (a month of hourly runs): a restore reads at most this many files."""
 
 
 def ledger_digest(applied: pl.DataFrame) -> str:
@@ -33,61 +40,132 @@ def _content_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()[:DIGEST_CHARS]
 
 
+def _stamp(value: datetime) -> str:
+    return value.strftime(STAMP)
+
+
+def _parse_stamp(text: str) -> datetime:
+    return datetime.strptime(text, STAMP).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """`<through>-<ledger>-<content>.parquet` (a base) or `<through>-<ledger>-<content>.after-<parent>.parquet`
+    (a delta on the checkpoint through `parent`)."""
+
+    through: datetime
+    ledger: str
+    content: str
+    parent: datetime | None
+    path: Path
+
+    @classmethod
+    def parse(cls, path: Path) -> Checkpoint | None:
+        head, _, link = path.name.removesuffix(".parquet").partition(".")
+        parts = head.split("-")
+        if len(parts) != 3 or (link and not link.startswith("after-")):
+            return None
+        try:
+            parent = _parse_stamp(link.removeprefix("after-")) if link else None
+            return cls(_parse_stamp(parts[0]), parts[1], parts[2], parent, path)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class Restored:
+    state: pl.DataFrame
+    """Stored form as of `through`."""
+    through: datetime
+    base_rows: int
+    delta_rows: int
+    deltas: int
+
+
 class Checkpoints:
     def __init__(self, root: Path, source: str) -> None:
         self.dir = root / source
 
-    def listing(self) -> list[tuple[datetime, str, Path]]:
-        """(through, ledger digest, path) of every checkpoint named in the current form, oldest first."""
+    def listing(self) -> list[Checkpoint]:
+        """Every checkpoint, oldest first."""
         if not self.dir.is_dir():
             return []
-        out = []
-        for p in self.dir.glob("[0-9]*.parquet"):
-            parts = p.stem.split("-")
-            if len(parts) != 3:
-                continue
-            try:
-                out.append((datetime.strptime(parts[0], STAMP).replace(tzinfo=UTC), parts[1], p))
-            except ValueError:
-                continue
-        return sorted(out)
+        found = (Checkpoint.parse(p) for p in self.dir.glob("[0-9]*.parquet"))
+        return sorted((c for c in found if c is not None), key=lambda c: (c.through, c.parent is not None))
 
-    def load(self, path: Path, schema: dict) -> pl.DataFrame | None:
-        """The state a checkpoint holds, or None (and the file deleted) when its bytes do not verify."""
-        try:
-            if _content_digest(path) == path.stem.split("-")[2]:
-                return pl.read_parquet(path).cast(schema)
-        except (OSError, pl.exceptions.PolarsError):
-            pass
-        path.unlink(missing_ok=True)
+    def restore(self, prefix: pl.DataFrame, schema: dict) -> Restored | None:
+        """The newest state whose whole chain verifies against `prefix` (applied-feeds rows, as-of order)."""
+        listing = self.listing()
+        by_through = {c.through: c for c in listing}
+        for candidate in reversed(listing):
+            covered = prefix.filter(pl.col("feed_as_of") <= candidate.through)
+            if not covered.height or covered["feed_as_of"][-1] != candidate.through:
+                continue
+            if ledger_digest(covered) != candidate.ledger:
+                continue
+            chain = [candidate]
+            while chain[-1].parent is not None and chain[-1].parent in by_through:
+                chain.append(by_through[chain[-1].parent])
+            if chain[-1].parent is not None:
+                continue
+            frames = [self._load(c, schema) for c in reversed(chain)]
+            if any(f is None for f in frames):
+                return self.restore(prefix, schema)
+            base, deltas = frames[0], frames[1:]
+            state = (
+                base
+                if not deltas
+                else pl.concat([base, *deltas]).unique("sr_id", keep="last", maintain_order=True)
+            )
+            return Restored(
+                state=state,
+                through=candidate.through,
+                base_rows=base.height,
+                delta_rows=sum(d.height for d in deltas),
+                deltas=len(deltas),
+            )
         return None
 
-    def save(self, state: pl.DataFrame, through: datetime, digest: str) -> None:
+    def _load(self, checkpoint: Checkpoint, schema: dict) -> pl.DataFrame | None:
+        """Its rows, or None (and the file deleted) when its bytes do not verify."""
+        try:
+            if _content_digest(checkpoint.path) == checkpoint.content:
+                return pl.read_parquet(checkpoint.path).cast(schema)
+        except (OSError, pl.exceptions.PolarsError):
+            pass
+        checkpoint.path.unlink(missing_ok=True)
+        return None
+
+    def save(
+        self, rows: pl.DataFrame, through: datetime, digest: str, parent: datetime | None = None
+    ) -> None:
+        """A base (`parent` None: `rows` is the whole state) or a delta on the checkpoint through `parent`."""
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".pending.{os.getpid()}.tmp"
-        write_parquet_atomic(state, tmp)
-        final = self.dir / f"{through.strftime(STAMP)}-{digest}-{_content_digest(tmp)}.parquet"
-        for older, ledger, p in self.listing():
-            if older == through and ledger == digest and p != final:
-                p.unlink(missing_ok=True)
+        write_parquet_atomic(rows, tmp)
+        link = f".after-{_stamp(parent)}" if parent is not None else ""
+        final = self.dir / f"{_stamp(through)}-{digest}-{_content_digest(tmp)}{link}.parquet"
+        for older in self.listing():
+            if older.through == through and older.path != final:
+                older.path.unlink(missing_ok=True)
         os.replace(tmp, final)
         self.prune()
 
     def prune(self) -> None:
+        """Drop chains that ended more than KEEP_DAYS before the newest checkpoint, and legacy names."""
         listing = self.listing()
-        keep = {p for _, _, p in listing[-KEEP_RECENT_CHECKPOINTS:]}
-        last_of_day: dict[str, Path] = {}
-        for through, _, p in listing:
-            last_of_day[through.strftime("%Y%m%d")] = p
-        keep |= set(last_of_day.values())
-        for _, _, p in listing:
-            if p not in keep:
-                p.unlink(missing_ok=True)
+        if listing:
+            horizon = listing[-1].through - timedelta(days=KEEP_DAYS)
+            bases = [c.through for c in listing if c.parent is None and c.through <= horizon]
+            if bases:
+                for checkpoint in listing:
+                    if checkpoint.through < bases[-1]:
+                        checkpoint.path.unlink(missing_ok=True)
         for legacy in self.dir.glob("[0-9]*.parquet"):
             if len(legacy.stem.split("-")) == 2:
                 legacy.unlink(missing_ok=True)
 
     def discard_from(self, as_of: datetime) -> None:
-        for through, _, p in self.listing():
-            if through >= as_of:
-                p.unlink(missing_ok=True)
+        for checkpoint in self.listing():
+            if checkpoint.through >= as_of:
+                checkpoint.path.unlink(missing_ok=True)

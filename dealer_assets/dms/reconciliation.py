@@ -1,8 +1,9 @@
 """Applying accepted feeds to service requests, with exact replay.
 
-State flows in as-of order per source. The warehouse holds the result; state checkpoints (parquet, one per
-run, pruned) let a replay rebuild the state as it stood before any as-of without re-reading all history.
-A checkpoint is trusted only when the ledger of applied feeds up to its as-of matches the digest in its name.
+State flows in as-of order per source. The warehouse holds the result in stored form (`domain.stored`): a
+steady hour writes only the SRs that changed. State checkpoints (a base and the deltas after it) give a run
+its starting state and let a replay rebuild the state as it stood before any as-of without re-reading all
+history; a checkpoint is trusted only when the ledger of applied feeds up to its as-of matches its name.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dealer_assets.core.landing import sha256_of
 from dealer_assets.core.warehouse import exclusive_lock, insert_frame, read_frame
 from dealer_assets.dms import guard
 from dealer_assets.dms import tables as t
-from dealer_assets.dms.checkpoints import Checkpoints, ledger_digest
+from dealer_assets.dms.checkpoints import MAX_CHAIN, Checkpoints, Restored, ledger_digest
 from dealer_assets.dms.domain.feed_names import FeedName
 from dealer_assets.dms.domain.normalize import TS, FeedRef
 from dealer_assets.dms.domain.reconcile import (
@@ -30,6 +31,7 @@ from dealer_assets.dms.domain.reconcile import (
     apply_feeds,
     empty_state,
 )
+from dealer_assets.dms.domain.stored import changed_rows, read_form, stored_form
 from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
 from dealer_assets.dms.ingest import ArchiveAltered, recorded_feeds
 from dealer_assets.dms.normalization import vehicles_of
@@ -70,6 +72,13 @@ def read_applied(conn, source: str) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class StartingState:
+    state: pl.DataFrame
+    chain: Restored | None
+    """The checkpoint chain the state is, when it needed no feed re-applied: a run may add a delta to it."""
+
+
 def state_before(
     paths: DealerPaths,
     source: str,
@@ -79,17 +88,23 @@ def state_before(
     released: dict[datetime, frozenset[str]] | None = None,
 ) -> pl.DataFrame:
     """The SR state after every applied feed with as-of < cutoff (all of them when cutoff is None)."""
+    return starting_state(paths, source, settings, applied, cutoff, released).state
+
+
+def starting_state(
+    paths: DealerPaths,
+    source: str,
+    settings: SourceSettings,
+    applied: pl.DataFrame,
+    cutoff: datetime | None,
+    released: dict[datetime, frozenset[str]] | None = None,
+) -> StartingState:
     prefix = applied if cutoff is None else applied.filter(pl.col("feed_as_of") < cutoff)
-    checkpoints = Checkpoints(paths.state, source)
-    state, start_after = empty_state(), None
-    for through, digest, path in reversed(checkpoints.listing()):
-        covered = prefix.filter(pl.col("feed_as_of") <= through)
-        if covered.height and covered["feed_as_of"][-1] == through and ledger_digest(covered) == digest:
-            loaded = checkpoints.load(path, SR_SCHEMA)
-            if loaded is not None:
-                state, start_after = loaded, through
-                break
-    todo = prefix if start_after is None else prefix.filter(pl.col("feed_as_of") > start_after)
+    restored = Checkpoints(paths.state, source).restore(prefix, SR_SCHEMA)
+    state = read_form(restored.state, restored.through) if restored else empty_state()
+    todo = prefix if restored is None else prefix.filter(pl.col("feed_as_of") > restored.through)
+    if todo.is_empty():
+        return StartingState(state, restored)
     store = FeedStore(paths)
     feeds = []
     for as_of, file_name, sha in todo.iter_rows():
@@ -104,7 +119,7 @@ def state_before(
         if vehicles is None:
             raise RuntimeError(f"{file_name} was applied but cannot be read from the archive any more")
         feeds.append((FeedRef(source, as_of, file_name), vehicles))
-    return apply_feeds(state, feeds, settings, released).state
+    return StartingState(apply_feeds(state, feeds, settings, released).state, None)
 
 
 def verify_archive(store: FeedStore, source: str, recorded: dict) -> None:
@@ -179,18 +194,18 @@ def reconcile(
             ]
             late = [a for a, _ in _accepted(paths, source, settings, late)]
             todo = _accepted(paths, source, settings, fresh)
-            state = state_before(paths, source, settings, applied, None, decisions)
+            start_from = starting_state(paths, source, settings, applied, None, decisions)
             cutoff = None
         else:
             cutoff = replay_from or start
             report.replay_from = cutoff
             verify_archive(store, source, recorded_feeds(engine, source, cutoff, None))
-            state = state_before(paths, source, settings, applied, cutoff, decisions)
+            start_from = starting_state(paths, source, settings, applied, cutoff, decisions)
             todo = _accepted(paths, source, settings, store.archived_feeds(source, cutoff, None))
             late = []
-        previous = state
+        previous = start_from.state
         outcome = apply_feeds(
-            state,
+            previous,
             [(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in todo],
             settings,
             decisions,
@@ -210,12 +225,20 @@ def reconcile(
             crash_point("reconcile:before_commit")
         crash_point("reconcile:after_commit")
 
+        checkpoints = Checkpoints(paths.state, source)
         if cutoff is not None:
-            Checkpoints(paths.state, source).discard_from(cutoff)
+            checkpoints.discard_from(cutoff)
         if after.height and (todo or cutoff is not None):
-            Checkpoints(paths.state, source).save(
-                outcome.state, after["feed_as_of"][-1], ledger_digest(after)
-            )
+            through, digest, chain = after["feed_as_of"][-1], ledger_digest(after), start_from.chain
+            if (
+                cutoff is None
+                and chain is not None
+                and chain.deltas < MAX_CHAIN
+                and chain.delta_rows + written.state_rows.height < chain.base_rows
+            ):
+                checkpoints.save(written.state_rows, through, digest, parent=chain.through)
+            else:
+                checkpoints.save(stored_form(outcome.state, through), through, digest)
 
     report.applied = [a.feed.file_name for a, _ in todo]
     report.applied_as_of = [a.feed.as_of for a, _ in todo]
@@ -228,8 +251,16 @@ def reconcile(
     report.closed = int((outcome.state["status"] == "closed").sum())
     report.head = after["feed_as_of"][-1] if after.height else None
     report.applied_rows = applied_rows
-    report.written = written
+    report.written = written.rows
     return report
+
+
+@dataclass(frozen=True)
+class Written:
+    rows: dict[str, int]
+    """Rows written per table."""
+    state_rows: pl.DataFrame
+    """The SRs written to `service_request_state`, in stored form."""
 
 
 def write_outcome(
@@ -241,12 +272,14 @@ def write_outcome(
     replay_from: datetime | None,
     applied: pl.DataFrame,
     late: pl.DataFrame,
-) -> dict[str, int]:
-    """One step's writes, in the caller's transaction; returns the rows written per table.
+) -> Written:
+    """One step's writes, in the caller's transaction.
 
     A replay discards the source's events, skips, coverage, holds and ledger from `replay_from` on and writes
-    its whole SR state anew; an incremental step upserts only the SRs that differ from `previous`.
+    its whole SR state anew; an incremental step upserts only the SRs whose stored form differs from
+    `previous` (the state before the step), which in a steady hour is the few that changed.
     """
+    newest_before = newest_applied(conn, source)
     if replay_from is not None:
         for table in (
             t.service_request_events,
@@ -257,13 +290,7 @@ def write_outcome(
             t.late_feeds,
         ):
             conn.execute(sa.delete(table).where(table.c.source == source, table.c.feed_as_of >= replay_from))
-        conn.execute(sa.delete(t.service_requests).where(t.service_requests.c.source == source))
-        changed = outcome.state
-        insert_frame(conn, t.service_requests, changed)
-    else:
-        changed = outcome.state.join(previous, on=list(SR_SCHEMA), how="anti", nulls_equal=True)
-        insert_frame(conn, t.service_requests, changed, on_conflict="update")
-    written = {t.service_requests.name: changed.height}
+    rows = {}
     for table, frame, on_conflict in (
         (t.service_request_events, outcome.events, None),
         (t.skipped_vehicles, outcome.skipped, None),
@@ -273,8 +300,29 @@ def write_outcome(
         (t.late_feeds, late, "ignore"),
     ):
         insert_frame(conn, table, frame, on_conflict=on_conflict)
-        written[table.name] = frame.height
-    return written
+        rows[table.name] = frame.height
+    newest = newest_applied(conn, source)
+    state = t.service_request_state
+    if replay_from is not None:
+        conn.execute(sa.delete(state).where(state.c.source == source))
+        changed = stored_form(outcome.state, newest)
+        insert_frame(conn, state, changed)
+    else:
+        changed = changed_rows(stored_form(previous, newest_before), stored_form(outcome.state, newest))
+        insert_frame(conn, state, changed.sort("sr_id"), on_conflict="update")
+    rows[state.name] = changed.height
+    return Written(rows, changed)
+
+
+def newest_applied(conn, source: str) -> datetime | None:
+    """The as-of of the source's newest applied feed: the `last_seen_at` of every SR stored without one."""
+    newest = read_frame(
+        conn,
+        "SELECT MAX(feed_as_of) AS newest FROM applied_feeds WHERE source = :s",
+        {"newest": TS},
+        {"s": source},
+    )["newest"]
+    return newest[0] if newest.len() else None
 
 
 def applied_feed_rows(source: str, feeds: list[tuple[datetime, str, str, int]], outcome) -> pl.DataFrame:

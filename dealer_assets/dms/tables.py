@@ -7,8 +7,8 @@ from sqlalchemy import Boolean, Column, Integer, String, Table, Text
 from dealer_assets.core.warehouse import metadata
 from dealer_assets.core.warehouse import ts as _ts
 
-service_requests = Table(
-    "service_requests",
+service_request_state = Table(
+    "service_request_state",
     metadata,
     Column("sr_id", String(96), primary_key=True),
     Column("source", String(64), nullable=False, index=True),
@@ -27,6 +27,8 @@ service_requests = Table(
     _ts("auto_close_at"),
     _ts("missing_since"),
 )
+"""The SRs as stored: `last_seen_at` is null while the VIN is in the source's newest applied feed. The
+contract's `service_requests` is a view over it (migration dms_0003) that fills that in from `applied_feeds`."""
 
 service_request_events = Table(
     "service_request_events",

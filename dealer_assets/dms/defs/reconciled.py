@@ -50,8 +50,9 @@ def build_service_requests(
         owners=OWNERS,
         partitions_def=partitions_def,
         freshness_policy=FRESHNESS,
-        metadata=table_metadata(t.service_requests),
-        description=f"Service requests of source `{source}` (warehouse table `service_requests`), reconciled "
+        metadata=table_metadata(t.service_request_state, name="service_requests"),
+        description=f"Service requests of source `{source}` (warehouse view `service_requests` over the table "
+        "`service_request_state`, which a steady hour writes only where an SR changed), reconciled "
         "from the normalized feeds in as-of order under the source's settings: created for eligible vehicles, "
         "stock number and client tracked, auto-closed when missing, held by the auto-close guard when a feed "
         "lacks too many of a dealer's vehicles. Each hour's state builds on the hour before it. "
@@ -122,6 +123,7 @@ def build_service_requests(
                 "closed_after_run": report.closed,
                 "run/partitions": len(partitions),
                 "run/feeds_applied": len(report.applied),
+                "run/sr_rows_written": report.written.get("service_request_state", 0),
                 "run/late_feeds": len(report.late),
                 "run/created": report.events.get("created", 0),
                 "run/updated": sum(report.events.get(e, 0) for e in UPDATE_EVENTS),

@@ -1,0 +1,56 @@
+"""DMS feeds: service requests stored as their state, `service_requests` a view over it.
+
+A steady hour sees nearly every vehicle again; storing `last_seen_at` for each of them rewrote the whole
+inventory every hour. `service_request_state` keeps `last_seen_at` null while the SR's VIN is in its
+source's newest applied feed, and the `service_requests` view puts that feed's as-of back, so the contract's
+rows are unchanged and an hour writes only the SRs that changed.
+
+Revision ID: dms_0003
+Revises: dms_0002
+"""
+
+from alembic import op
+
+revision = "dms_0003"
+down_revision = "dms_0002"
+branch_labels = None
+depends_on = None
+
+INDEXES = (("source", False), ("vin", False))
+SERVICE_REQUESTS_VIEW = """
+SELECT s.sr_id, s.source, s.vin, s.dealer_id, s.client, s.stock_no, s.vehicle_type, s.service_request_type,
+       s.status, s.created_at, s.updated_at, s.closed_at, s.close_reason,
+       COALESCE(s.last_seen_at, h.newest_feed) AS last_seen_at, s.auto_close_at, s.missing_since
+FROM service_request_state s
+LEFT JOIN (SELECT source, MAX(feed_as_of) AS newest_feed FROM applied_feeds GROUP BY source) h
+  ON h.source = s.source
+"""
+
+
+def upgrade() -> None:
+    for column, _ in INDEXES:
+        op.drop_index(f"ix_service_requests_{column}", table_name="service_requests")
+    op.rename_table("service_requests", "service_request_state")
+    for column, unique in INDEXES:
+        op.create_index(
+            f"ix_service_request_state_{column}", "service_request_state", [column], unique=unique
+        )
+    op.execute(
+        "UPDATE service_request_state SET last_seen_at = NULL WHERE status = 'active' AND last_seen_at = "
+        "(SELECT MAX(a.feed_as_of) FROM applied_feeds a WHERE a.source = service_request_state.source)"
+    )
+    op.execute(f"CREATE VIEW service_requests AS {SERVICE_REQUESTS_VIEW}")
+
+
+def downgrade() -> None:
+    op.execute("DROP VIEW service_requests")
+    op.execute(
+        "UPDATE service_request_state SET last_seen_at = "
+        "(SELECT MAX(a.feed_as_of) FROM applied_feeds a WHERE a.source = service_request_state.source) "
+        "WHERE last_seen_at IS NULL"
+    )
+    for column, _ in INDEXES:
+        op.drop_index(f"ix_service_request_state_{column}", table_name="service_request_state")
+    op.rename_table("service_request_state", "service_requests")
+    for column, unique in INDEXES:
+        op.create_index(f"ix_service_requests_{column}", "service_requests", [column], unique=unique)
