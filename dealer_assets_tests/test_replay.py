@@ -158,7 +158,9 @@ def test_replay_restores_corruption_and_an_emptied_warehouse(warehouse_url, tmp_
     engine = engine_for(warehouse_url)
     with engine.begin() as conn:
         conn.execute(
-            sa.text("UPDATE service_request_state SET stock_no = 'CORRUPT', status = 'closed' WHERE vin = :v"),
+            sa.text(
+                "UPDATE service_request_state SET stock_no = 'CORRUPT', status = 'closed' WHERE vin = :v"
+            ),
             {"v": vin(2)},
         )
     process(root, at(1).replace(hour=0), at(2), mode="replay")
