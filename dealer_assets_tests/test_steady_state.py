@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+import sqlalchemy as sa
 
 from dealer_assets.core.warehouse import engine_for
+from dealer_assets.dms import quality
 from dealer_assets.dms.checkpoints import Checkpoints
 from dealer_assets.dms.domain.normalize import TS
 from dealer_assets.dms.domain.reconcile import SR_SCHEMA
@@ -131,3 +133,33 @@ def test_changed_rows_are_the_new_and_the_different() -> None:
     assert changed_rows(before, after)["sr_id"].to_list() == ["b", "c"]
     assert changed_rows(after, after).is_empty()
     assert after.schema["last_seen_at"] == TS
+
+
+def test_checks_look_at_what_the_run_wrote(warehouse_url, tmp_path) -> None:
+    root = make_root(tmp_path, warehouse_url)
+    root.drop_feed("generic", at(0, 0), INVENTORY)
+    step(root, at(0, 0))
+    root.drop_feed("generic", at(0, 1), churned(1))
+    step(root, at(0, 1))
+    engine = engine_for(warehouse_url)
+    assert quality.duplicate_active(engine, "generic", at(0, 1)).passed
+    assert quality.orphan_events(engine, "generic", at(0, 1)).passed
+    with (
+        engine.begin() as conn
+    ):  # a second active SR for the VIN that arrived in hour 1, and an event without SR
+        conn.execute(
+            sa.text(
+                "INSERT INTO service_request_state (sr_id, source, vin, dealer_id, client, status, created_at, "
+                "updated_at) SELECT sr_id || '-copy', source, vin, dealer_id, client, status, created_at, updated_at "
+                "FROM service_request_state WHERE vin = :v"
+            ),
+            {"v": vin(101)},
+        )
+        conn.execute(sa.text("DELETE FROM service_request_state WHERE vin = :v"), {"v": vin(29)})
+    duplicates = quality.duplicate_active(engine, "generic", at(0, 1))
+    assert not duplicates.passed and duplicates.rows["vin"].to_list() == [vin(101)]
+    orphans = quality.orphan_events(engine, "generic", at(0, 1))
+    assert not orphans.passed and orphans.rows["event"].to_list() == ["stock_no_updated"]
+    assert quality.duplicate_active(engine, "generic", None).passed, (
+        "a run that applied no feed created no SR"
+    )

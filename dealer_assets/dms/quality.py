@@ -22,14 +22,19 @@ class Verdict:
     rows: pl.DataFrame
 
 
-def duplicate_active(engine: Engine, source: str) -> Verdict:
+def duplicate_active(engine: Engine, source: str, since: datetime | None) -> Verdict:
+    """Only a created SR can make a second active one for its VIN, so the VINs of SRs created by the feeds
+    the run applied (as-of `since` and later) are the ones to look at; `since` None: the run applied none."""
+    if since is None:
+        return Verdict(True, "no SR created by this run", pl.DataFrame())
     with engine.connect() as conn:
         rows = read_frame(
             conn,
-            "SELECT vin, COUNT(*) AS active FROM service_requests WHERE source = :s "
-            "AND status = 'active' GROUP BY vin HAVING COUNT(*) > 1 ORDER BY vin",
+            "SELECT vin, COUNT(*) AS active FROM service_request_state WHERE source = :s "
+            "AND status = 'active' AND vin IN (SELECT vin FROM service_request_events WHERE source = :s "
+            "AND event = 'created' AND feed_as_of >= :since) GROUP BY vin HAVING COUNT(*) > 1 ORDER BY vin",
             {"vin": pl.String, "active": pl.Int64},
-            {"s": source},
+            {"s": source, "since": since},
         )
     text = (
         "every VIN has at most one active SR"
@@ -39,15 +44,18 @@ def duplicate_active(engine: Engine, source: str) -> Verdict:
     return Verdict(rows.is_empty(), text, rows)
 
 
-def orphan_events(engine: Engine, source: str) -> Verdict:
+def orphan_events(engine: Engine, source: str, since: datetime | None) -> Verdict:
+    """Events the run wrote (from the as-of `since` on) whose SR is not in the warehouse."""
+    if since is None:
+        return Verdict(True, "no event written by this run", pl.DataFrame())
     with engine.connect() as conn:
         rows = read_frame(
             conn,
             "SELECT e.sr_id, e.event, e.feed_as_of FROM service_request_events e "
-            "LEFT JOIN service_requests r ON r.sr_id = e.sr_id "
-            "WHERE e.source = :s AND r.sr_id IS NULL ORDER BY e.feed_as_of, e.sr_id",
+            "LEFT JOIN service_request_state r ON r.sr_id = e.sr_id "
+            "WHERE e.source = :s AND e.feed_as_of >= :since AND r.sr_id IS NULL ORDER BY e.feed_as_of, e.sr_id",
             {"sr_id": pl.String, "event": pl.String, "feed_as_of": TS},
-            {"s": source},
+            {"s": source, "since": since},
         )
     text = (
         "every event refers to an existing SR"
@@ -65,7 +73,7 @@ def uncovered_dealers(engine: Engine, source: str, head: datetime | None) -> Ver
         rows = read_frame(
             conn,
             "SELECT r.dealer_id, COUNT(*) AS active, MAX(c.last_covered) AS last_covered "
-            "FROM service_requests r LEFT JOIN (SELECT dealer_id, MAX(feed_as_of) AS last_covered "
+            "FROM service_request_state r LEFT JOIN (SELECT dealer_id, MAX(feed_as_of) AS last_covered "
             "FROM dealer_coverage WHERE source = :s GROUP BY dealer_id) c "
             "ON c.dealer_id = r.dealer_id WHERE r.source = :s AND r.status = 'active' "
             "GROUP BY r.dealer_id ORDER BY r.dealer_id",

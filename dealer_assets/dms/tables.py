@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
 
 from dealer_assets.core.warehouse import metadata
 from dealer_assets.core.warehouse import ts as _ts
@@ -40,6 +40,7 @@ service_request_events = Table(
     Column("vin", String(17), nullable=False),
     Column("feed_file", Text, nullable=False),
     Column("details", Text),
+    Index("ix_service_request_events_source_feed_as_of", "source", "feed_as_of"),
 )
 
 skipped_vehicles = Table(

@@ -103,10 +103,11 @@ def build_service_requests(
             f"events {report.events}; skipped {report.skipped}"
         )
         _report_later_partitions(context, sr_key, report.applied_as_of, window.end)
+        written_since = report.replay_from or min(report.applied_as_of, default=None)
         verdicts = [
             quality.guard_holds(engine, source),
-            quality.duplicate_active(engine, source),
-            quality.orphan_events(engine, source),
+            quality.duplicate_active(engine, source, written_since),
+            quality.orphan_events(engine, source, written_since),
             quality.uncovered_dealers(engine, source, report.head),
             quality.late_feeds(engine, source),
         ]

@@ -3,7 +3,8 @@
 A steady hour sees nearly every vehicle again; storing `last_seen_at` for each of them rewrote the whole
 inventory every hour. `service_request_state` keeps `last_seen_at` null while the SR's VIN is in its
 source's newest applied feed, and the `service_requests` view puts that feed's as-of back, so the contract's
-rows are unchanged and an hour writes only the SRs that changed.
+rows are unchanged and an hour writes only the SRs that changed. Events get an index by feed, so that the
+checks of a run read what it wrote.
 
 Revision ID: dms_0003
 Revises: dms_0002
@@ -17,6 +18,8 @@ branch_labels = None
 depends_on = None
 
 INDEXES = (("source", False), ("vin", False))
+EVENTS_BY_FEED = "ix_service_request_events_source_feed_as_of"
+"""The checks look at the events a run wrote (from its first feed on), not at the whole history."""
 SERVICE_REQUESTS_VIEW = """
 SELECT s.sr_id, s.source, s.vin, s.dealer_id, s.client, s.stock_no, s.vehicle_type, s.service_request_type,
        s.status, s.created_at, s.updated_at, s.closed_at, s.close_reason,
@@ -40,9 +43,11 @@ def upgrade() -> None:
         "(SELECT MAX(a.feed_as_of) FROM applied_feeds a WHERE a.source = service_request_state.source)"
     )
     op.execute(f"CREATE VIEW service_requests AS {SERVICE_REQUESTS_VIEW}")
+    op.create_index(EVENTS_BY_FEED, "service_request_events", ["source", "feed_as_of"])
 
 
 def downgrade() -> None:
+    op.drop_index(EVENTS_BY_FEED, table_name="service_request_events")
     op.execute("DROP VIEW service_requests")
     op.execute(
         "UPDATE service_request_state SET last_seen_at = "
