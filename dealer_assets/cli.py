@@ -22,9 +22,10 @@ from dealer_assets.xtime import cli as xtime_cli
 
 
 def catch_up(args: argparse.Namespace, env: DealerEnv) -> int:
-    ok = dms_cli.catch_up(env, instance())
-    ok = protractor_cli.catch_up(env, instance()) and ok
-    ok = xtime_cli.catch_up(env, instance()) and ok
+    opened = instance()
+    ok = dms_cli.catch_up(env, opened)
+    ok = protractor_cli.catch_up(env, opened) and ok
+    ok = xtime_cli.catch_up(env, opened) and ok
     return 0 if ok else 1
 
 

@@ -6,6 +6,8 @@ as `<file>: <dotted.key>: <message>`, so nothing is processed under a file that 
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -56,8 +58,26 @@ def _fail(path: Path, key: str, message: str) -> ConfigError:
 
 
 def read_document(path: Path | str) -> dict:
-    """The settings file as a mapping; every way it can be unreadable is a ConfigError naming the file."""
+    """The settings file as a mapping; every way it can be unreadable is a ConfigError naming the file.
+
+    A run's steps each read the file; the same bytes (same size, modification time and inode) are parsed once.
+    """
     path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    if stat is not None and not path.is_dir():
+        return copy.deepcopy(_parsed(path, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return _read(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(path: Path, _inode: int, _size: int, _mtime_ns: int) -> dict:
+    return _read(path)
+
+
+def _read(path: Path) -> dict:
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:

@@ -69,18 +69,28 @@ def uncovered_dealers(engine: Engine, source: str, head: datetime | None) -> Ver
     """Rule 2: dealers with active SRs that no feed has covered for more than 3 days (as-of time)."""
     if head is None:
         return Verdict(True, "no feed applied yet", pl.DataFrame())
+    since = head - UNCOVERED_AFTER
     with engine.connect() as conn:
-        rows = read_frame(
+        stale = read_frame(
             conn,
-            "SELECT r.dealer_id, COUNT(*) AS active, MAX(c.last_covered) AS last_covered "
-            "FROM service_request_state r LEFT JOIN (SELECT dealer_id, MAX(feed_as_of) AS last_covered "
-            "FROM dealer_coverage WHERE source = :s GROUP BY dealer_id) c "
-            "ON c.dealer_id = r.dealer_id WHERE r.source = :s AND r.status = 'active' "
-            "GROUP BY r.dealer_id ORDER BY r.dealer_id",
-            {"dealer_id": pl.String, "active": pl.Int64, "last_covered": TS},
-            {"s": source},
+            "SELECT dealer_id, COUNT(*) AS active FROM service_request_state "
+            "WHERE source = :s AND status = 'active' AND dealer_id NOT IN "
+            "(SELECT dealer_id FROM dealer_coverage WHERE source = :s AND feed_as_of >= :since) "
+            "GROUP BY dealer_id ORDER BY dealer_id",
+            {"dealer_id": pl.String, "active": pl.Int64},
+            {"s": source, "since": since},
         )
-    stale = rows.filter(pl.col("last_covered").is_null() | (pl.col("last_covered") < head - UNCOVERED_AFTER))
+        if not stale.is_empty():
+            covered = read_frame(
+                conn,
+                "SELECT dealer_id, MAX(feed_as_of) AS last_covered FROM dealer_coverage WHERE source = :s "
+                "GROUP BY dealer_id",
+                {"dealer_id": pl.String, "last_covered": TS},
+                {"s": source},
+            )
+            stale = stale.join(covered, on="dealer_id", how="left")
+        else:
+            stale = stale.with_columns(pl.lit(None, TS).alias("last_covered"))
     text = (
         "every dealer with active SRs was covered within 3 days"
         if stale.is_empty()

@@ -309,7 +309,7 @@ def write_outcome(
         insert_frame(conn, state, changed)
     else:
         changed = changed_rows(stored_form(previous, newest_before), stored_form(outcome.state, newest))
-        insert_frame(conn, state, changed.sort("sr_id"), on_conflict="update")
+        insert_frame(conn, state, changed, on_conflict="update")
     rows[state.name] = changed.height
     return Written(rows, changed)
 

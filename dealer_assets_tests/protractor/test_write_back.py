@@ -68,8 +68,8 @@ def test_write_back_killed_and_rerun_adds_each_package_once(
         "created_at": datetime(2026, 11, 16, tzinfo=UTC), "updated_at": datetime(2026, 11, 16, tzinfo=UTC),
     })  # fmt: skip
     service_requests = sa.Table(
-        "service_requests", sa.MetaData(), autoload_with=engine
-    )  # the DMS area's table
+        "service_request_state", sa.MetaData(), autoload_with=engine
+    )  # the DMS area's table behind its `service_requests` view
     with engine.begin() as conn:
         insert_frame(conn, service_requests, srs)
     links = sync.refresh_links(engine)
