@@ -66,31 +66,39 @@ def orphan_events(engine: Engine, source: str, since: datetime | None) -> Verdic
 
 
 def uncovered_dealers(engine: Engine, source: str, head: datetime | None) -> Verdict:
-    """Rule 2: dealers with active SRs that no feed has covered for more than 3 days (as-of time)."""
+    """Rule 2: dealers with active SRs that no feed has covered for more than 3 days (as-of time).
+
+    Two plain queries (active SRs per dealer; dealers covered in the last 3 days) and an anti-join here: the
+    same on both backends, and never a per-row subquery over the coverage history."""
     if head is None:
         return Verdict(True, "no feed applied yet", pl.DataFrame())
-    since = head - UNCOVERED_AFTER
     with engine.connect() as conn:
-        stale = read_frame(
+        active = read_frame(
             conn,
             "SELECT dealer_id, COUNT(*) AS active FROM service_request_state "
-            "WHERE source = :s AND status = 'active' AND dealer_id NOT IN "
-            "(SELECT dealer_id FROM dealer_coverage WHERE source = :s AND feed_as_of >= :since) "
-            "GROUP BY dealer_id ORDER BY dealer_id",
+            "WHERE source = :s AND status = 'active' GROUP BY dealer_id ORDER BY dealer_id",
             {"dealer_id": pl.String, "active": pl.Int64},
-            {"s": source, "since": since},
+            {"s": source},
         )
-        if not stale.is_empty():
-            covered = read_frame(
+        covered = read_frame(
+            conn,
+            "SELECT DISTINCT dealer_id FROM dealer_coverage WHERE source = :s AND feed_as_of >= :since",
+            {"dealer_id": pl.String},
+            {"s": source, "since": head - UNCOVERED_AFTER},
+        )
+        stale = active.join(covered, on="dealer_id", how="anti")
+        last = (
+            read_frame(
                 conn,
                 "SELECT dealer_id, MAX(feed_as_of) AS last_covered FROM dealer_coverage WHERE source = :s "
                 "GROUP BY dealer_id",
                 {"dealer_id": pl.String, "last_covered": TS},
                 {"s": source},
             )
-            stale = stale.join(covered, on="dealer_id", how="left")
-        else:
-            stale = stale.with_columns(pl.lit(None, TS).alias("last_covered"))
+            if not stale.is_empty()
+            else pl.DataFrame(schema={"dealer_id": pl.String, "last_covered": TS})
+        )
+    stale = stale.join(last, on="dealer_id", how="left").sort("dealer_id")
     text = (
         "every dealer with active SRs was covered within 3 days"
         if stale.is_empty()
