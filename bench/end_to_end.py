@@ -24,8 +24,8 @@ def step(url: str, state: str, vehicles: str, settings: str) -> dict:
     from dealer_assets.core.warehouse import engine_for
     from dealer_assets.dms.domain.normalize import FeedRef
     from dealer_assets.dms.domain.reconcile import apply_feed
-    from dealer_assets.dms.reconciliation import LATE_SCHEMA, applied_feed_rows, write_outcome
     from dealer_assets.dms.settings import parse_settings
+    from dealer_assets.dms.state_writes import LATE_SCHEMA, applied_feed_rows, write_outcome
 
     source = parse_settings(Path(settings).read_text()).sources["generic"]
     engine = engine_for(url)

@@ -239,7 +239,7 @@ def write_step(data_dir: str, url: str | None, feeds: str) -> dict:
     """`write_outcome` of hour 1's outcome, up to and including the commit."""
     from dealer_assets.dms.domain.normalize import FeedRef
     from dealer_assets.dms.domain.reconcile import apply_feed
-    from dealer_assets.dms.reconciliation import LATE_SCHEMA, applied_feed_rows, write_outcome
+    from dealer_assets.dms.state_writes import LATE_SCHEMA, applied_feed_rows, write_outcome
 
     paths = _paths(data_dir, url)
     engine = _engine(paths)
