@@ -25,7 +25,9 @@ EARLIER = datetime(2026, 10, 31, tzinfo=UTC)
 
 def _legacy_service_requests() -> sa.Table:
     """`service_requests` as a table, as it was before revision dms_0003 made it a view."""
-    return t.service_request_state.to_metadata(sa.MetaData(), name="service_requests")
+    table = t.service_request_state.to_metadata(sa.MetaData(), name="service_requests")
+    sa.Index("ix_service_requests_source", table.c.source)
+    return table
 
 
 def _sr(sr_id: str, status: str, last_seen_at: datetime) -> dict:

@@ -73,6 +73,7 @@ def write_outcome(
         conn.execute(sa.delete(state).where(state.c.source == source))
         changed = stored_form(outcome.state, newest)
         insert_frame(conn, state, changed)
+        conn.exec_driver_sql(f"ANALYZE {state.name}")  # the planner sees the rewritten table's shape at once
     else:
         changed = changed_rows(stored_form(previous, newest_before), stored_form(outcome.state, newest))
         insert_frame(conn, state, changed, on_conflict="update")

@@ -11,7 +11,7 @@ service_request_state = Table(
     "service_request_state",
     metadata,
     Column("sr_id", String(96), primary_key=True),
-    Column("source", String(64), nullable=False, index=True),
+    Column("source", String(64), nullable=False),
     Column("vin", String(17), nullable=False, index=True),
     Column("dealer_id", Text, nullable=False),
     Column("client", Text, nullable=False),
