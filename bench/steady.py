@@ -34,6 +34,13 @@ START = datetime(2026, 10, 1, tzinfo=UTC)
 SEED = 2026
 ARRIVALS, DEPARTURES, STOCK_CHANGES = 0.005, 0.005, 0.002
 DAY_HOURS = 24
+"""Hours in the `day` figure; `--hours` lowers it (`--quick` runs 6)."""
+
+
+def _day_hours(ctx: Context) -> int:
+    return min(DAY_HOURS, ctx.hours)
+
+
 SETTINGS = "config/dealer_feeds.yaml"
 
 
@@ -411,13 +418,13 @@ def _prepare(ctx: Context) -> dict:
         return ctx.cache["steady"]
     base = ctx.dir("steady")
     dealers = max(2, min(1000, ctx.rows // 1000))
-    feeds = base / f"feeds-{ctx.rows}-{dealers}-{DAY_HOURS}"
+    feeds = base / f"feeds-{ctx.rows}-{dealers}-{_day_hours(ctx)}"
     if not (feeds / "settings.yaml").exists():
         shutil.rmtree(feeds, ignore_errors=True)
         feeds.mkdir(parents=True)
         run_child(
             "steady:make_feeds",
-            {"feeds": str(feeds), "rows": ctx.rows, "dealers": dealers, "hours": DAY_HOURS},
+            {"feeds": str(feeds), "rows": ctx.rows, "dealers": dealers, "hours": _day_hours(ctx)},
         )
     sqlite_root = base / "sqlite-base"
     shutil.rmtree(sqlite_root, ignore_errors=True)
@@ -474,7 +481,7 @@ def _backend_runs(ctx: Context, setup: dict, url: str | None, base: Path) -> dic
         runs["day"] = [
             run_child(
                 "steady:day",
-                {"data_dir": data_dir, "url": run_url, "feeds": setup["feeds"], "hours": DAY_HOURS},
+                {"data_dir": data_dir, "url": run_url, "feeds": setup["feeds"], "hours": _day_hours(ctx)},
             )
         ]
     finally:
@@ -570,7 +577,7 @@ def _figures(ctx: Context, setup: dict, backend: str, runs: dict, baselines: dic
         ),
         Figure(
             f"steady.day.{backend}",
-            f"{DAY_HOURS} steady hours: {day_info['rows_per_feed']:,.0f} rows written per feed (median), "
+            f"{_day_hours(ctx)} steady hours: {day_info['rows_per_feed']:,.0f} rows written per feed (median), "
             f"warehouse +{day_info['growth_mib']:.0f} MiB, checkpoints {day_info['checkpoint_mib']:.0f} MiB on disk",
             day_info["median_hour_s"],
             "s",

@@ -54,7 +54,7 @@ def sqlite_insert(frame: str, db: str) -> dict:
     data = pl.read_parquet(frame)
     result: dict = {}
     with stopwatch(result), engine.begin() as conn:  # timed up to and including the commit
-        rows = insert_frame(conn, t.service_requests, data)
+        rows = insert_frame(conn, t.service_request_state, data)
     engine.dispose()
     result["rows"] = rows
     return result
@@ -69,8 +69,8 @@ def preload(url: str, frame: str) -> dict:
     data = pl.read_parquet(frame)
     result: dict = {}
     with stopwatch(result), engine.begin() as conn:
-        insert_frame(conn, t.service_requests, data, on_conflict="update")
-        conn.exec_driver_sql("ANALYZE service_requests")
+        insert_frame(conn, t.service_request_state, data, on_conflict="update")
+        conn.exec_driver_sql("ANALYZE service_request_state")
     engine.dispose()
     return result
 
@@ -84,14 +84,14 @@ def pg_load(url: str, frame: str) -> dict:
 
     engine = engine_for(url)
     data = pl.read_parquet(frame)
-    columns = [c.name for c in t.service_requests.columns if c.name in data.columns]
+    columns = [c.name for c in t.service_request_state.columns if c.name in data.columns]
     with engine.connect() as probe:  # a pooled connection that is already open, as in a run
         probe.exec_driver_sql("SELECT 1")
     with engine.begin() as conn:
         start = time.perf_counter()
-        staging = copy_into_staging(conn, t.service_requests, data)
+        staging = copy_into_staging(conn, t.service_request_state, data)
         copied = time.perf_counter()
-        upserted = upsert_from_staging(conn, t.service_requests, staging, columns, on_conflict="update")
+        upserted = upsert_from_staging(conn, t.service_request_state, staging, columns, on_conflict="update")
     done = time.perf_counter()
     engine.dispose()
     return {
