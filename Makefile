@@ -69,7 +69,7 @@ PYTEST := PATH="$(CURDIR)/$(BIN):$$PATH" TMPDIR="$(TEST_TMPDIR)" $(BIN)/pytest -
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(PYTEST)
+	$(PYTEST) --durations=25
 
 ## The fast set while developing (no PostgreSQL, no end-to-end processes, no slow property tests).
 test-fast: install
