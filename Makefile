@@ -59,15 +59,21 @@ dev: install $(DAGSTER_HOME)/dagster.yaml samples xtime-samples
 	trap 'kill $$fake $$pfake $$receiver 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dg dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
+## Tests run in parallel (pytest-xdist): one worker per core unless PYTEST_WORKERS says otherwise.
+PYTEST_WORKERS ?= auto
+## Their temp files (SQLite warehouses and Dagster homes, which commit once per event) on tmpfs when there is one.
+TEST_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm || echo "$${TMPDIR:-/tmp}")
+PYTEST := PATH="$(CURDIR)/$(BIN):$$PATH" TMPDIR="$(TEST_TMPDIR)" $(BIN)/pytest -q -n $(PYTEST_WORKERS)
+
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
+	$(PYTEST) --durations=25
 
-## The fast set while developing (no PostgreSQL, no end-to-end processes, no slow property tests); about 3 minutes.
+## The fast set while developing (no PostgreSQL, no end-to-end processes, no slow property tests).
 test-fast: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -m "not slow and not e2e and not postgres"
+	$(PYTEST) -m "not slow and not e2e and not postgres"
 
 lint: install
 	$(BIN)/ruff check .

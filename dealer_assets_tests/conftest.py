@@ -344,7 +344,12 @@ E2E_MODULES = {"test_production", "test_celery", "test_dagster_dev_e2e"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Marks by what a test needs, so `pytest -m "not slow and not e2e and not postgres"` is the fast set."""
+    """Marks by what a test needs, so `pytest -m "not slow and not e2e and not postgres"` is the fast set.
+
+    Under pytest-xdist (`-n`), the end-to-end tests come first, then the slow ones: they take from seconds to
+    minutes each, and handed out first they run beside each other while the short tests fill in behind them,
+    instead of one long test starting last and running alone at the end. Every worker sorts the same way.
+    """
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -355,3 +360,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
         if module in E2E_MODULES:
             item.add_marker(pytest.mark.e2e)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(
+            key=lambda item: (item.get_closest_marker("e2e") is None, item.get_closest_marker("slow") is None)
+        )

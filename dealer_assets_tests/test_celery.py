@@ -81,10 +81,10 @@ def test_dms_job_steps_run_in_a_separate_celery_worker(production: Production, p
         [("D1", vin(1), "S1", "U")],
         [("D1", vin(1), "S2", "U"), ("D2", vin(3), "X", "U")],
     ]
-    for r in (root, reference):
+    for r in (root, reference):  # feeds an hour apart: a three-partition range, few Dagster events
         for d, rows in enumerate(days):
-            r.drop_feed("generic", at(d), rows)
-    first, last = "2026-11-01-12:00", "2026-11-03-12:00"
+            r.drop_feed("generic", at(0, 12 + d), rows)
+    first, last = "2026-11-01-12:00", "2026-11-01-14:00"
 
     env = {
         **os.environ,

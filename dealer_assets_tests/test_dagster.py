@@ -269,21 +269,23 @@ def test_catch_up_end_to_end_and_runs_show_in_the_instance(warehouse_url: str, t
     from .conftest import make_root
 
     root = make_root(tmp_path / "root", warehouse_url)
+    # Feeds an hour apart: a range run records one Dagster event per asset and hourly partition, and five
+    # commands over a span of days cost minutes for nothing this test is about.
     for d in range(3):
-        root.drop_feed("generic", at(d), [("D1", vin(1), f"S{d}", "U"), ("D1", vin(d + 5), "S", "U")])
-    root.drop("generic-20261102T130000Z.csv", b"DealerID,VIN\n\xff\xfe\n")
+        root.drop_feed("generic", at(0, 12 + d), [("D1", vin(1), f"S{d}", "U"), ("D1", vin(d + 5), "S", "U")])
+    root.drop("generic-20261101T133000Z.csv", b"DealerID,VIN\n\xff\xfe\n")
     root.drop("what-is-this.csv", "x")
     home = tmp_path / "dagster_home"
     out = _run_cli(["catch-up"], root, home, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr[-4000:]
-    assert "generic 2026-11-01-12:00...2026-11-03-12:00 (4 new file(s))" in out.stdout
+    assert "generic 2026-11-01-12:00...2026-11-01-14:00 (4 new file(s))" in out.stdout
     assert "misdelivered (1 file(s))" in out.stdout
     assert "created=4" in out.stdout
     tables = snapshot(warehouse_url)
     assert len(tables["service_requests"]) == 4 and len(tables["applied_feeds"]) == 3
     with engine_for(warehouse_url).connect() as conn:
         reasons = dict(conn.exec_driver_sql("select file_name, reason from quarantined_files").fetchall())
-    assert reasons == {"generic-20261102T130000Z.csv": "undecodable", "what-is-this.csv": "bad_file_name"}
+    assert reasons == {"generic-20261101T133000Z.csv": "undecodable", "what-is-this.csv": "bad_file_name"}
     assert list(root.incoming.iterdir()) == []
 
     instance = dg.DagsterInstance.from_config(str(home))
@@ -295,7 +297,7 @@ def test_catch_up_end_to_end_and_runs_show_in_the_instance(warehouse_url: str, t
     assert again.returncode == 0 and "generic: nothing pending" in again.stdout
     assert snapshot(warehouse_url) == tables
 
-    root.drop_feed("generic", at(1), [("D1", vin(1), "S1", "U")])
+    root.drop_feed("generic", at(0, 13), [("D1", vin(1), "S1", "U")])
     redelivery = _run_cli(["catch-up"], root, home)
     assert redelivery.returncode == 0
     assert snapshot(warehouse_url) == tables
@@ -304,7 +306,7 @@ def test_catch_up_end_to_end_and_runs_show_in_the_instance(warehouse_url: str, t
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr[-3000:]
     assert "generic replay from 2026-11-01T12:00:00+00:00 (4 archived file(s)" in replayed.stdout
     assert snapshot(warehouse_url) == tables
-    partial = _run_cli(["replay", "--from", "2026-11-02T12:00:00Z"], root, home)
+    partial = _run_cli(["replay", "--from", "2026-11-01T13:00:00Z"], root, home)
     assert partial.returncode == 0
     assert snapshot(warehouse_url) == tables
 
@@ -331,11 +333,11 @@ def test_cli_reports_invalid_settings_and_bad_arguments(data_root: DataRoot, tmp
 def test_killed_mid_run_then_rerun_equals_an_undisturbed_run(point: str, tmp_path: Path):
     from .conftest import make_root
 
-    def feeds(root: DataRoot) -> None:
+    def feeds(root: DataRoot) -> None:  # an hour apart: a short range run (see the catch-up test above)
         for d in range(3):
             root.drop_feed(
                 "generic",
-                at(d),
+                at(0, 12 + d),
                 [("D1", vin(1), f"S{d}", "U"), ("D2", vin(d + 3), "S", "U"), ("D1", "BAD", "S", "U")],
             )
 

@@ -337,20 +337,22 @@ def test_single_run_backfill_of_48_partitions_through_the_backfill_daemon(
 def test_two_catch_ups_at_once_equal_one_catch_up(production: Production, pg_databases, tmp_path: Path):
     shared = make_root(tmp_path / "shared", pg_databases("shared"), settings=TWO_SOURCES)
     alone = make_root(tmp_path / "alone", pg_databases("alone"), settings=TWO_SOURCES)
+    # Twelve feeds an hour apart (02:00 to 13:00): each run's range, and with it the Dagster events it records
+    # (one per asset and hourly partition), stays small; what is tested is two processes at once.
     for r in (shared, alone):
         for d in range(4):
-            for h in (2, 14):
+            for h, hour in ((2, 2 + 3 * d), (14, 4 + 3 * d)):
                 r.drop_feed(
                     "generic",
-                    at(d, h),
+                    at(0, hour),
                     [
                         ("D1", vin(1), f"S{d}", "U"),
                         ("D2", vin(d + h), "X", "U"),
                         ("D1", "NOT-A-VIN", "S", "U"),
                     ],
                 )
-            r.drop_feed("other", at(d, 5), [("D1", vin(20 + d), "O", "U"), ("D1", vin(20), "O", "U")])
-        r.drop("generic-20261102T130000Z.csv", b"DealerID,VIN\n\xff\xfe\n")
+            r.drop_feed("other", at(0, 3 + 3 * d), [("D1", vin(20 + d), "O", "U"), ("D1", vin(20), "O", "U")])
+        r.drop("generic-20261101T053000Z.csv", b"DealerID,VIN\n\xff\xfe\n")
         r.drop("what-is-this.csv", "x")
 
     def start(root: DataRoot, home: Path | None = None) -> subprocess.Popen:

@@ -70,9 +70,11 @@ def test_items6_and_13_configuration_errors_exit_2_naming_file_or_variable(tmp_p
 
 @pytest.mark.e2e
 def test_item11_three_catch_ups_on_a_fresh_dagster_home_leave_what_one_leaves(tmp_path: Path) -> None:
-    def feeds(root: DataRoot) -> None:
+    def feeds(root: DataRoot) -> None:  # an hour apart: each run's range (and its Dagster events) stays small
         for d in range(3):
-            root.drop_feed("generic", at(d), [("D1", vin(1), f"S{d}", "U"), ("D2", vin(d + 2), "S", "U")])
+            root.drop_feed(
+                "generic", at(0, 12 + d), [("D1", vin(1), f"S{d}", "U"), ("D2", vin(d + 2), "S", "U")]
+            )
 
     calm = make_root(tmp_path / "calm")
     feeds(calm)

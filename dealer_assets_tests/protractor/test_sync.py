@@ -30,7 +30,8 @@ def world(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys, wareh
     def client_for(location_id: str):
         loc = settings.locations[location_id]
         return ProtractorResource(location_id=location_id, base_url=settings.base_url, requests_per_second=50,
-                                  requests_per_minute=3000, connection_id_env=loc.connection_id_env,
+                                  requests_per_minute=3000, backoff_initial_seconds=0.05,
+                                  connection_id_env=loc.connection_id_env,
                                   api_key_env=loc.api_key_env).client()  # fmt: skip
 
     class World:
