@@ -96,16 +96,27 @@ def _run_hour(paths, engine, hour: int):
     return reconcile(paths, SOURCE, source, engine, start=start, end=end, mode="incremental")
 
 
+def _timed_hour(paths, engine, feeds: str, hour: int) -> tuple[dict, object]:
+    """Stage the hour's feed, run its step under the stopwatch, and insist that the feed was applied."""
+    _stage(paths, feeds, hour)
+    result: dict = {}
+    with stopwatch(result):
+        report = _run_hour(paths, engine, hour)
+    if report.applied != [_feed(feeds, hour).name]:
+        raise BenchError(f"hour {hour} was not applied: {report.applied}")
+    return result, report
+
+
 def _state_and_vehicles(paths, engine, feeds: str, hour: int):
     from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
     from dealer_assets.dms.domain.parsing import parse_feed
-    from dealer_assets.dms.reconciliation import read_applied, state_before
+    from dealer_assets.dms.reconciliation import read_applied, starting_state
     from dealer_assets.dms.settings import load_settings
 
     source = load_settings(paths.settings_file).sources[SOURCE]
     with engine.connect() as conn:
         applied = read_applied(conn, SOURCE)
-    state = state_before(paths, SOURCE, source, applied, None)
+    state = starting_state(paths, SOURCE, source, applied, None).state
     feed = _feed(feeds, hour)
     parsed = parse_feed(feed.read_bytes(), source.file_layout)
     vehicles = normalize_feed(parsed.rows, source.file_layout, FeedRef(SOURCE, _as_of(hour), feed.name))
@@ -157,12 +168,7 @@ def load(
     paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(feeds) / "settings.yaml", paths.settings_file)
     engine = _engine(paths)
-    _stage(paths, feeds, 0)
-    result: dict = {}
-    with stopwatch(result):
-        report = _run_hour(paths, engine, 0)
-    if report.applied != [_feed(feeds, 0).name]:
-        raise BenchError(f"hour 0 was not applied: {report}")
+    result, _ = _timed_hour(paths, engine, feeds, 0)
     if state_out:
         source, state, vehicles = _state_and_vehicles(paths, engine, feeds, 1)
         state.write_parquet(state_out)
@@ -202,7 +208,7 @@ def reconcile_step(data_dir: str, url: str | None, feeds: str) -> dict:
     """The state as a run finds it (checkpoint, verified against the ledger) and one feed applied to it."""
     from dealer_assets.dms.domain.normalize import FeedRef
     from dealer_assets.dms.domain.reconcile import apply_feed
-    from dealer_assets.dms.reconciliation import read_applied, state_before
+    from dealer_assets.dms.reconciliation import read_applied, starting_state
     from dealer_assets.dms.settings import load_settings
 
     paths = _paths(data_dir, url)
@@ -213,7 +219,7 @@ def reconcile_step(data_dir: str, url: str | None, feeds: str) -> dict:
     with stopwatch(result):
         with engine.connect() as conn:
             applied = read_applied(conn, SOURCE)
-        state = state_before(paths, SOURCE, source, applied, None)
+        state = starting_state(paths, SOURCE, source, applied, None).state
         outcome = apply_feed(state, vehicles, source, FeedRef(SOURCE, _as_of(1), _feed(feeds, 1).name))
     result.update(events=outcome.events.height, state=outcome.state.height)
     engine.dispose()
@@ -331,12 +337,7 @@ def floor(feed: str, state: str, vehicles: str, changed: str, url: str) -> dict:
 def whole_step(data_dir: str, url: str | None, feeds: str) -> dict:
     paths = _paths(data_dir, url)
     engine = _engine(paths)
-    _stage(paths, feeds, 1)
-    result: dict = {}
-    with stopwatch(result):
-        report = _run_hour(paths, engine, 1)
-    if report.applied != [_feed(feeds, 1).name]:
-        raise BenchError(f"hour 1 was not applied: {report.applied}")
+    result, report = _timed_hour(paths, engine, feeds, 1)
     result["rows_written"] = sum(report.written.values())
     result["written"] = report.written
     engine.dispose()

@@ -75,18 +75,6 @@ class StartingState:
     """The checkpoint chain the state is, when it needed no feed re-applied: a run may add a delta to it."""
 
 
-def state_before(
-    paths: DealerPaths,
-    source: str,
-    settings: SourceSettings,
-    applied: pl.DataFrame,
-    cutoff: datetime | None,
-    released: dict[datetime, frozenset[str]] | None = None,
-) -> pl.DataFrame:
-    """The SR state after every applied feed with as-of < cutoff (all of them when cutoff is None)."""
-    return starting_state(paths, source, settings, applied, cutoff, released).state
-
-
 def starting_state(
     paths: DealerPaths,
     source: str,
@@ -95,6 +83,7 @@ def starting_state(
     cutoff: datetime | None,
     released: dict[datetime, frozenset[str]] | None = None,
 ) -> StartingState:
+    """The SR state after every applied feed with as-of < cutoff (all of them when cutoff is None)."""
     prefix = applied if cutoff is None else applied.filter(pl.col("feed_as_of") < cutoff)
     restored = Checkpoints(paths.state, source).restore(prefix, SR_SCHEMA)
     state = read_form(restored.state, restored.through) if restored else empty_state()
