@@ -317,3 +317,25 @@ def test_days_are_exact_24_hour_periods():
     later = apply_feeds(out.state, [(ref, v)], settings(close="{mode: after_days, days: 1}"))
     assert sr(later, 1)["status"] == "closed"
     assert sr(later, 1)["closed_at"] - sr(later, 1)["created_at"] == timedelta(hours=25)
+
+
+def test_the_new_state_keeps_the_old_rows_in_place_then_adds_the_created():
+    """`write_outcome` compares rows in place, so the engine must keep the prior state's order, closed rows
+    interleaved with active ones (as a checkpoint restores them), whatever joins it runs."""
+    cfg = settings(close="{mode: immediately}", track="{mode: for_days, days: 9}")
+    out = run(
+        cfg,
+        [
+            (0, [("D1", vin(n), f"S{n}", "U") for n in range(1, 9)]),
+            (1, [("D1", vin(n), "S", "U") for n in range(1, 9, 2)]),
+        ],
+    )
+    shuffled = out.state.sample(fraction=1.0, shuffle=True, seed=7)
+    assert shuffled["status"].to_list() != sorted(shuffled["status"].to_list())
+    ref, later = vehicles([("D1", vin(n), "T", "U") for n in (1, 2, 3, 9)], 2)
+    after = apply_feeds(shuffled, [(ref, later)], cfg).state
+    assert after["sr_id"].head(shuffled.height).to_list() == shuffled["sr_id"].to_list()
+    assert after.slice(shuffled.height).select("vin", "status").rows() == [
+        (vin(2), "active"),
+        (vin(9), "active"),
+    ]

@@ -178,3 +178,11 @@ def test_a_dealer_no_feed_covered_for_three_days_is_named(tmp_path) -> None:
     root.drop_feed("generic", at(4, 1), INVENTORY)
     report = step(root, at(4, 1))
     assert quality.uncovered_dealers(engine_for(root.paths.warehouse_url), "generic", report.head).passed
+
+
+def test_changed_rows_insists_on_the_engines_order() -> None:
+    before = _state([("a", "active", None), ("b", "active", None)])
+    with pytest.raises(ValueError, match="in their order"):
+        changed_rows(before, before.reverse())
+    with pytest.raises(ValueError, match="in their order"):
+        changed_rows(before, before.head(1))

@@ -241,7 +241,11 @@ def reconcile(
 
 
 def _per_dealer(outcome) -> pl.DataFrame:
-    events = outcome.events.join(outcome.state.select("sr_id", "dealer_id"), on="sr_id", how="left")
+    sr_ids = outcome.events.get_column("sr_id")
+    dealers = (
+        outcome.state.lazy().filter(pl.col("sr_id").is_in(sr_ids.implode())).select("sr_id", "dealer_id")
+    )
+    events = outcome.events.lazy().join(dealers, on="sr_id", how="left").collect()
     counts = events.group_by("dealer_id").agg(
         (pl.col("event") == "created").sum().alias("created"),
         pl.col("sr_id").filter(pl.col("event").is_in(UPDATE_EVENTS)).n_unique().alias("updated"),

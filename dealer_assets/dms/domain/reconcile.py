@@ -129,44 +129,20 @@ def _iso(expr: pl.Expr) -> pl.Expr:
     return expr.dt.strftime(ISO)
 
 
-def apply_feed(
-    state: pl.DataFrame,
-    vehicles: pl.DataFrame,
-    settings: SourceSettings,
-    feed: FeedRef,
-    released: frozenset[str] = frozenset(),
-) -> FeedOutcome:
-    """`released`: dealers whose hold on this feed an operator released (rule 8): their closes apply."""
-    t = pl.lit(feed.as_of, TS)
-    ident = {"source": pl.lit(feed.source), "feed_as_of": t, "feed_file": pl.lit(feed.file_name)}
+def _feed_rows(vehicles: pl.DataFrame, settings: SourceSettings) -> pl.LazyFrame:
+    """Rule 3: each feed vehicle with its client, vehicle type and SR type, or the reason it is skipped."""
     clients, types_for_dealer, types_for_all, include_all, include_dealers = _mappings(settings)
-    tracking_days = (
-        settings.track_stock_no_and_client.days
-        if settings.track_stock_no_and_client.mode == "for_days"
-        else None
-    )
-    close_mode = settings.auto_close.mode
-    close_after = timedelta(days=settings.auto_close.days or 0)
-
-    feed_rows = vehicles.select("dealer_id", "vin", "stock_no", "system_code").lazy()
-    seen_vins = feed_rows.select("vin")
-
-    # Rule 2: covered dealers.
-    coverage = feed_rows.group_by("dealer_id").agg(pl.len().cast(pl.UInt32).alias("vehicles"))
-    if settings.coverage == "all_mapped_dealers":
-        coverage = (
-            clients.lazy()
-            .select("dealer_id")
-            .join(coverage, on="dealer_id", how="full", coalesce=True)
-            .with_columns(pl.col("vehicles").fill_null(0))
-        )
-    coverage = coverage.with_columns(**{k: v for k, v in ident.items() if k != "feed_file"})
-    covered = coverage.select("dealer_id")
-
-    # Rule 3: eligibility, SR type and vehicle type.
     rows = (
-        feed_rows.join(clients.lazy(), on="dealer_id", how="left")
-        .join(
+        vehicles.lazy()
+        .select("dealer_id", "vin", "stock_no", "system_code")
+        .join(clients.lazy(), on="dealer_id", how="left")
+    )
+    if types_for_dealer.is_empty():
+        rows = rows.with_columns(
+            pl.lit(None, pl.String).alias("_vt_dealer"), pl.lit(None, pl.String).alias("_st_dealer")
+        )
+    else:
+        rows = rows.join(
             types_for_dealer.lazy().select(
                 "system_code",
                 "dealer_id",
@@ -176,7 +152,8 @@ def apply_feed(
             on=["system_code", "dealer_id"],
             how="left",
         )
-        .join(
+    return (
+        rows.join(
             types_for_all.lazy().select(
                 "system_code",
                 pl.col("vehicle_type").alias("_vt_all"),
@@ -199,10 +176,54 @@ def apply_feed(
             .alias("skip_reason")
         )
     )
-    eligible = rows.filter(pl.col("skip_reason").is_null())
-    prior = state.lazy()
+
+
+def apply_feed(
+    state: pl.DataFrame,
+    vehicles: pl.DataFrame,
+    settings: SourceSettings,
+    feed: FeedRef,
+    released: frozenset[str] = frozenset(),
+) -> FeedOutcome:
+    """`released`: dealers whose hold on this feed an operator released (rule 8): their closes apply.
+
+    The new state lists `state`'s rows in their order, then the SRs this feed created, so that what changed
+    can be found by comparing rows in place.
+    """
+    t = pl.lit(feed.as_of, TS)
+    ident = {"source": pl.lit(feed.source), "feed_as_of": t, "feed_file": pl.lit(feed.file_name)}
+    tracking_days = (
+        settings.track_stock_no_and_client.days
+        if settings.track_stock_no_and_client.mode == "for_days"
+        else None
+    )
+    close_mode = settings.auto_close.mode
+    close_after = timedelta(days=settings.auto_close.days or 0)
+    rows = _feed_rows(vehicles, settings).collect()
+    eligible = rows.lazy().filter(pl.col("skip_reason").is_null())
+
+    # Rule 2: covered dealers.
+    coverage = rows.lazy().group_by("dealer_id").agg(pl.len().cast(pl.UInt32).alias("vehicles"))
+    if settings.coverage == "all_mapped_dealers":
+        coverage = (
+            pl.LazyFrame(
+                {"dealer_id": [m.dealer_id for m in settings.client_dealer_mappings]},
+                schema={"dealer_id": pl.String},
+            )
+            .join(coverage, on="dealer_id", how="full", coalesce=True)
+            .with_columns(pl.col("vehicles").fill_null(0))
+        )
+    coverage_rows = (
+        coverage.with_columns(source=ident["source"], feed_as_of=t)
+        .select(list(COVERAGE_SCHEMA))
+        .cast(COVERAGE_SCHEMA)
+        .sort("dealer_id")
+        .collect()
+    )
+
+    prior = state.lazy().with_row_index("_row")
     active = prior.filter(pl.col("status") == "active")
-    closed = prior.filter(pl.col("status") == "closed")
+    closed = prior.filter(pl.col("status") != "active")
 
     # Rule 4: create, unless a recent SR for the VIN exists and the client mapping says to ignore.
     candidates = eligible.join(active.select("vin"), on="vin", how="anti")
@@ -243,61 +264,42 @@ def apply_feed(
     )
     skipped = pl.concat(
         [
-            rows.filter(pl.col("skip_reason").is_not_null()).select(
-                "vin", "dealer_id", pl.col("skip_reason").alias("reason")
-            ),
+            rows.lazy()
+            .filter(pl.col("skip_reason").is_not_null())
+            .select("vin", "dealer_id", pl.col("skip_reason").alias("reason")),
             candidates.filter(pl.col("_recent")).select(
                 "vin", "dealer_id", pl.lit("recent_sr_exists").alias("reason")
             ),
         ]
     ).with_columns(**ident)
 
-    # Rule 5: track stock number and client within `for_days` of creation.
-    if tracking_days is None:
-        tracked = eligible.head(0).select(
-            "vin",
-            pl.lit(None, pl.String).alias("_new_stock"),
-            pl.lit(None, pl.String).alias("_new_dealer"),
-            pl.lit(None, pl.String).alias("_new_client"),
-        )
-    else:
-        window = pl.col("created_at") + timedelta(days=tracking_days)
-        tracked = (
-            eligible.join(
-                active.select(
-                    "vin",
-                    "created_at",
-                    pl.col("stock_no").alias("_sr_stock"),
-                    pl.col("dealer_id").alias("_sr_dealer"),
-                ),
-                on="vin",
-                how="inner",
-            )
-            .filter(t <= window)
-            .select(
-                "vin",
-                pl.when(pl.col("stock_no").is_not_null() & pl.col("stock_no").ne_missing(pl.col("_sr_stock")))
-                .then(pl.col("stock_no"))
-                .alias("_new_stock"),
-                pl.when(pl.col("dealer_id") != pl.col("_sr_dealer"))
-                .then(pl.col("dealer_id"))
-                .alias("_new_dealer"),
-                pl.when(pl.col("dealer_id") != pl.col("_sr_dealer"))
-                .then(pl.col("client"))
-                .alias("_new_client"),
-            )
-        )
-
-    # Rules 5 and 7 on the active SRs: updates, sightings, auto-close resets.
+    # Rules 5 and 7 on the active SRs: the feed's row for each VIN, then updates, sightings, auto-close resets.
+    sightings = rows.lazy().select(
+        "vin",
+        pl.lit(True).alias("_seen"),
+        pl.col("skip_reason").is_null().alias("_eligible"),
+        pl.col("stock_no").alias("_feed_stock"),
+        pl.col("dealer_id").alias("_feed_dealer"),
+        pl.col("client").alias("_feed_client"),
+    )
+    tracking = (
+        pl.col("_eligible") & (t <= pl.col("created_at") + timedelta(days=tracking_days))
+        if tracking_days is not None
+        else pl.lit(False)
+    )
+    seen = active.select("_row", "vin").join(sightings, on="vin", how="left").sort("_row").drop("_row", "vin")
     updated = (
-        active.join(tracked, on="vin", how="left")
-        .join(seen_vins.with_columns(pl.lit(True).alias("_seen")), on="vin", how="left")
+        pl.concat([active, seen], how="horizontal")
+        .with_columns(pl.col("_seen", "_eligible").fill_null(False))
         .with_columns(
-            pl.col("_seen").fill_null(False),
-            pl.col("_new_stock").is_not_null().alias("_stock_changed"),
-            pl.col("_new_dealer").is_not_null().alias("_dealer_changed"),
-        )
-        .with_columns(
+            (
+                tracking
+                & pl.col("_feed_stock").is_not_null()
+                & pl.col("_feed_stock").ne_missing(pl.col("stock_no"))
+            ).alias("_stock_changed"),
+            (tracking & (pl.col("_feed_dealer") != pl.col("dealer_id")).fill_null(False)).alias(
+                "_dealer_changed"
+            ),
             (
                 pl.lit(close_mode == "after_days") & pl.col("_seen") & pl.col("missing_since").is_not_null()
             ).alias("_reset"),
@@ -307,9 +309,9 @@ def apply_feed(
             pl.col("auto_close_at").alias("_old_auto_close_at"),
         )
         .with_columns(
-            pl.when("_stock_changed").then("_new_stock").otherwise("stock_no").alias("stock_no"),
-            pl.when("_dealer_changed").then("_new_dealer").otherwise("dealer_id").alias("dealer_id"),
-            pl.when("_dealer_changed").then("_new_client").otherwise("client").alias("client"),
+            pl.when("_stock_changed").then("_feed_stock").otherwise("stock_no").alias("stock_no"),
+            pl.when("_dealer_changed").then("_feed_dealer").otherwise("dealer_id").alias("dealer_id"),
+            pl.when("_dealer_changed").then("_feed_client").otherwise("client").alias("client"),
             pl.when("_reset").then(t + close_after).otherwise("auto_close_at").alias("auto_close_at"),
             pl.when("_seen").then(t).otherwise("last_seen_at").alias("last_seen_at"),
             pl.when("_seen").then(pl.lit(None, TS)).otherwise("missing_since").alias("missing_since"),
@@ -319,37 +321,20 @@ def apply_feed(
             .alias("updated_at"),
         )
     )
-    after_updates = pl.concat(
-        [
-            updated,
-            created.with_columns(
-                pl.lit(True).alias("_seen"),
-                pl.lit(False).alias("_stock_changed"),
-                pl.lit(False).alias("_dealer_changed"),
-                pl.lit(False).alias("_reset"),
-                pl.lit(None, pl.String).alias("_old_stock"),
-                pl.lit(None, pl.String).alias("_old_dealer"),
-                pl.lit(None, pl.String).alias("_old_client"),
-                pl.lit(None, TS).alias("_old_auto_close_at"),
-                pl.lit(True).alias("_created"),
-            ),
-        ],
-        how="diagonal_relaxed",
-    ).with_columns(pl.col("_created").fill_null(False))
 
-    # Rule 6: auto close what a covering feed no longer lists. Rule 8 (amended): the guard measures the
-    # share of the dealer's SRs that existed before the feed (after its updates) whose VINs the feed lacks.
-    covered_flag = covered.with_columns(pl.lit(True).alias("_covered"))
+    # Rule 6: auto close what a covering feed no longer lists.
     if close_mode == "immediately":
         due = pl.col("_missing")
     elif close_mode == "after_days":
         due = pl.col("_missing") & (t > pl.col("auto_close_at"))
     else:
         due = pl.lit(False)
-    guard = settings.auto_close_guard
     judged = (
-        after_updates.join(covered_flag, on="dealer_id", how="left")
-        .with_columns((pl.col("_covered").fill_null(False) & ~pl.col("_seen")).alias("_missing"))
+        updated.with_columns(
+            (pl.col("dealer_id").is_in(coverage_rows["dealer_id"].implode()) & ~pl.col("_seen")).alias(
+                "_missing"
+            )
+        )
         .with_columns(
             pl.when("_missing")
             .then(pl.coalesce("missing_since", t))
@@ -357,67 +342,60 @@ def apply_feed(
             .alias("missing_since"),
             due.alias("_due"),
         )
-        .with_columns(
-            (~pl.col("_created")).sum().over("dealer_id").cast(pl.UInt32).alias("_dealer_active"),
-            (pl.col("_missing") & ~pl.col("_created"))
-            .sum()
-            .over("dealer_id")
-            .cast(pl.UInt32)
-            .alias("_dealer_missing"),
-            pl.col("_due").sum().over("dealer_id").cast(pl.UInt32).alias("_dealer_due"),
-        )
-        .with_columns(
-            (
-                pl.col("_due")
-                & (
-                    (pl.col("_dealer_active") >= guard.min_active)
-                    & (pl.col("_dealer_missing") > guard.max_fraction * pl.col("_dealer_active"))
-                    if guard
-                    else pl.lit(False)
-                )
-            ).alias("_held")
-        )
-        .with_columns(
-            pl.col("_held").alias("_tripped"),
-            (pl.col("_held") & ~pl.col("dealer_id").is_in(list(released))).alias("_held"),
-        )
-        .with_columns((pl.col("_due") & ~pl.col("_held")).alias("_close"))
-        .with_columns(
-            pl.when("_close").then(pl.lit("closed")).otherwise("status").alias("status"),
-            pl.when("_close").then(t).otherwise("closed_at").alias("closed_at"),
-            pl.when("_close")
-            .then(pl.lit("missing_from_feed"))
-            .otherwise("close_reason")
-            .alias("close_reason"),
-            pl.when("_close").then(t).otherwise("updated_at").alias("updated_at"),
-        )
-    )
-    judged, skipped_rows, coverage_rows, closed_rows = pl.collect_all(
-        [
-            judged,
-            skipped.select(list(SKIPPED_SCHEMA)).cast(SKIPPED_SCHEMA),
-            coverage.select(list(COVERAGE_SCHEMA)).cast(COVERAGE_SCHEMA).sort("dealer_id"),
-            closed,
-        ]
+        .collect()
     )
 
-    guard_report = (
-        judged.filter(pl.col("_due"))
+    # Rule 8 (amended): the guard measures the share of the dealer's SRs that existed before the feed (after
+    # its updates) whose VINs the feed lacks; only dealers with closes due are judged.
+    dealers = (
+        judged.lazy()
         .group_by("dealer_id")
         .agg(
-            pl.col("_dealer_active").first().alias("active"),
-            pl.col("_dealer_due").first().alias("to_close"),
-            pl.col("_tripped").any().alias("held"),
+            pl.len().cast(pl.UInt32).alias("_dealer_active"),
+            pl.col("_missing").sum().cast(pl.UInt32).alias("_dealer_missing"),
+            pl.col("_due").sum().cast(pl.UInt32).alias("_dealer_due"),
         )
-        .with_columns(source=pl.lit(feed.source), feed_as_of=t)
-        .select(list(GUARD_SCHEMA))
+        .filter(pl.col("_dealer_due") > 0)
+    )
+    guard = settings.auto_close_guard
+    dealers = dealers.with_columns(
+        (
+            (pl.col("_dealer_active") >= guard.min_active)
+            & (pl.col("_dealer_missing") > guard.max_fraction * pl.col("_dealer_active"))
+            if guard
+            else pl.lit(False)
+        ).alias("_tripped")
+    ).collect()
+    tripped = dealers.filter("_tripped")["dealer_id"]
+    held_dealers = tripped.filter(~tripped.is_in(list(released)))
+    judged = judged.with_columns(
+        (pl.col("_due") & pl.col("dealer_id").is_in(held_dealers.implode())).alias("_held")
+    ).with_columns((pl.col("_due") & ~pl.col("_held")).alias("_close"))
+    judged = judged.with_columns(
+        pl.when("_close").then(pl.lit("closed")).otherwise("status").alias("status"),
+        pl.when("_close").then(t).otherwise("closed_at").alias("closed_at"),
+        pl.when("_close").then(pl.lit("missing_from_feed")).otherwise("close_reason").alias("close_reason"),
+        pl.when("_close").then(t).otherwise("updated_at").alias("updated_at"),
+    )
+    guard_report = (
+        dealers.select(
+            pl.lit(feed.source).alias("source"),
+            t.alias("feed_as_of"),
+            "dealer_id",
+            pl.col("_dealer_active").alias("active"),
+            pl.col("_dealer_due").alias("to_close"),
+            pl.col("_tripped").alias("held"),
+        )
         .cast(GUARD_SCHEMA)
         .sort("dealer_id")
     )
 
+    created_rows, skipped_rows = pl.collect_all(
+        [created, skipped.select(list(SKIPPED_SCHEMA)).cast(SKIPPED_SCHEMA)]
+    )
     events = pl.concat(
         [
-            judged.filter("_created").select(
+            created_rows.select(
                 "sr_id",
                 "vin",
                 pl.lit("created").alias("event"),
@@ -462,7 +440,9 @@ def apply_feed(
                     auto_close_at=_iso(pl.col("auto_close_at")),
                 ).alias("details"),
             ),
-            judged.filter("_held").select(
+            judged.filter("_held")
+            .join(dealers, on="dealer_id", how="left")
+            .select(
                 "sr_id",
                 "vin",
                 pl.lit("close_held").alias("event"),
@@ -478,7 +458,15 @@ def apply_feed(
         how="vertical_relaxed",
     ).with_columns(**ident)
 
-    new_state = pl.concat([closed_rows.cast(SR_SCHEMA), judged.select(list(SR_SCHEMA)).cast(SR_SCHEMA)])
+    kept = closed.select("_row", *SR_SCHEMA).cast(SR_SCHEMA).collect()
+    new_state = pl.concat(
+        [
+            kept.merge_sorted(judged.select("_row", *SR_SCHEMA).cast(SR_SCHEMA), key="_row").drop("_row")
+            if kept.height
+            else judged.select(list(SR_SCHEMA)).cast(SR_SCHEMA),
+            created_rows.cast(SR_SCHEMA),
+        ]
+    )
     return FeedOutcome(
         state=new_state,
         events=events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA),

@@ -30,23 +30,17 @@ def read_form(stored: pl.DataFrame, newest_feed: datetime | None) -> pl.DataFram
     return stored.with_columns(pl.col("last_seen_at").fill_null(pl.lit(newest_feed, TS)))
 
 
-ROW_HASH_SEEDS = (0x5EED_0001, 0x5EED_0002)
-
-
-def _row_keys(frame: pl.DataFrame) -> pl.DataFrame:
-    """A 128-bit digest of each whole row: two independently seeded 64-bit hashes of all its columns."""
-    row = pl.struct(*SR_SCHEMA)
-    return frame.select(*(row.hash(seed).alias(f"h{i}") for i, seed in enumerate(ROW_HASH_SEEDS)))
-
-
 def changed_rows(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
-    """The rows of `after` (stored form) that are new or differ from `before` (stored form) in any column.
+    """The rows of `after` that are new or differ from their row in `before` in any column (both in stored form).
 
-    Rows are compared by a 128-bit digest of all their columns, so the comparison holds 16 bytes per row
-    instead of a hash table of every column; two different rows share a digest with odds of about 2^-128.
+    `after` lists `before`'s SRs first, in their order, then new ones: the order `apply_feed` keeps, so rows
+    are compared in place rather than joined.
     """
-    if before.is_empty():
-        return after
-    keys = list(_row_keys(before).columns)
-    differing = _row_keys(after).with_row_index("_row").join(_row_keys(before), on=keys, how="anti")
-    return after[differing["_row"].sort()]
+    kept = before.height
+    if after.height < kept or not after.get_column("sr_id").head(kept).equals(before.get_column("sr_id")):
+        raise ValueError("the new state does not list the SRs before it first, in their order")
+    head = after.head(kept)
+    differs = pl.select(
+        pl.any_horizontal(head.get_column(c).ne_missing(before.get_column(c)) for c in SR_SCHEMA)
+    ).to_series()
+    return pl.concat([head.filter(differs), after.slice(kept)])
