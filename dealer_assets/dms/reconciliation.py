@@ -253,7 +253,13 @@ def _per_dealer(outcome) -> pl.DataFrame:
         (pl.col("event") == "close_held").sum().alias("held"),
     )
     skipped = outcome.skipped.group_by("dealer_id").len("skipped")
-    active = outcome.state.filter(pl.col("status") == "active").group_by("dealer_id").len("active")
+    active = (
+        outcome.state.lazy()
+        .filter(pl.col("status") == "active")
+        .group_by("dealer_id")
+        .len("active")
+        .collect()
+    )
     return (
         active.join(counts, on="dealer_id", how="full", coalesce=True)
         .join(skipped, on="dealer_id", how="full", coalesce=True)
