@@ -252,3 +252,20 @@ def test_item1_and_12_the_sensor_asks_for_settled_files_and_sends_links_to_the_q
     (root.incoming / "passwd").symlink_to("/etc/passwd")
     second = tick(first.cursor)
     assert [r.job_name for r in second.run_requests] == ["dms_misdelivered_feeds"]
+
+
+def test_an_archive_file_altered_after_intake_is_caught_by_the_same_store(data_root: DataRoot) -> None:
+    """The store trusts the digest it took while archiving only while the file is the one it wrote."""
+    from dealer_assets.dms.feed_store import FeedStore
+
+    name = feed_name("generic", at(0, 1))
+    data_root.drop_feed("generic", at(0, 1), [("D1", vin(1), "S1", "U")])
+    store = FeedStore(data_root.paths)
+    delivered = data_root.paths.incoming / name
+    assert store.intake(delivered, parse_feed_name(name)).outcome == "archived"
+    archived = store.archived(parse_feed_name(name))
+    assert store.read_verified(archived).startswith(HEADER.encode())
+    os.chmod(archived.path, 0o644)
+    archived.path.write_bytes(archived.path.read_bytes().replace(b"S1", b"S2"))
+    with pytest.raises(OSError, match="archive corrupted"):
+        store.read_verified(archived)
