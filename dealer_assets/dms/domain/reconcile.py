@@ -62,6 +62,7 @@ GUARD_SCHEMA = {
     "held": pl.Boolean,
 }
 ISO = "%Y-%m-%dT%H:%M:%SZ"
+CHANGE_FLAGS = ("_stock_changed", "_dealer_changed", "_reset", "_missing", "_due")
 UPDATE_EVENTS = ("stock_no_updated", "client_updated", "auto_close_reset")
 """The events that count as an update of an SR (its `updated` figure)."""
 
@@ -199,7 +200,21 @@ def apply_feed(
     )
     close_mode = settings.auto_close.mode
     close_after = timedelta(days=settings.auto_close.days or 0)
-    rows = _feed_rows(vehicles, settings).collect()
+    rows = (
+        _feed_rows(vehicles, settings)
+        .select(
+            "dealer_id",
+            "vin",
+            "stock_no",
+            "client",
+            "vehicle_type",
+            "service_request_type",
+            "ignore_existing",
+            "ignore_days",
+            "skip_reason",
+        )
+        .collect()
+    )
     eligible = rows.lazy().filter(pl.col("skip_reason").is_null())
 
     # Rule 2: covered dealers.
@@ -341,6 +356,15 @@ def apply_feed(
             .otherwise("missing_since")
             .alias("missing_since"),
             due.alias("_due"),
+        )
+        .select(
+            "_row",
+            *SR_SCHEMA,
+            *CHANGE_FLAGS,
+            "_old_stock",
+            "_old_dealer",
+            "_old_client",
+            "_old_auto_close_at",
         )
         .collect()
     )
