@@ -84,41 +84,70 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _records(
-    buf: np.ndarray, delimiter: int, quotes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(starts, ends, delimiter counts) of every record, and every newline's offset; a newline or delimiter
-    counts only outside quotes (`quotes`: their offsets, empty when the file is read without quoting).
+def _record_ends(buf: np.ndarray, newlines: np.ndarray, quotes: np.ndarray) -> np.ndarray:
+    """The end offset of every record: a newline outside quotes (`quotes`: their offsets, empty when the file is
+    read without quoting), and the end of the file when it lacks a final newline.
 
     Quotes alternate between opening and closing (a doubled quote inside a field closes and reopens at once),
     so a byte is inside a quoted field when an odd number of quotes precede it.
     """
-    newlines = np.flatnonzero(buf == 10)
-    delims = np.flatnonzero(buf == delimiter)
     if len(quotes) % 2:
         line = int(np.searchsorted(newlines, quotes[-1])) + 1
         raise FeedUnreadable("unparseable", f"a quoted field opened near line {line} is never closed")
     ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0] if len(quotes) else newlines
     if len(buf) and buf[-1] != 10:
         ends = np.append(ends, len(buf))
-    starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, dtype=np.int64)
+    return ends
+
+
+def _quoted_delimiter_counts(
+    buf: np.ndarray, ends: np.ndarray, delimiter: int, quotes: np.ndarray
+) -> np.ndarray:
+    """Delimiters outside quotes in every record."""
+    delims = np.flatnonzero(buf == delimiter)
     counts = np.diff(np.searchsorted(delims, ends, side="left"), prepend=0)
-    if len(quotes):
-        opens, closes = quotes[0::2], quotes[1::2]
-        quoted_delims = np.searchsorted(delims, closes) - np.searchsorted(delims, opens)
-        record_of = np.searchsorted(ends, opens)
-        counts = counts - np.bincount(record_of, weights=quoted_delims, minlength=len(ends)).astype(
-            counts.dtype
-        )
-    return starts, ends, counts, newlines
+    opens, closes = quotes[0::2], quotes[1::2]
+    quoted_delims = np.searchsorted(delims, closes) - np.searchsorted(delims, opens)
+    record_of = np.searchsorted(ends, opens)
+    return counts - np.bincount(record_of, weights=quoted_delims, minlength=len(ends)).astype(counts.dtype)
 
 
-def _quoting(buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
+def _delimiter_counts(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delimiter: int) -> np.ndarray:
+    """Delimiters in each of a few records, counted byte by byte."""
+    lengths = ends - starts
+    stops = np.cumsum(lengths)
+    hits = buf[np.repeat(starts - stops + lengths, lengths) + np.arange(stops[-1] if len(stops) else 0)]
+    seen = np.concatenate(([0], np.cumsum(hits == delimiter)))
+    return seen[stops] - seen[stops - lengths]
+
+
+def _unquoted_delimiter_counts(
+    buf: np.ndarray, frame: pl.DataFrame, starts: np.ndarray, ends: np.ndarray, delimiter: int, fields: int
+) -> np.ndarray:
+    """Delimiters in every record of a file read without quoting.
+
+    The reader keeps every byte of such a record in its fields except the delimiters and one final CR, so a
+    record's length less its fields' lengths is its delimiter count for every record that fits in the frame's
+    columns; only the few others are counted byte by byte. Should the total differ from the file's delimiters,
+    every delimiter is located instead.
+    """
+    cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
+    kept = frame.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0).cast(pl.Int64))).to_series()
+    counts = ends - starts - cr - kept.to_numpy()
+    odd = np.flatnonzero(counts != fields - 1)
+    counts[odd] = _delimiter_counts(buf, starts[odd], ends[odd], delimiter)
+    if int(counts.sum()) == int(np.count_nonzero(buf[starts[0] :] == delimiter)):
+        return counts
+    delims = np.flatnonzero(buf == delimiter)
+    return np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
+
+
+def _quoting(body: bytes, buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
     """(the quote character, the offsets of its quotes) if some field begins with it, else (None, none): a
     file whose fields never open a quote is read without quoting, so an inch mark inside a field stays text."""
+    if bytes((quote,)) not in body:
+        return None, np.zeros(0, dtype=np.int64)
     quotes = np.flatnonzero(buf == quote)
-    if len(quotes) == 0:
-        return None, quotes
     before = buf[np.maximum(quotes - 1, 0)]
     opens = (quotes == 0) | (before == delimiter) | (before == 10) | (before == 13)
     return (quote, quotes) if opens.any() else (None, quotes[:0])
@@ -143,12 +172,13 @@ def _header(text: bytes, layout: Layout, quote: int | None) -> tuple[str, ...]:
     return header
 
 
-def _read_fields(body: bytes, offset: int, width: int, layout: Layout, quote: int | None) -> pl.DataFrame:
+def _read_fields(body: bytes, skip_lines: int, width: int, layout: Layout, quote: int | None) -> pl.DataFrame:
     """Every record after the header as text columns f0..f{width-1}; short rows padded, long ones cut."""
     try:
         return pl.read_csv(
-            io.BytesIO(body[offset:]),
+            body,
             has_header=False,
+            skip_lines=skip_lines,
             separator=layout.delimiter,
             quote_char=layout.quote if quote is not None else None,
             schema={f"f{i}": pl.String for i in range(width)},
@@ -170,16 +200,22 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
         header = tuple(layout.headers.values())
         return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
     buf = np.frombuffer(body, dtype=np.uint8)
-    quote, quotes = _quoting(buf, ord(layout.delimiter), ord(layout.quote))
-    starts, ends, counts, newlines = _records(buf, ord(layout.delimiter), quotes)
+    delimiter = ord(layout.delimiter)
+    quote, quotes = _quoting(body, buf, delimiter, ord(layout.quote))
+    newlines = np.flatnonzero(buf == 10)
+    ends = _record_ends(buf, newlines, quotes)
+    starts = np.concatenate(([0], ends[:-1] + 1))
     header = _header(body[starts[0] : ends[0]], layout, quote)
-    starts, ends, counts = starts[1:], ends[1:], counts[1:]
-    if len(starts) == 0:
+    if len(starts) == 1:
         return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
-    frame = _read_fields(body, int(starts[0]), len(header) + 1, layout, quote)
+    frame = _read_fields(body, int(np.searchsorted(newlines, starts[1])), len(header) + 1, layout, quote)
+    counts = _quoted_delimiter_counts(buf, ends, delimiter, quotes)[1:] if len(quotes) else None
+    starts, ends = starts[1:], ends[1:]
     lengths = ends - starts
     blank = (lengths == 0) | ((lengths == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13))
-    line_numbers = (np.searchsorted(newlines, starts, side="left") + 1).astype(np.uint32)
+    line_numbers = (
+        np.searchsorted(newlines, starts, side="left") + 1 if len(quotes) else np.arange(2, len(starts) + 2)
+    ).astype(np.uint32)
 
     if frame.height != len(starts) and frame.height != int((~blank).sum()):
         raise FeedUnreadable(
@@ -187,7 +223,10 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
         )
     if frame.height != len(starts):
         keep = ~blank
-        counts, line_numbers, blank = counts[keep], line_numbers[keep], blank[keep]
+        starts, ends, line_numbers, blank = starts[keep], ends[keep], line_numbers[keep], blank[keep]
+        counts = counts[keep] if counts is not None else None
+    if counts is None:
+        counts = _unquoted_delimiter_counts(buf, frame, starts, ends, delimiter, len(header))
     fields = (counts + 1).astype(np.uint32)
     whole = (fields == len(header)) & ~blank
     broken = (fields != len(header)) & ~blank
