@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from dealer_assets.core.vin import check_digit_ok, is_valid_vin, normalize_vin
+from dealer_assets.core.vin import normalize_vin, vin_flags
 from dealer_assets.dms.domain.parsing import LINE_NUMBER, MALFORMED_SCHEMA
 from dealer_assets.dms.settings import CANONICAL_FIELDS, Layout
 
@@ -70,6 +72,35 @@ def _text(expr: pl.Expr) -> pl.Expr:
     return _clean(expr).str.strip_chars().replace("", None)
 
 
+_EDGE = np.zeros(256, dtype=bool)
+_EDGE[: ord(" ") + 1] = True
+_EDGE[0x80:] = True
+"""Bytes that may begin or end a value that trimming changes: ASCII space and controls, any non-ASCII byte."""
+
+
+def _text_of(column: pl.Series) -> pl.Expr | None:
+    """`_text` of the column, or None when that would change nothing (no NUL, nothing to trim, no empty
+    value), decided by one look at the Arrow buffers instead of rewriting every value."""
+    arr = column.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_string())
+    if len(arr) == arr.null_count:
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2] or b"\0", dtype=np.uint8)
+    if not data[offsets[0] : offsets[-1]].all():
+        return _text(pl.col(column.name))
+    lengths = np.diff(offsets)
+    if np.count_nonzero(lengths) < len(arr) - arr.null_count:
+        return _text(pl.col(column.name))
+    firsts = data[np.minimum(offsets[:-1], len(data) - 1)]
+    lasts = data[np.maximum(offsets[1:] - 1, 0)]
+    if _EDGE[firsts].any() or _EDGE[lasts].any():
+        return _text(pl.col(column.name))
+    return None
+
+
 def _canonical(raw: pl.LazyFrame, layout: Layout, header: set[str]) -> pl.LazyFrame:
     """One column per canonical field: from its header, its constant, or absent (null)."""
     exprs = []
@@ -128,22 +159,33 @@ _parse_mileage = _with_fallback(
 """Whole miles; `12,345` and `12345.6` are read too."""
 
 
-def _repeats(vin: pl.Expr, competing: pl.Expr) -> pl.Expr:
+def _vins(raw: pl.Series) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """(normalized VINs, valid, check digit ok): a value that is a valid VIN as it stands is its own
+    normalization, so only the others are normalized and checked again."""
+    valid, check_ok = vin_flags(raw)
+    others = np.flatnonzero(~valid)
+    if not len(others):
+        return raw, valid, check_ok
+    fixed = raw.gather(others).to_frame().select(normalize_vin(pl.col(raw.name))).to_series()
+    valid[others], check_ok[others] = vin_flags(fixed)
+    return raw.scatter(others, fixed), valid, check_ok
+
+
+def _repeats(vins: pl.Series, competing: np.ndarray) -> np.ndarray:
     """True for a competing row whose VIN an earlier competing row already carries.
 
-    Rows are first compared by a 64-bit hash; only the few sharing a hash are compared as text.
+    Rows are first compared by a 64-bit hash (sorted, so equal hashes are neighbours); only the few sharing a
+    hash are compared as text.
     """
-
-    def batch(pair: pl.Series) -> pl.Series:
-        vins, hashes = pair.struct.field("vin"), pair.struct.field("hash")
-        candidates = (hashes.is_duplicated() & hashes.is_not_null()).arg_true()
-        out = pl.Series("repeat", [False] * len(pair), dtype=pl.Boolean)
-        if len(candidates):
-            out = out.scatter(candidates, ~vins.gather(candidates).is_first_distinct())
-        return out
-
-    pair = pl.struct(vin.alias("vin"), pl.when(competing).then(vin.hash()).alias("hash"))
-    return pair.map_batches(batch, return_dtype=pl.Boolean)
+    rows = np.flatnonzero(competing)
+    hashes = vins.gather(rows).hash().to_numpy()
+    ordered = pl.Series(hashes).sort().to_numpy()
+    shared = ordered[1:][ordered[1:] == ordered[:-1]]
+    out = np.zeros(len(vins), dtype=bool)
+    if len(shared):
+        candidates = rows[np.isin(hashes, shared)]
+        out[candidates] = ~vins.gather(candidates).is_first_distinct().to_numpy()
+    return out
 
 
 def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> NormalizedFeed:
@@ -153,36 +195,37 @@ def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> Normali
         pl.lit(feed.as_of, TS).alias("feed_as_of"),
         pl.lit(feed.file_name).alias("feed_file"),
     ]
-    competing = pl.col("dealer_id").is_not_null() & is_valid_vin(pl.col("vin"))
-    staged = (
-        _canonical(rows.lazy(), layout, set(rows.columns))
-        .with_columns(
-            *(_text(pl.col(f)).alias(f) for f in TEXT_FIELDS),
-            _text(pl.col("vin")).alias("raw_vin"),
-            normalize_vin(pl.col("vin")).alias("vin"),
-            _parse_year(pl.col("year")).alias("year"),
-            _parse_mileage(pl.col("mileage")).alias("mileage"),
-            _parse_date(pl.col("date_in_stock")).alias("date_in_stock"),
-        )
-        .with_columns(competing.alias("_competing"))
-        .with_columns(
-            (pl.col("_competing") & ~_repeats(pl.col("vin"), pl.col("_competing"))).alias("_accepted")
-        )
-    ).collect()
+    canonical = _canonical(rows.lazy(), layout, set(rows.columns)).collect()
+    raw = canonical.get_column("vin")
+    vins, valid, check_ok = _vins(raw)
+    texts = {f: _text_of(canonical.get_column(f)) for f in (*TEXT_FIELDS, "vin")}
+    staged = canonical.with_columns(
+        *(expr.alias(f) for f, expr in texts.items() if expr is not None and f != "vin"),
+        (texts["vin"] if texts["vin"] is not None else pl.col("vin")).alias("raw_vin"),
+        vins,
+        _parse_year(pl.col("year")).alias("year"),
+        _parse_mileage(pl.col("mileage")).alias("mileage"),
+        _parse_date(pl.col("date_in_stock")).alias("date_in_stock"),
+    )
+    competing = staged.get_column("dealer_id").is_not_null().to_numpy() & valid
+    accepted = competing & ~_repeats(vins, competing)
 
-    accepted = staged.get_column("_accepted")
     vehicles = (
-        staged.filter(accepted)
-        .with_columns(*ident, check_digit_ok(pl.col("vin")).alias("check_digit_ok"))
+        (staged if accepted.all() else staged.filter(pl.Series(accepted)))
+        .with_columns(*ident, pl.Series("check_digit_ok", check_ok[accepted]))
         .select([pl.col(c).cast(t) for c, t in VEHICLE_SCHEMA.items()])
     )
-    rejected = staged.filter(~accepted).with_columns(
-        pl.when(pl.col("dealer_id").is_null())
-        .then(pl.lit("missing_dealer"))
-        .when(~pl.col("_competing"))
-        .then(pl.lit("invalid_vin"))
-        .otherwise(pl.lit("duplicate_vin"))
-        .alias("reason")
+    rejected = (
+        staged.filter(pl.Series(~accepted))
+        .with_columns(pl.Series("_competing", competing[~accepted]))
+        .with_columns(
+            pl.when(pl.col("dealer_id").is_null())
+            .then(pl.lit("missing_dealer"))
+            .when(~pl.col("_competing"))
+            .then(pl.lit("invalid_vin"))
+            .otherwise(pl.lit("duplicate_vin"))
+            .alias("reason")
+        )
     )
     first_lines = (
         vehicles.lazy()
