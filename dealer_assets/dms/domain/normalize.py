@@ -72,33 +72,24 @@ def _text(expr: pl.Expr) -> pl.Expr:
     return _clean(expr).str.strip_chars().replace("", None)
 
 
-_EDGE = np.zeros(256, dtype=bool)
-_EDGE[: ord(" ") + 1] = True
-_EDGE[0x80:] = True
-"""Bytes that may begin or end a value that trimming changes: ASCII space and controls, any non-ASCII byte."""
-
-
-def _text_of(column: pl.Series) -> pl.Expr | None:
-    """`_text` of the column, or None when that would change nothing (no NUL, nothing to trim, no empty
-    value), decided by one look at the Arrow buffers instead of rewriting every value."""
-    arr = column.to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_string())
-    if len(arr) == arr.null_count:
-        return None
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(arr.buffers()[2] or b"\0", dtype=np.uint8)
-    if not data[offsets[0] : offsets[-1]].all():
-        return _text(pl.col(column.name))
-    lengths = np.diff(offsets)
-    if np.count_nonzero(lengths) < len(arr) - arr.null_count:
-        return _text(pl.col(column.name))
-    firsts = data[np.minimum(offsets[:-1], len(data) - 1)]
-    lasts = data[np.maximum(offsets[1:] - 1, 0)]
-    if _EDGE[firsts].any() or _EDGE[lasts].any():
-        return _text(pl.col(column.name))
-    return None
+def _needs_text(column: pa.Array) -> bool:
+    """Whether `_text` would change the column: a NUL, an empty value, or a first or last byte that may be
+    whitespace (ASCII space or control, or any non-ASCII byte). Read from the Arrow buffers in a few vector
+    passes, far cheaper than rewriting every value."""
+    if len(column) == column.null_count:
+        return False
+    column = column.cast(pa.large_string())
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[
+        column.offset : column.offset + len(column) + 1
+    ]
+    data = np.frombuffer(column.buffers()[2] or b"", dtype=np.uint8)[: offsets[-1]]
+    if np.count_nonzero(data[offsets[0] :]) < offsets[-1] - offsets[0]:
+        return True
+    if np.count_nonzero(offsets[1:] == offsets[:-1]) > column.null_count:
+        return True
+    padded = np.concatenate((data, np.frombuffer(b"A", dtype=np.uint8)))
+    edges = np.concatenate((padded[offsets[:-1]], padded[offsets[1:] - 1]))
+    return bool(((edges - np.uint8(33)) >= 95).any())
 
 
 def _canonical(raw: pl.LazyFrame, layout: Layout, header: set[str]) -> pl.LazyFrame:
@@ -159,16 +150,28 @@ _parse_mileage = _with_fallback(
 """Whole miles; `12,345` and `12345.6` are read too."""
 
 
-def _vins(raw: pl.Series) -> tuple[pl.Series, np.ndarray, np.ndarray]:
-    """(normalized VINs, valid, check digit ok): a value that is a valid VIN as it stands is its own
-    normalization, so only the others are normalized and checked again."""
-    valid, check_ok = vin_flags(raw)
+def _vins(
+    raw: pl.Series, valid: np.ndarray, check_ok: np.ndarray
+) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """(normalized VINs, valid, check digit ok) from the flags of the VINs as given: a value that is a valid
+    VIN as it stands is its own normalization, so only the others are normalized and checked again."""
     others = np.flatnonzero(~valid)
     if not len(others):
         return raw, valid, check_ok
     fixed = raw.gather(others).to_frame().select(normalize_vin(pl.col(raw.name))).to_series()
+    valid, check_ok = valid.copy(), check_ok.copy()
     valid[others], check_ok[others] = vin_flags(fixed)
-    return raw.scatter(others, fixed), valid, check_ok
+    return raw.clone().scatter(others, fixed), valid, check_ok
+
+
+def _raw_vins(raw: pl.Series, valid: np.ndarray) -> pl.Series:
+    """`_text` of the VIN as given: a value that is a valid VIN as it stands has nothing to clean."""
+    others = np.flatnonzero(~valid)
+    if not len(others):
+        return raw
+    return raw.clone().scatter(
+        others, raw.gather(others).to_frame().select(_text(pl.col(raw.name))).to_series()
+    )
 
 
 def _repeats(vins: pl.Series, competing: np.ndarray) -> np.ndarray:
@@ -178,12 +181,12 @@ def _repeats(vins: pl.Series, competing: np.ndarray) -> np.ndarray:
     hash are compared as text.
     """
     rows = np.flatnonzero(competing)
-    hashes = vins.gather(rows).hash().to_numpy()
-    ordered = pl.Series(hashes).sort().to_numpy()
+    hashes = vins.gather(rows).hash()
+    ordered = hashes.sort().to_numpy()
     shared = ordered[1:][ordered[1:] == ordered[:-1]]
     out = np.zeros(len(vins), dtype=bool)
     if len(shared):
-        candidates = rows[np.isin(hashes, shared)]
+        candidates = rows[hashes.is_in(pl.Series(shared)).to_numpy()]
         out[candidates] = ~vins.gather(candidates).is_first_distinct().to_numpy()
     return out
 
@@ -197,11 +200,12 @@ def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> Normali
     ]
     canonical = _canonical(rows.lazy(), layout, set(rows.columns)).collect()
     raw = canonical.get_column("vin")
-    vins, valid, check_ok = _vins(raw)
-    texts = {f: _text_of(canonical.get_column(f)) for f in (*TEXT_FIELDS, "vin")}
+    given, given_check_ok = vin_flags(raw)
+    vins, valid, check_ok = _vins(raw, given, given_check_ok)
+    arrow = canonical.select(TEXT_FIELDS).to_arrow()
     staged = canonical.with_columns(
-        *(expr.alias(f) for f, expr in texts.items() if expr is not None and f != "vin"),
-        (texts["vin"] if texts["vin"] is not None else pl.col("vin")).alias("raw_vin"),
+        *(_text(pl.col(f)).alias(f) for f in TEXT_FIELDS if _needs_text(arrow.column(f).combine_chunks())),
+        _raw_vins(raw, given).alias("raw_vin"),
         vins,
         _parse_year(pl.col("year")).alias("year"),
         _parse_mileage(pl.col("mileage")).alias("mileage"),
