@@ -84,9 +84,10 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _record_ends(buf: np.ndarray, newlines: np.ndarray, quotes: np.ndarray) -> np.ndarray:
-    """The end offset of every record: a newline outside quotes (`quotes`: their offsets, empty when the file is
-    read without quoting), and the end of the file when it lacks a final newline.
+def _record_ends(buf: np.ndarray, newlines: np.ndarray, quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the end offset of every record, the newlines inside quoted fields): a record ends at a newline outside
+    quotes (`quotes`: their offsets, empty when the file is read without quoting), or at the end of the file
+    when it lacks a final newline.
 
     Quotes alternate between opening and closing (a doubled quote inside a field closes and reopens at once),
     so a byte is inside a quoted field when an odd number of quotes precede it.
@@ -94,52 +95,66 @@ def _record_ends(buf: np.ndarray, newlines: np.ndarray, quotes: np.ndarray) -> n
     if len(quotes) % 2:
         line = int(np.searchsorted(newlines, quotes[-1])) + 1
         raise FeedUnreadable("unparseable", f"a quoted field opened near line {line} is never closed")
-    ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0] if len(quotes) else newlines
+    inside = (
+        np.searchsorted(quotes, newlines) % 2 == 1 if len(quotes) else np.zeros(len(newlines), dtype=bool)
+    )
+    ends = newlines[~inside] if len(quotes) else newlines
     if len(buf) and buf[-1] != 10:
         ends = np.append(ends, len(buf))
-    return ends
+    return ends, newlines[inside]
 
 
-def _quoted_delimiter_counts(
-    buf: np.ndarray, ends: np.ndarray, delimiter: int, quotes: np.ndarray
+def _exact_counts(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delimiter: int, quotes: np.ndarray
 ) -> np.ndarray:
-    """Delimiters outside quotes in every record."""
+    """Delimiters outside quotes in every data record, from the offsets of every delimiter."""
     delims = np.flatnonzero(buf == delimiter)
-    counts = np.diff(np.searchsorted(delims, ends, side="left"), prepend=0)
+    counts = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
     opens, closes = quotes[0::2], quotes[1::2]
-    quoted_delims = np.searchsorted(delims, closes) - np.searchsorted(delims, opens)
-    record_of = np.searchsorted(ends, opens)
+    in_data = opens >= starts[0]
+    quoted_delims = (np.searchsorted(delims, closes) - np.searchsorted(delims, opens))[in_data]
+    record_of = np.searchsorted(ends, opens[in_data])
     return counts - np.bincount(record_of, weights=quoted_delims, minlength=len(ends)).astype(counts.dtype)
 
 
-def _delimiter_counts(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delimiter: int) -> np.ndarray:
-    """Delimiters in each of a few records, counted byte by byte."""
+def _byte_counts(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delimiter: int, quote: int | None
+) -> tuple[np.ndarray, int]:
+    """(delimiters outside quotes in each of a few records, delimiters inside quotes in all of them), counted
+    byte by byte; every record holds an even number of quotes, so parity restarts with each."""
     lengths = ends - starts
     stops = np.cumsum(lengths)
-    hits = buf[np.repeat(starts - stops + lengths, lengths) + np.arange(stops[-1] if len(stops) else 0)]
-    seen = np.concatenate(([0], np.cumsum(hits == delimiter)))
-    return seen[stops] - seen[stops - lengths]
+    chars = buf[np.repeat(starts - stops + lengths, lengths) + np.arange(stops[-1] if len(stops) else 0)]
+    hits = chars == delimiter
+    outside = hits & (np.cumsum(chars == quote) % 2 == 0) if quote is not None else hits
+    seen = np.concatenate(([0], np.cumsum(outside)))
+    return seen[stops] - seen[stops - lengths], int(np.count_nonzero(hits)) - int(seen[-1])
 
 
-def _unquoted_delimiter_counts(
-    buf: np.ndarray, frame: pl.DataFrame, starts: np.ndarray, ends: np.ndarray, delimiter: int, fields: int
-) -> np.ndarray:
-    """Delimiters in every record of a file read without quoting.
+def _counts_from_lengths(
+    buf: np.ndarray,
+    frame: pl.DataFrame,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    quoted: np.ndarray,
+    delimiter: int,
+    quote: int | None,
+    fields: int,
+) -> np.ndarray | None:
+    """Delimiters outside quotes in every data record, or None if the shortcut does not add up.
 
-    The reader keeps every byte of such a record in its fields except the delimiters and one final CR, so a
-    record's length less its fields' lengths is its delimiter count for every record that fits in the frame's
-    columns; only the few others are counted byte by byte. Should the total differ from the file's delimiters,
-    every delimiter is located instead.
+    The reader keeps every byte of a record without quote characters in its fields except the delimiters
+    and one final CR, so the record's length less its fields' lengths is its delimiter count when it fits in
+    the frame's columns; only records with quotes or a wrong count are counted byte by byte. The total must
+    match the delimiters of the file.
     """
     cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
     kept = frame.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0).cast(pl.Int64))).to_series()
     counts = ends - starts - cr - kept.to_numpy()
-    odd = np.flatnonzero(counts != fields - 1)
-    counts[odd] = _delimiter_counts(buf, starts[odd], ends[odd], delimiter)
-    if int(counts.sum()) == int(np.count_nonzero(buf[starts[0] :] == delimiter)):
-        return counts
-    delims = np.flatnonzero(buf == delimiter)
-    return np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
+    odd = np.flatnonzero((counts != fields - 1) | quoted)
+    counts[odd], inside = _byte_counts(buf, starts[odd], ends[odd], delimiter, quote)
+    total = int(np.count_nonzero(buf[starts[0] :] == delimiter))
+    return counts if int(counts.sum()) + inside == total else None
 
 
 def _quoting(body: bytes, buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
@@ -203,19 +218,18 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
     delimiter = ord(layout.delimiter)
     quote, quotes = _quoting(body, buf, delimiter, ord(layout.quote))
     newlines = np.flatnonzero(buf == 10)
-    ends = _record_ends(buf, newlines, quotes)
+    ends, inner_newlines = _record_ends(buf, newlines, quotes)
     starts = np.concatenate(([0], ends[:-1] + 1))
     header = _header(body[starts[0] : ends[0]], layout, quote)
     if len(starts) == 1:
         return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
     frame = _read_fields(body, int(np.searchsorted(newlines, starts[1])), len(header) + 1, layout, quote)
-    counts = _quoted_delimiter_counts(buf, ends, delimiter, quotes)[1:] if len(quotes) else None
-    starts, ends = starts[1:], ends[1:]
+    quoted = np.zeros(len(ends), dtype=bool)
+    quoted[np.searchsorted(ends, quotes)] = True
+    starts, ends, quoted = starts[1:], ends[1:], quoted[1:]
     lengths = ends - starts
     blank = (lengths == 0) | ((lengths == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13))
-    line_numbers = (
-        np.searchsorted(newlines, starts, side="left") + 1 if len(quotes) else np.arange(2, len(starts) + 2)
-    ).astype(np.uint32)
+    line_numbers = (np.arange(2, len(starts) + 2) + np.searchsorted(inner_newlines, starts)).astype(np.uint32)
 
     if frame.height != len(starts) and frame.height != int((~blank).sum()):
         raise FeedUnreadable(
@@ -223,10 +237,20 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
         )
     if frame.height != len(starts):
         keep = ~blank
-        starts, ends, line_numbers, blank = starts[keep], ends[keep], line_numbers[keep], blank[keep]
-        counts = counts[keep] if counts is not None else None
+        starts, ends, quoted, line_numbers, blank = (
+            starts[keep],
+            ends[keep],
+            quoted[keep],
+            line_numbers[keep],
+            blank[keep],
+        )
+    counts = (
+        _counts_from_lengths(buf, frame, starts, ends, quoted, delimiter, quote, len(header))
+        if np.count_nonzero(quoted) * 8 <= len(quoted)
+        else None
+    )
     if counts is None:
-        counts = _unquoted_delimiter_counts(buf, frame, starts, ends, delimiter, len(header))
+        counts = _exact_counts(buf, starts, ends, delimiter, quotes)
     fields = (counts + 1).astype(np.uint32)
     whole = (fields == len(header)) & ~blank
     broken = (fields != len(header)) & ~blank
