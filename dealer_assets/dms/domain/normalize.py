@@ -72,24 +72,38 @@ def _text(expr: pl.Expr) -> pl.Expr:
     return _clean(expr).str.strip_chars().replace("", None)
 
 
-def _needs_text(column: pa.Array) -> bool:
-    """Whether `_text` would change the column: a NUL, an empty value, or a first or last byte that may be
-    whitespace (ASCII space or control, or any non-ASCII byte). Read from the Arrow buffers in a few vector
-    passes, far cheaper than rewriting every value."""
-    if len(column) == column.null_count:
-        return False
+def _rows_to_clean(column: pa.Array) -> np.ndarray | None:
+    """The rows whose value `_text` may change, or None for every row when some value holds a NUL.
+
+    A superset, read from the Arrow buffers in a few vector passes: empty values, and values whose first or
+    last byte may be whitespace (ASCII space or control, or any non-ASCII byte).
+    """
     column = column.cast(pa.large_string())
     offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[
         column.offset : column.offset + len(column) + 1
     ]
     data = np.frombuffer(column.buffers()[2] or b"", dtype=np.uint8)[: offsets[-1]]
     if np.count_nonzero(data[offsets[0] :]) < offsets[-1] - offsets[0]:
-        return True
-    if np.count_nonzero(offsets[1:] == offsets[:-1]) > column.null_count:
-        return True
+        return None
     padded = np.concatenate((data, np.frombuffer(b"A", dtype=np.uint8)))
-    edges = np.concatenate((padded[offsets[:-1]], padded[offsets[1:] - 1]))
-    return bool(((edges - np.uint8(33)) >= 95).any())
+    suspect = (
+        (offsets[1:] == offsets[:-1])
+        | ((padded[offsets[:-1]] - np.uint8(33)) >= 95)
+        | ((padded[offsets[1:] - 1] - np.uint8(33)) >= 95)
+    )
+    if column.null_count:
+        suspect &= column.is_valid().to_numpy(zero_copy_only=False)
+    return np.flatnonzero(suspect)
+
+
+def _text_at(column: pl.Series, rows: np.ndarray | None) -> pl.Series | pl.Expr:
+    """`_text` of the column, computed only at `rows` (None: every row, as an expression)."""
+    if rows is None or len(rows) * 8 > len(column):
+        return _text(pl.col(column.name))
+    if not len(rows):
+        return column
+    cleaned = column.gather(rows).to_frame().select(_text(pl.col(column.name))).to_series()
+    return column.clone().scatter(rows, cleaned)
 
 
 def _canonical(raw: pl.LazyFrame, layout: Layout, header: set[str]) -> pl.LazyFrame:
@@ -164,16 +178,6 @@ def _vins(
     return raw.clone().scatter(others, fixed), valid, check_ok
 
 
-def _raw_vins(raw: pl.Series, valid: np.ndarray) -> pl.Series:
-    """`_text` of the VIN as given: a value that is a valid VIN as it stands has nothing to clean."""
-    others = np.flatnonzero(~valid)
-    if not len(others):
-        return raw
-    return raw.clone().scatter(
-        others, raw.gather(others).to_frame().select(_text(pl.col(raw.name))).to_series()
-    )
-
-
 def _repeats(vins: pl.Series, competing: np.ndarray) -> np.ndarray:
     """True for a competing row whose VIN an earlier competing row already carries.
 
@@ -204,8 +208,11 @@ def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> Normali
     vins, valid, check_ok = _vins(raw, given, given_check_ok)
     arrow = canonical.select(TEXT_FIELDS).to_arrow()
     staged = canonical.with_columns(
-        *(_text(pl.col(f)).alias(f) for f in TEXT_FIELDS if _needs_text(arrow.column(f).combine_chunks())),
-        _raw_vins(raw, given).alias("raw_vin"),
+        *(
+            _text_at(canonical.get_column(f), _rows_to_clean(arrow.column(f).combine_chunks())).alias(f)
+            for f in TEXT_FIELDS
+        ),
+        _text_at(raw, np.flatnonzero(~given)).alias("raw_vin"),
         vins,
         _parse_year(pl.col("year")).alias("year"),
         _parse_mileage(pl.col("mileage")).alias("mileage"),
