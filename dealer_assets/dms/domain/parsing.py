@@ -1,8 +1,9 @@
 """Raw feed bytes -> a frame of the file's own columns, every data row with its line number.
 
-Record boundaries and field counts come from one vectorized pass over the bytes (a newline or a
-delimiter counts only outside quotes; `""` inside a quoted field keeps the parity), so a row with too
-many or too few fields is rejected with its line number while polars parses the rest.
+Record boundaries come from one vectorized pass over the bytes (a newline counts only outside quotes; `""`
+inside a quoted field keeps the parity). A record's field count follows from its length less the lengths of
+the fields polars read from it; only records with quotes or a wrong count are counted byte by byte. So a row
+with too many or too few fields is rejected with its line number while polars parses the rest.
 """
 
 from __future__ import annotations
