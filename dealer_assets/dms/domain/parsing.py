@@ -146,13 +146,15 @@ def _counts_from_lengths(
 
     The reader keeps every byte of a record without quote characters in its fields except the delimiters
     and one final CR, so the record's length less its fields' lengths is its delimiter count when it fits in
-    the frame's columns; only records with quotes or a wrong count are counted byte by byte. The total must
-    match the delimiters of the file.
+    the frame's columns; only records with quotes or a wrong count are counted byte by byte, if they are few.
+    The total must match the delimiters of the file.
     """
     cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
     kept = frame.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0).cast(pl.Int64))).to_series()
     counts = ends - starts - cr - kept.to_numpy()
     odd = np.flatnonzero((counts != fields - 1) | quoted)
+    if len(odd) * 8 > len(counts):
+        return None
     counts[odd], inside = _byte_counts(buf, starts[odd], ends[odd], delimiter, quote)
     total = int(np.count_nonzero(buf[starts[0] :] == delimiter))
     return counts if int(counts.sum()) + inside == total else None
@@ -245,11 +247,7 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
             line_numbers[keep],
             blank[keep],
         )
-    counts = (
-        _counts_from_lengths(buf, frame, starts, ends, quoted, delimiter, quote, len(header))
-        if np.count_nonzero(quoted) * 8 <= len(quoted)
-        else None
-    )
+    counts = _counts_from_lengths(buf, frame, starts, ends, quoted, delimiter, quote, len(header))
     if counts is None:
         counts = _exact_counts(buf, starts, ends, delimiter, quotes)
     fields = (counts + 1).astype(np.uint32)
