@@ -12,6 +12,7 @@ from dealer_assets.core.vin import (
     expected_check_digit,
     is_valid_vin,
     normalize_vin,
+    vin_flags,
     with_check_digit,
 )
 from dealer_assets.dms.domain.normalize import (
@@ -87,6 +88,31 @@ def test_check_digit_agrees_with_reference_on_generated_vins() -> None:
     wrong = [v[:8] + ("0" if v[8] != "0" else "1") + v[9:] for v in vins]
     assert not any(check(wrong))
     assert with_check_digit("1HGCM82603A004352") == "1HGCM82633A004352"
+
+
+def test_vin_flags_agree_with_the_expressions() -> None:
+    values = [
+        "1HGCM82633A004352",
+        "1M8GDM9AXKP042788",
+        "1HGCM82634A004352",
+        "1hgcm82633a004352",
+        "IHGCM82633A004352",
+        "1HGCM82633A00435",
+        "1HGCM82633A0043521",
+        "1HGCM826\x003A004352",
+        "1HGCM826I3A004352",
+        "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9A",
+        "",
+        None,
+    ] + [vin(n) for n in range(0, 300, 7)]
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    valid, check_ok = vin_flags(frame.get_column("v"))
+    expected = frame.select(
+        is_valid_vin(pl.col("v")).alias("valid"),
+        (is_valid_vin(pl.col("v")) & check_digit_ok(pl.col("v"))).fill_null(False).alias("ok"),
+    )
+    assert valid.tolist() == expected.get_column("valid").to_list()
+    assert check_ok.tolist() == expected.get_column("ok").to_list()
 
 
 @pytest.mark.parametrize(

@@ -149,6 +149,20 @@ def test_first_data_row_with_one_extra_field_is_a_malformed_row() -> None:
     assert malformed_of(parsed) == [(2, "V1", 5, 4)]
 
 
+def test_field_counts_of_an_unquoted_file_count_empty_fields_and_crs() -> None:
+    """Without quoting, field counts come from record and field lengths: empty, trailing and CR-ended fields
+    must count exactly as delimiters do."""
+    body = H + b"D1,V1,S1,U,\r\nD2,V2,,\r\nD3,,,,,,\nD4,V4,S4,U\r\n,,\n,,,\nD7,V7,S7,U\r"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert rows_of(parsed) == [
+        ("D2", "V2", None, None, 3),
+        ("D4", "V4", "S4", "U", 5),
+        (None, None, None, None, 7),
+        ("D7", "V7", "S7", "U", 8),
+    ]
+    assert malformed_of(parsed) == [(2, "V1", 5, 4), (4, None, 7, 4), (6, None, 3, 4)]
+
+
 def test_blank_lines_are_skipped_but_counted() -> None:
     body = H + b"D1,V1,S1,U\n\nD2,V2,S2,U\r\n\r\nD3,V3,S3,U\n"
     parsed = parse_feed(body, GENERIC_LAYOUT)

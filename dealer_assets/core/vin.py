@@ -106,6 +106,37 @@ def check_digit_ok(vin: pl.Expr) -> pl.Expr:
     return vin.map_batches(batch, return_dtype=pl.Boolean)
 
 
+_CODES = np.full(256, np.nan, dtype=np.float32)
+for _char, _value in TRANSLITERATION.items():
+    _CODES[ord(_char)] = _value
+_SUM_WEIGHTS = np.array(WEIGHTS, dtype=np.float32)
+_SUM_WEIGHTS[8] = 1 / 1024
+"""Position 9 adds nothing to the check sum; its tiny weight only carries a NaN there into the sum (the
+fraction stays exact in float32 and is floored away)."""
+
+
+def vin_flags(vins: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(valid, check digit ok) per value, as it stands: 17 characters of the VIN alphabet, and for those
+    whether position 9 holds the 49 CFR 565 check digit.
+
+    One table lookup serves both: any other byte has a NaN code, which makes the row's weighted sum NaN.
+    """
+    mask = (vins.str.len_bytes() == 17).fill_null(False)
+    valid = np.zeros(len(vins), dtype=bool)
+    check_ok = np.zeros(len(vins), dtype=bool)
+    if not mask.any():
+        return valid, check_ok
+    chars = _vin_bytes(vins if mask.all() else vins.filter(mask))
+    sums = np.floor(_CODES[chars] @ _SUM_WEIGHTS)
+    alphabet = ~np.isnan(sums)
+    remainder = np.where(alphabet, sums, 0).astype(np.int64) % 11
+    expected = np.where(remainder == 10, ord("X"), ord("0") + remainder)
+    rows = mask.to_numpy()
+    valid[rows] = alphabet
+    check_ok[rows] = alphabet & (chars[:, 8] == expected)
+    return valid, check_ok
+
+
 def with_check_digit(vin17: str) -> str:
     """A VIN with its check digit set; for generating test and benchmark data."""
     total = sum(TRANSLITERATION[c] * w for c, w in zip(vin17, WEIGHTS, strict=True))

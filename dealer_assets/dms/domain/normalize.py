@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from dealer_assets.core.vin import check_digit_ok, is_valid_vin, normalize_vin
+from dealer_assets.core.vin import normalize_vin, vin_flags
 from dealer_assets.dms.domain.parsing import LINE_NUMBER, MALFORMED_SCHEMA
 from dealer_assets.dms.settings import CANONICAL_FIELDS, Layout
 
@@ -70,6 +72,40 @@ def _text(expr: pl.Expr) -> pl.Expr:
     return _clean(expr).str.strip_chars().replace("", None)
 
 
+def _rows_to_clean(column: pa.Array) -> np.ndarray | None:
+    """The rows whose value `_text` may change, or None for every row when some value holds a NUL.
+
+    A superset, read from the Arrow buffers in a few vector passes: empty values, and values whose first or
+    last byte may be whitespace (ASCII space or control, or any non-ASCII byte).
+    """
+    column = column.cast(pa.large_string())
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[
+        column.offset : column.offset + len(column) + 1
+    ]
+    data = np.frombuffer(column.buffers()[2] or b"", dtype=np.uint8)[: offsets[-1]]
+    if np.count_nonzero(data[offsets[0] :]) < offsets[-1] - offsets[0]:
+        return None
+    padded = np.concatenate((data, np.frombuffer(b"A", dtype=np.uint8)))
+    suspect = (
+        (offsets[1:] == offsets[:-1])
+        | ((padded[offsets[:-1]] - np.uint8(33)) >= 95)
+        | ((padded[offsets[1:] - 1] - np.uint8(33)) >= 95)
+    )
+    if column.null_count:
+        suspect &= column.is_valid().to_numpy(zero_copy_only=False)
+    return np.flatnonzero(suspect)
+
+
+def _text_at(column: pl.Series, rows: np.ndarray | None) -> pl.Series | pl.Expr:
+    """`_text` of the column, computed only at `rows` (None: every row, as an expression)."""
+    if rows is None or len(rows) * 8 > len(column):
+        return _text(pl.col(column.name))
+    if not len(rows):
+        return column
+    cleaned = column.gather(rows).to_frame().select(_text(pl.col(column.name))).to_series()
+    return column.clone().scatter(rows, cleaned)
+
+
 def _canonical(raw: pl.LazyFrame, layout: Layout, header: set[str]) -> pl.LazyFrame:
     """One column per canonical field: from its header, its constant, or absent (null)."""
     exprs = []
@@ -128,22 +164,35 @@ _parse_mileage = _with_fallback(
 """Whole miles; `12,345` and `12345.6` are read too."""
 
 
-def _repeats(vin: pl.Expr, competing: pl.Expr) -> pl.Expr:
+def _vins(
+    raw: pl.Series, valid: np.ndarray, check_ok: np.ndarray
+) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """(normalized VINs, valid, check digit ok) from the flags of the VINs as given: a value that is a valid
+    VIN as it stands is its own normalization, so only the others are normalized and checked again."""
+    others = np.flatnonzero(~valid)
+    if not len(others):
+        return raw, valid, check_ok
+    fixed = raw.gather(others).to_frame().select(normalize_vin(pl.col(raw.name))).to_series()
+    valid, check_ok = valid.copy(), check_ok.copy()
+    valid[others], check_ok[others] = vin_flags(fixed)
+    return raw.clone().scatter(others, fixed), valid, check_ok
+
+
+def _repeats(vins: pl.Series, competing: np.ndarray) -> np.ndarray:
     """True for a competing row whose VIN an earlier competing row already carries.
 
-    Rows are first compared by a 64-bit hash; only the few sharing a hash are compared as text.
+    Rows are first compared by a 64-bit hash (sorted, so equal hashes are neighbours); only the few sharing a
+    hash are compared as text.
     """
-
-    def batch(pair: pl.Series) -> pl.Series:
-        vins, hashes = pair.struct.field("vin"), pair.struct.field("hash")
-        candidates = (hashes.is_duplicated() & hashes.is_not_null()).arg_true()
-        out = pl.Series("repeat", [False] * len(pair), dtype=pl.Boolean)
-        if len(candidates):
-            out = out.scatter(candidates, ~vins.gather(candidates).is_first_distinct())
-        return out
-
-    pair = pl.struct(vin.alias("vin"), pl.when(competing).then(vin.hash()).alias("hash"))
-    return pair.map_batches(batch, return_dtype=pl.Boolean)
+    rows = np.flatnonzero(competing)
+    hashes = vins.gather(rows).hash()
+    ordered = hashes.sort().to_numpy()
+    shared = ordered[1:][ordered[1:] == ordered[:-1]]
+    out = np.zeros(len(vins), dtype=bool)
+    if len(shared):
+        candidates = rows[hashes.is_in(pl.Series(shared)).to_numpy()]
+        out[candidates] = ~vins.gather(candidates).is_first_distinct().to_numpy()
+    return out
 
 
 def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> NormalizedFeed:
@@ -153,36 +202,41 @@ def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> Normali
         pl.lit(feed.as_of, TS).alias("feed_as_of"),
         pl.lit(feed.file_name).alias("feed_file"),
     ]
-    competing = pl.col("dealer_id").is_not_null() & is_valid_vin(pl.col("vin"))
-    staged = (
-        _canonical(rows.lazy(), layout, set(rows.columns))
-        .with_columns(
-            *(_text(pl.col(f)).alias(f) for f in TEXT_FIELDS),
-            _text(pl.col("vin")).alias("raw_vin"),
-            normalize_vin(pl.col("vin")).alias("vin"),
-            _parse_year(pl.col("year")).alias("year"),
-            _parse_mileage(pl.col("mileage")).alias("mileage"),
-            _parse_date(pl.col("date_in_stock")).alias("date_in_stock"),
-        )
-        .with_columns(competing.alias("_competing"))
-        .with_columns(
-            (pl.col("_competing") & ~_repeats(pl.col("vin"), pl.col("_competing"))).alias("_accepted")
-        )
-    ).collect()
+    canonical = _canonical(rows.lazy(), layout, set(rows.columns)).collect()
+    raw = canonical.get_column("vin")
+    given, given_check_ok = vin_flags(raw)
+    vins, valid, check_ok = _vins(raw, given, given_check_ok)
+    arrow = canonical.select(TEXT_FIELDS).to_arrow()
+    staged = canonical.with_columns(
+        *(
+            _text_at(canonical.get_column(f), _rows_to_clean(arrow.column(f).combine_chunks())).alias(f)
+            for f in TEXT_FIELDS
+        ),
+        _text_at(raw, np.flatnonzero(~given)).alias("raw_vin"),
+        vins,
+        _parse_year(pl.col("year")).alias("year"),
+        _parse_mileage(pl.col("mileage")).alias("mileage"),
+        _parse_date(pl.col("date_in_stock")).alias("date_in_stock"),
+    )
+    competing = staged.get_column("dealer_id").is_not_null().to_numpy() & valid
+    accepted = competing & ~_repeats(vins, competing)
 
-    accepted = staged.get_column("_accepted")
     vehicles = (
-        staged.filter(accepted)
-        .with_columns(*ident, check_digit_ok(pl.col("vin")).alias("check_digit_ok"))
+        (staged if accepted.all() else staged.filter(pl.Series(accepted)))
+        .with_columns(*ident, pl.Series("check_digit_ok", check_ok[accepted]))
         .select([pl.col(c).cast(t) for c, t in VEHICLE_SCHEMA.items()])
     )
-    rejected = staged.filter(~accepted).with_columns(
-        pl.when(pl.col("dealer_id").is_null())
-        .then(pl.lit("missing_dealer"))
-        .when(~pl.col("_competing"))
-        .then(pl.lit("invalid_vin"))
-        .otherwise(pl.lit("duplicate_vin"))
-        .alias("reason")
+    rejected = (
+        staged.filter(pl.Series(~accepted))
+        .with_columns(pl.Series("_competing", competing[~accepted]))
+        .with_columns(
+            pl.when(pl.col("dealer_id").is_null())
+            .then(pl.lit("missing_dealer"))
+            .when(~pl.col("_competing"))
+            .then(pl.lit("invalid_vin"))
+            .otherwise(pl.lit("duplicate_vin"))
+            .alias("reason")
+        )
     )
     first_lines = (
         vehicles.lazy()

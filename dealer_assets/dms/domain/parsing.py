@@ -1,8 +1,9 @@
 """Raw feed bytes -> a frame of the file's own columns, every data row with its line number.
 
-Record boundaries and field counts come from one vectorized pass over the bytes (a newline or a
-delimiter counts only outside quotes; `""` inside a quoted field keeps the parity), so a row with too
-many or too few fields is rejected with its line number while polars parses the rest.
+Record boundaries come from one vectorized pass over the bytes (a newline counts only outside quotes; `""`
+inside a quoted field keeps the parity). A record's field count follows from its length less the lengths of
+the fields polars read from it; only records with quotes or a wrong count are counted byte by byte. So a row
+with too many or too few fields is rejected with its line number while polars parses the rest.
 """
 
 from __future__ import annotations
@@ -84,41 +85,87 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _records(
-    buf: np.ndarray, delimiter: int, quotes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(starts, ends, delimiter counts) of every record, and every newline's offset; a newline or delimiter
-    counts only outside quotes (`quotes`: their offsets, empty when the file is read without quoting).
+def _record_ends(buf: np.ndarray, newlines: np.ndarray, quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the end offset of every record, the newlines inside quoted fields): a record ends at a newline outside
+    quotes (`quotes`: their offsets, empty when the file is read without quoting), or at the end of the file
+    when it lacks a final newline.
 
     Quotes alternate between opening and closing (a doubled quote inside a field closes and reopens at once),
     so a byte is inside a quoted field when an odd number of quotes precede it.
     """
-    newlines = np.flatnonzero(buf == 10)
-    delims = np.flatnonzero(buf == delimiter)
     if len(quotes) % 2:
         line = int(np.searchsorted(newlines, quotes[-1])) + 1
         raise FeedUnreadable("unparseable", f"a quoted field opened near line {line} is never closed")
-    ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0] if len(quotes) else newlines
+    inside = (
+        np.searchsorted(quotes, newlines) % 2 == 1 if len(quotes) else np.zeros(len(newlines), dtype=bool)
+    )
+    ends = newlines[~inside] if len(quotes) else newlines
     if len(buf) and buf[-1] != 10:
         ends = np.append(ends, len(buf))
-    starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, dtype=np.int64)
-    counts = np.diff(np.searchsorted(delims, ends, side="left"), prepend=0)
-    if len(quotes):
-        opens, closes = quotes[0::2], quotes[1::2]
-        quoted_delims = np.searchsorted(delims, closes) - np.searchsorted(delims, opens)
-        record_of = np.searchsorted(ends, opens)
-        counts = counts - np.bincount(record_of, weights=quoted_delims, minlength=len(ends)).astype(
-            counts.dtype
-        )
-    return starts, ends, counts, newlines
+    return ends, newlines[inside]
 
 
-def _quoting(buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
+def _exact_counts(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delimiter: int, quotes: np.ndarray
+) -> np.ndarray:
+    """Delimiters outside quotes in every data record, from the offsets of every delimiter."""
+    delims = np.flatnonzero(buf == delimiter)
+    counts = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
+    opens, closes = quotes[0::2], quotes[1::2]
+    in_data = opens >= starts[0]
+    quoted_delims = (np.searchsorted(delims, closes) - np.searchsorted(delims, opens))[in_data]
+    record_of = np.searchsorted(ends, opens[in_data])
+    return counts - np.bincount(record_of, weights=quoted_delims, minlength=len(ends)).astype(counts.dtype)
+
+
+def _byte_counts(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delimiter: int, quote: int | None
+) -> tuple[np.ndarray, int]:
+    """(delimiters outside quotes in each of a few records, delimiters inside quotes in all of them), counted
+    byte by byte; every record holds an even number of quotes, so parity restarts with each."""
+    lengths = ends - starts
+    stops = np.cumsum(lengths)
+    chars = buf[np.repeat(starts - stops + lengths, lengths) + np.arange(stops[-1] if len(stops) else 0)]
+    hits = chars == delimiter
+    outside = hits & (np.cumsum(chars == quote) % 2 == 0) if quote is not None else hits
+    seen = np.concatenate(([0], np.cumsum(outside)))
+    return seen[stops] - seen[stops - lengths], int(np.count_nonzero(hits)) - int(seen[-1])
+
+
+def _counts_from_lengths(
+    buf: np.ndarray,
+    frame: pl.DataFrame,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    quoted: np.ndarray,
+    delimiter: int,
+    quote: int | None,
+    fields: int,
+) -> np.ndarray | None:
+    """Delimiters outside quotes in every data record, or None if the shortcut does not add up.
+
+    The reader keeps every byte of a record without quote characters in its fields except the delimiters
+    and one final CR, so the record's length less its fields' lengths is its delimiter count when it fits in
+    the frame's columns; only records with quotes or a wrong count are counted byte by byte, if they are few.
+    The total must match the delimiters of the file.
+    """
+    cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
+    kept = frame.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0).cast(pl.Int64))).to_series()
+    counts = ends - starts - cr - kept.to_numpy()
+    odd = np.flatnonzero((counts != fields - 1) | quoted)
+    if len(odd) * 8 > len(counts):
+        return None
+    counts[odd], inside = _byte_counts(buf, starts[odd], ends[odd], delimiter, quote)
+    total = int(np.count_nonzero(buf[starts[0] :] == delimiter))
+    return counts if int(counts.sum()) + inside == total else None
+
+
+def _quoting(body: bytes, buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
     """(the quote character, the offsets of its quotes) if some field begins with it, else (None, none): a
     file whose fields never open a quote is read without quoting, so an inch mark inside a field stays text."""
+    if bytes((quote,)) not in body:
+        return None, np.zeros(0, dtype=np.int64)
     quotes = np.flatnonzero(buf == quote)
-    if len(quotes) == 0:
-        return None, quotes
     before = buf[np.maximum(quotes - 1, 0)]
     opens = (quotes == 0) | (before == delimiter) | (before == 10) | (before == 13)
     return (quote, quotes) if opens.any() else (None, quotes[:0])
@@ -143,12 +190,13 @@ def _header(text: bytes, layout: Layout, quote: int | None) -> tuple[str, ...]:
     return header
 
 
-def _read_fields(body: bytes, offset: int, width: int, layout: Layout, quote: int | None) -> pl.DataFrame:
+def _read_fields(body: bytes, skip_lines: int, width: int, layout: Layout, quote: int | None) -> pl.DataFrame:
     """Every record after the header as text columns f0..f{width-1}; short rows padded, long ones cut."""
     try:
         return pl.read_csv(
-            io.BytesIO(body[offset:]),
+            body,
             has_header=False,
+            skip_lines=skip_lines,
             separator=layout.delimiter,
             quote_char=layout.quote if quote is not None else None,
             schema={f"f{i}": pl.String for i in range(width)},
@@ -170,16 +218,21 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
         header = tuple(layout.headers.values())
         return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
     buf = np.frombuffer(body, dtype=np.uint8)
-    quote, quotes = _quoting(buf, ord(layout.delimiter), ord(layout.quote))
-    starts, ends, counts, newlines = _records(buf, ord(layout.delimiter), quotes)
+    delimiter = ord(layout.delimiter)
+    quote, quotes = _quoting(body, buf, delimiter, ord(layout.quote))
+    newlines = np.flatnonzero(buf == 10)
+    ends, inner_newlines = _record_ends(buf, newlines, quotes)
+    starts = np.concatenate(([0], ends[:-1] + 1))
     header = _header(body[starts[0] : ends[0]], layout, quote)
-    starts, ends, counts = starts[1:], ends[1:], counts[1:]
-    if len(starts) == 0:
+    if len(starts) == 1:
         return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
-    frame = _read_fields(body, int(starts[0]), len(header) + 1, layout, quote)
+    frame = _read_fields(body, int(np.searchsorted(newlines, starts[1])), len(header) + 1, layout, quote)
+    quoted = np.zeros(len(ends), dtype=bool)
+    quoted[np.searchsorted(ends, quotes)] = True
+    starts, ends, quoted = starts[1:], ends[1:], quoted[1:]
     lengths = ends - starts
     blank = (lengths == 0) | ((lengths == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13))
-    line_numbers = (np.searchsorted(newlines, starts, side="left") + 1).astype(np.uint32)
+    line_numbers = (np.arange(2, len(starts) + 2) + np.searchsorted(inner_newlines, starts)).astype(np.uint32)
 
     if frame.height != len(starts) and frame.height != int((~blank).sum()):
         raise FeedUnreadable(
@@ -187,7 +240,16 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
         )
     if frame.height != len(starts):
         keep = ~blank
-        counts, line_numbers, blank = counts[keep], line_numbers[keep], blank[keep]
+        starts, ends, quoted, line_numbers, blank = (
+            starts[keep],
+            ends[keep],
+            quoted[keep],
+            line_numbers[keep],
+            blank[keep],
+        )
+    counts = _counts_from_lengths(buf, frame, starts, ends, quoted, delimiter, quote, len(header))
+    if counts is None:
+        counts = _exact_counts(buf, starts, ends, delimiter, quotes)
     fields = (counts + 1).astype(np.uint32)
     whole = (fields == len(header)) & ~blank
     broken = (fields != len(header)) & ~blank
