@@ -23,6 +23,7 @@ from dealer_assets.dms.domain.normalize import (
     normalize_feed,
 )
 from dealer_assets.dms.domain.parsing import FeedUnreadable, parse_feed
+from dealer_assets.dms.domain.reconcile import FEED_COLUMNS
 from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
 from dealer_assets.dms.settings import SourceSettings
 
@@ -119,14 +120,15 @@ def normalize_window(
 def vehicles_of(
     paths: DealerPaths, source: str, settings: SourceSettings, archived: ArchivedFeed
 ) -> pl.DataFrame | None:
-    """A feed's normalized vehicles: from its parquet, or rebuilt from the archive when that is gone.
+    """A feed's normalized vehicles, the columns reconciliation reads: from its parquet, or rebuilt from the
+    archive when that is gone.
 
     None when the archived file cannot be read (it was quarantined, so it is not an accepted feed).
     """
     store = FeedStore(paths)
     path = store.normalized_path(archived.feed)
     if path.exists():
-        return pl.read_parquet(path)
+        return pl.read_parquet(path, columns=list(FEED_COLUMNS))
     try:
         parsed = parse_feed(store.read_verified(archived), settings.file_layout)
     except FeedUnreadable:
@@ -135,4 +137,4 @@ def vehicles_of(
         parsed.rows, settings.file_layout, FeedRef(source, archived.feed.as_of, archived.feed.file_name)
     )
     write_parquet_atomic(result.vehicles, path)
-    return result.vehicles
+    return result.vehicles.select(FEED_COLUMNS)

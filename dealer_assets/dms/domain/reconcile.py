@@ -63,6 +63,8 @@ GUARD_SCHEMA = {
 }
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 CHANGE_FLAGS = ("_stock_changed", "_dealer_changed", "_reset", "_missing", "_due")
+FEED_COLUMNS = ("dealer_id", "vin", "stock_no", "system_code")
+"""The columns of a feed's normalized vehicles that reconciliation reads."""
 UPDATE_EVENTS = ("stock_no_updated", "client_updated", "auto_close_reset")
 """The events that count as an update of an SR (its `updated` figure)."""
 
@@ -133,11 +135,7 @@ def _iso(expr: pl.Expr) -> pl.Expr:
 def _feed_rows(vehicles: pl.DataFrame, settings: SourceSettings) -> pl.LazyFrame:
     """Rule 3: each feed vehicle with its client, vehicle type and SR type, or the reason it is skipped."""
     clients, types_for_dealer, types_for_all, include_all, include_dealers = _mappings(settings)
-    rows = (
-        vehicles.lazy()
-        .select("dealer_id", "vin", "stock_no", "system_code")
-        .join(clients.lazy(), on="dealer_id", how="left")
-    )
+    rows = vehicles.lazy().select(FEED_COLUMNS).join(clients.lazy(), on="dealer_id", how="left")
     if types_for_dealer.is_empty():
         rows = rows.with_columns(
             pl.lit(None, pl.String).alias("_vt_dealer"), pl.lit(None, pl.String).alias("_st_dealer")
@@ -215,7 +213,6 @@ def apply_feed(
         )
         .collect()
     )
-    eligible = rows.lazy().filter(pl.col("skip_reason").is_null())
 
     # Rule 2: covered dealers.
     coverage = rows.lazy().group_by("dealer_id").agg(pl.len().cast(pl.UInt32).alias("vehicles"))
@@ -239,9 +236,18 @@ def apply_feed(
     prior = state.lazy().with_row_index("_row")
     active = prior.filter(pl.col("status") == "active")
     closed = prior.filter(pl.col("status") != "active")
+    # One join serves rules 4, 5 and 7: each active SR (`_row`) with the feed's row for its VIN, and each feed
+    # row that no active SR carries.
+    matched = (
+        active.select("_row", "vin")
+        .join(rows.lazy().with_columns(pl.lit(True).alias("_seen")), on="vin", how="full", coalesce=True)
+        .collect()
+    )
 
     # Rule 4: create, unless a recent SR for the VIN exists and the client mapping says to ignore.
-    candidates = eligible.join(active.select("vin"), on="vin", how="anti")
+    candidates = (
+        matched.lazy().filter(pl.col("_row").is_null() & pl.col("skip_reason").is_null()).drop("_row")
+    )
     if any(m.ignore_if_sr_with_vin_exists for m in settings.client_dealer_mappings):
         latest_created = closed.group_by("vin").agg(pl.col("created_at").max().alias("_latest_created"))
         candidates = candidates.join(latest_created, on="vin", how="left")
@@ -258,9 +264,10 @@ def apply_feed(
         .alias("_recent")
     )
     created = candidates.filter(~pl.col("_recent")).select(
-        pl.format("{}-{}-{}", pl.lit(feed.source), pl.col("vin"), t.dt.strftime("%Y%m%dT%H%M%SZ")).alias(
-            "sr_id"
-        ),
+        # concat_str, not pl.format: polars 2.1's format panics on these rows (pola-rs/polars#25187).
+        pl.concat_str(
+            [pl.lit(feed.source), pl.col("vin"), t.dt.strftime("%Y%m%dT%H%M%SZ")], separator="-"
+        ).alias("sr_id"),
         ident["source"].alias("source"),
         "vin",
         "dealer_id",
@@ -289,23 +296,25 @@ def apply_feed(
     ).with_columns(**ident)
 
     # Rules 5 and 7 on the active SRs: the feed's row for each VIN, then updates, sightings, auto-close resets.
-    sightings = rows.lazy().select(
-        "vin",
-        pl.lit(True).alias("_seen"),
-        pl.col("skip_reason").is_null().alias("_eligible"),
-        pl.col("stock_no").alias("_feed_stock"),
-        pl.col("dealer_id").alias("_feed_dealer"),
-        pl.col("client").alias("_feed_client"),
+    seen = (
+        matched.lazy()
+        .filter(pl.col("_row").is_not_null())
+        .sort("_row")
+        .select(
+            pl.col("_seen").fill_null(False),
+            (pl.col("_seen") & pl.col("skip_reason").is_null()).fill_null(False).alias("_eligible"),
+            pl.col("stock_no").alias("_feed_stock"),
+            pl.col("dealer_id").alias("_feed_dealer"),
+            pl.col("client").alias("_feed_client"),
+        )
     )
     tracking = (
         pl.col("_eligible") & (t <= pl.col("created_at") + timedelta(days=tracking_days))
         if tracking_days is not None
         else pl.lit(False)
     )
-    seen = active.select("_row", "vin").join(sightings, on="vin", how="left").sort("_row").drop("_row", "vin")
     updated = (
         pl.concat([active, seen], how="horizontal")
-        .with_columns(pl.col("_seen", "_eligible").fill_null(False))
         .with_columns(
             (
                 tracking
