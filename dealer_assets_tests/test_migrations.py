@@ -17,9 +17,8 @@ from dealer_assets.dms import tables as t
 from dealer_assets.dms.domain.normalize import TS
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-LATER_THAN_LEGACY = {"guard_decisions", "service_request_state"}
-"""Tables that later revisions add: a warehouse made before migrations never had them."""
-LATER_INDEXES = {"ix_service_request_events_source_feed_as_of"}
+LATER_THAN_LEGACY = {"guard_decisions", "service_request_state", "service_request_events"}
+"""Tables that later revisions add or reshape: a warehouse made before migrations had them otherwise or not."""
 EARLIER = datetime(2026, 10, 31, tzinfo=UTC)
 
 
@@ -28,6 +27,21 @@ def _legacy_service_requests() -> sa.Table:
     table = t.service_request_state.to_metadata(sa.MetaData(), name="service_requests")
     sa.Index("ix_service_requests_source", table.c.source)
     return table
+
+
+def _legacy_events() -> sa.Table:
+    """`service_request_events` as it was before revision dms_0004 keyed it by feed."""
+    return sa.Table(
+        "service_request_events",
+        sa.MetaData(),
+        sa.Column("sr_id", sa.String(96), primary_key=True),
+        sa.Column("event", sa.String(24), primary_key=True),
+        sa.Column("feed_as_of", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("source", sa.String(64), nullable=False, index=True),
+        sa.Column("vin", sa.String(17), nullable=False),
+        sa.Column("feed_file", sa.Text, nullable=False),
+        sa.Column("details", sa.Text),
+    )
 
 
 def _sr(sr_id: str, status: str, last_seen_at: datetime) -> dict:
@@ -65,8 +79,16 @@ def test_warehouse_made_before_migrations_upgrades_in_place(warehouse_url: str) 
                 v for v in vars(t).values() if isinstance(v, sa.Table) and v.name not in LATER_THAN_LEGACY
             ],
         )
-        for index in LATER_INDEXES:
-            conn.exec_driver_sql(f"DROP INDEX {index}")
+        legacy_events = _legacy_events()
+        legacy_events.create(conn)
+        conn.execute(
+            legacy_events.insert(),
+            [
+                {"sr_id": f"generic-{n}", "event": "created", "feed_as_of": when, "source": "generic"}
+                | {"vin": f"{n:017d}", "feed_file": "f.csv", "details": "{}"}
+                for n, when in ((2, EARLIER), (1, NOW), (3, EARLIER))
+            ],
+        )
         legacy_srs = _legacy_service_requests()
         legacy_srs.create(conn)
         conn.execute(
@@ -102,6 +124,18 @@ def test_warehouse_made_before_migrations_upgrades_in_place(warehouse_url: str) 
         assert conn.execute(sa.select(sa.func.count()).select_from(t.late_feeds)).scalar() == 1
         assert "dealer_assets_schema" not in sa.inspect(conn).get_table_names()
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        assert sa.inspect(conn).get_pk_constraint("service_request_events")["constrained_columns"] == [
+            "source",
+            "feed_as_of",
+            "sr_id",
+            "event",
+        ]
+        events = read_frame(
+            conn,
+            "SELECT sr_id, feed_as_of FROM service_request_events ORDER BY sr_id",
+            {"sr_id": pl.String, "feed_as_of": TS},
+        )
+        assert events.rows() == [("generic-1", NOW), ("generic-2", EARLIER), ("generic-3", EARLIER)]
         stored = dict(
             conn.execute(sa.select(t.service_request_state.c.sr_id, t.service_request_state.c.last_seen_at))
             .tuples()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, Integer, PrimaryKeyConstraint, String, Table, Text
 
 from dealer_assets.core.warehouse import metadata
 from dealer_assets.core.warehouse import ts as _ts
@@ -33,15 +33,17 @@ contract's `service_requests` is a view over it (migration dms_0003) that fills 
 service_request_events = Table(
     "service_request_events",
     metadata,
-    Column("sr_id", String(96), primary_key=True),
-    Column("event", String(24), primary_key=True),
-    _ts("feed_as_of", primary_key=True),
-    Column("source", String(64), nullable=False, index=True),
+    Column("sr_id", String(96), nullable=False),
+    Column("event", String(24), nullable=False),
+    _ts("feed_as_of", nullable=False),
+    Column("source", String(64), nullable=False),
     Column("vin", String(17), nullable=False),
     Column("feed_file", Text, nullable=False),
     Column("details", Text),
-    Index("ix_service_request_events_source_feed_as_of", "source", "feed_as_of"),
+    PrimaryKeyConstraint("source", "feed_as_of", "sr_id", "event"),
 )
+"""Keyed by feed first: an hour's events append to the key instead of landing all over it (migration
+dms_0004), and every read is by source and feed. A lookup by `sr_id` alone scans the source's events."""
 
 skipped_vehicles = Table(
     "skipped_vehicles",
