@@ -177,6 +177,42 @@ def _feed_rows(vehicles: pl.DataFrame, settings: SourceSettings) -> pl.LazyFrame
     )
 
 
+def _sightings(active: pl.LazyFrame, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(each active SR's sighting in the feed, in the SRs' order; the VINs of feed rows no active SR carries).
+
+    One full join on VIN serves rules 4, 5 and 7, and only its narrow result outlives this function.
+    """
+    matched = (
+        active.select("_row", "vin")
+        .join(
+            rows.lazy().select(
+                "vin",
+                pl.lit(True).alias("_seen"),
+                (pl.col("skip_reason").is_null()).alias("_eligible"),
+                pl.col("stock_no").alias("_feed_stock"),
+                pl.col("dealer_id").alias("_feed_dealer"),
+                pl.col("client").alias("_feed_client"),
+            ),
+            on="vin",
+            how="full",
+            coalesce=True,
+        )
+        .collect()
+    )
+    seen, unclaimed = pl.collect_all(
+        [
+            matched.lazy()
+            .filter(pl.col("_row").is_not_null())
+            .sort("_row")
+            .select(
+                pl.col("_seen", "_eligible").fill_null(False), "_feed_stock", "_feed_dealer", "_feed_client"
+            ),
+            matched.lazy().filter(pl.col("_row").is_null()).select("vin"),
+        ]
+    )
+    return seen, unclaimed
+
+
 def apply_feed(
     state: pl.DataFrame,
     vehicles: pl.DataFrame,
@@ -236,17 +272,11 @@ def apply_feed(
     prior = state.lazy().with_row_index("_row")
     active = prior.filter(pl.col("status") == "active")
     closed = prior.filter(pl.col("status") != "active")
-    # One join serves rules 4, 5 and 7: each active SR (`_row`) with the feed's row for its VIN, and each feed
-    # row that no active SR carries.
-    matched = (
-        active.select("_row", "vin")
-        .join(rows.lazy().with_columns(pl.lit(True).alias("_seen")), on="vin", how="full", coalesce=True)
-        .collect()
-    )
+    seen, unclaimed = _sightings(active, rows)
 
     # Rule 4: create, unless a recent SR for the VIN exists and the client mapping says to ignore.
     candidates = (
-        matched.lazy().filter(pl.col("_row").is_null() & pl.col("skip_reason").is_null()).drop("_row")
+        rows.lazy().filter(pl.col("skip_reason").is_null()).join(unclaimed.lazy(), on="vin", how="semi")
     )
     if any(m.ignore_if_sr_with_vin_exists for m in settings.client_dealer_mappings):
         latest_created = closed.group_by("vin").agg(pl.col("created_at").max().alias("_latest_created"))
@@ -296,25 +326,13 @@ def apply_feed(
     ).with_columns(**ident)
 
     # Rules 5 and 7 on the active SRs: the feed's row for each VIN, then updates, sightings, auto-close resets.
-    seen = (
-        matched.lazy()
-        .filter(pl.col("_row").is_not_null())
-        .sort("_row")
-        .select(
-            pl.col("_seen").fill_null(False),
-            (pl.col("_seen") & pl.col("skip_reason").is_null()).fill_null(False).alias("_eligible"),
-            pl.col("stock_no").alias("_feed_stock"),
-            pl.col("dealer_id").alias("_feed_dealer"),
-            pl.col("client").alias("_feed_client"),
-        )
-    )
     tracking = (
         pl.col("_eligible") & (t <= pl.col("created_at") + timedelta(days=tracking_days))
         if tracking_days is not None
         else pl.lit(False)
     )
     updated = (
-        pl.concat([active, seen], how="horizontal")
+        pl.concat([active, seen.lazy()], how="horizontal")
         .with_columns(
             (
                 tracking
