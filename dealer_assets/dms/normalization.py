@@ -17,13 +17,13 @@ from dealer_assets.core.faults import crash_point
 from dealer_assets.core.landing import write_parquet_atomic
 from dealer_assets.core.warehouse import insert_frame
 from dealer_assets.dms import tables as t
+from dealer_assets.dms.domain.eligibility import FEED_COLUMNS
 from dealer_assets.dms.domain.normalize import (
     FeedRef,
     NormalizedFeed,
     normalize_feed,
 )
 from dealer_assets.dms.domain.parsing import FeedUnreadable, parse_feed
-from dealer_assets.dms.domain.reconcile import FEED_COLUMNS
 from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
 from dealer_assets.dms.settings import SourceSettings
 
