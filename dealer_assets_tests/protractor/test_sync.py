@@ -152,7 +152,7 @@ def test_dropped_callbacks_found_by_resync(world, fake: FakeProtractor) -> None:
     shop = fake.accounts["north"].shop
     wo = list(shop.orders)[1]
     httpx.post(fake.base_url + "/_control/faults", json={"drop_callbacks": 5}).raise_for_status()
-    _change(fake, "north", type(shop).set_stage, wo, "Completed", datetime.now(UTC).replace(tzinfo=None))
+    _change(fake, "north", type(shop).set_stage, wo, "Completed", fake.accounts["north"].now_local())
     assert world.process().snapshots_written == 0, "nothing was heard"
     out = world.sweep(locations=["north"])
     assert out.fetched == 1 and out.snapshots_written == 1
