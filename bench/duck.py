@@ -19,45 +19,23 @@ ISO = "'%Y-%m-%dT%H:%M:%SZ'"
 
 
 def _mapping_frames(settings) -> dict[str, pl.DataFrame]:
-    clients = pl.DataFrame(
-        [
-            (
-                m.dealer_id,
-                m.client,
-                m.service_request_type,
-                m.ignore_if_sr_with_vin_exists,
-                m.ignore_days or 0,
-            )
-            for m in settings.client_dealer_mappings
-        ],
-        schema=["dealer_id", "client", "client_sr_type", "ignore_existing", "ignore_days"],
-        orient="row",
-    )
-    types = pl.DataFrame(
-        [
-            (m.system_code, m.dealer_id, m.vehicle_type, m.service_request_type, m.include_only)
-            for m in settings.vehicle_type_mappings
-        ],
-        schema={
-            "system_code": pl.String,
-            "dealer_id": pl.String,
-            "vehicle_type": pl.String,
-            "type_sr_type": pl.String,
-            "include_only": pl.Boolean,
-        },
-        orient="row",
-    )
+    """The engine's own mapping frames, as the tables the SQL reads."""
+    from dealer_assets.dms.domain.eligibility import mappings
+
+    m = mappings(settings)
     return {
-        "clients": clients,
-        "types_dealer": types.filter(pl.col("dealer_id").is_not_null()),
-        "types_all": types.filter(pl.col("dealer_id").is_null()).drop("dealer_id"),
-        "include_dealers": types.filter(pl.col("dealer_id").is_not_null() & pl.col("include_only"))
-        .select("dealer_id")
-        .unique(),
+        "clients": m.clients,
+        "types_dealer": m.types_for_dealer,
+        "types_all": m.types_for_all,
+        "include_dealers": pl.DataFrame(
+            {"dealer_id": m.include_only_dealers}, schema={"dealer_id": pl.String}
+        ),
     }
 
 
 def script(settings, state: str, vehicles: str, source: str = "generic") -> str:
+    from dealer_assets.dms.domain.eligibility import mappings
+
     t = f"TIMESTAMPTZ '{AS_OF.strftime('%Y-%m-%d %H:%M:%S')}+00'"
     close_mode = settings.auto_close.mode
     after = f"INTERVAL {settings.auto_close.days or 0} DAY"
@@ -72,11 +50,7 @@ def script(settings, state: str, vehicles: str, source: str = "generic") -> str:
         if guard
         else "false"
     )
-    include_all = (
-        "true"
-        if any(m.include_only and m.dealer_id is None for m in settings.vehicle_type_mappings)
-        else "false"
-    )
+    include_all = "true" if mappings(settings).include_only_everywhere else "false"
     stamp = AS_OF.strftime("%Y%m%dT%H%M%SZ")
     covered = "SELECT dealer_id, count(*)::UINTEGER AS vehicles FROM feed GROUP BY dealer_id"
     if settings.coverage == "all_mapped_dealers":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import polars as pl
 
 from dealer_assets.dms.settings import SourceSettings
@@ -10,7 +12,33 @@ FEED_COLUMNS = ("dealer_id", "vin", "stock_no", "system_code")
 """The columns of a feed's normalized vehicles that reconciliation reads."""
 
 
-def _mappings(settings: SourceSettings) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, bool, list[str]]:
+class Mappings(NamedTuple):
+    """A source's mappings as frames: clients by dealer, vehicle types for one dealer and for all."""
+
+    clients: pl.DataFrame
+    types_for_dealer: pl.DataFrame
+    types_for_all: pl.DataFrame
+    include_only_everywhere: bool
+    include_only_dealers: list[str]
+
+
+CLIENT_SCHEMA = {
+    "dealer_id": pl.String,
+    "client": pl.String,
+    "client_sr_type": pl.String,
+    "ignore_existing": pl.Boolean,
+    "ignore_days": pl.Int64,
+}
+TYPE_SCHEMA = {
+    "system_code": pl.String,
+    "dealer_id": pl.String,
+    "vehicle_type": pl.String,
+    "type_sr_type": pl.String,
+    "include_only": pl.Boolean,
+}
+
+
+def mappings(settings: SourceSettings) -> Mappings:
     clients = pl.DataFrame(
         [
             (
@@ -22,37 +50,31 @@ def _mappings(settings: SourceSettings) -> tuple[pl.DataFrame, pl.DataFrame, pl.
             )
             for m in settings.client_dealer_mappings
         ],
-        schema={
-            "dealer_id": pl.String,
-            "client": pl.String,
-            "client_sr_type": pl.String,
-            "ignore_existing": pl.Boolean,
-            "ignore_days": pl.Int64,
-        },
+        schema=CLIENT_SCHEMA,
         orient="row",
     )
-    types = [
-        (m.system_code, m.dealer_id, m.vehicle_type, m.service_request_type, m.include_only)
-        for m in settings.vehicle_type_mappings
-    ]
-    type_schema = {
-        "system_code": pl.String,
-        "dealer_id": pl.String,
-        "vehicle_type": pl.String,
-        "type_sr_type": pl.String,
-        "include_only": pl.Boolean,
-    }
-    type_frame = pl.DataFrame(types, schema=type_schema, orient="row")
-    for_dealer = type_frame.filter(pl.col("dealer_id").is_not_null())
-    for_all = type_frame.filter(pl.col("dealer_id").is_null()).drop("dealer_id")
-    include_only_everywhere = bool(for_all["include_only"].any())
-    include_only_dealers = for_dealer.filter(pl.col("include_only"))["dealer_id"].unique().to_list()
-    return clients, for_dealer, for_all, include_only_everywhere, include_only_dealers
+    types = pl.DataFrame(
+        [
+            (m.system_code, m.dealer_id, m.vehicle_type, m.service_request_type, m.include_only)
+            for m in settings.vehicle_type_mappings
+        ],
+        schema=TYPE_SCHEMA,
+        orient="row",
+    )
+    for_dealer = types.filter(pl.col("dealer_id").is_not_null())
+    for_all = types.filter(pl.col("dealer_id").is_null()).drop("dealer_id")
+    return Mappings(
+        clients,
+        for_dealer,
+        for_all,
+        bool(for_all["include_only"].any()),
+        for_dealer.filter(pl.col("include_only"))["dealer_id"].unique().to_list(),
+    )
 
 
 def feed_rows(vehicles: pl.DataFrame, settings: SourceSettings) -> pl.LazyFrame:
     """Rule 3: each feed vehicle with its client, vehicle type and SR type, or the reason it is skipped."""
-    clients, types_for_dealer, types_for_all, include_all, include_dealers = _mappings(settings)
+    clients, types_for_dealer, types_for_all, include_all, include_dealers = mappings(settings)
     rows = vehicles.lazy().select(FEED_COLUMNS).join(clients.lazy(), on="dealer_id", how="left")
     if types_for_dealer.is_empty():
         rows = rows.with_columns(
