@@ -163,6 +163,26 @@ def test_field_counts_of_an_unquoted_file_count_empty_fields_and_crs() -> None:
     assert malformed_of(parsed) == [(2, "V1", 5, 4), (4, None, 7, 4), (6, None, 3, 4)]
 
 
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_few_odd_rows_among_many_are_counted_byte_by_byte(quoted: bool) -> None:
+    """With malformed or quoted records under an eighth of the file, only those are counted byte by byte; the
+    others take their counts from their lengths. Line numbers, fields and rows are what the exact count gives."""
+    good = [b"D%d,V%d,S%d,U\n" % (n, n, n) for n in range(100)]
+    odd = {
+        10: b"D10,V10,S10,U,extra\n",
+        40: b"D40,V40\n",
+        70: b'D70,V70,"S,70\nsecond line",U\n' if quoted else b"D70,V70,S70,U\n",
+        90: b'D90,V90,"S90,"",",U,more\n' if quoted else b"D90,V90,,U,more\n",
+    }
+    body = H + b"".join(odd.get(n, line) for n, line in enumerate(good))
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    late = 1 if quoted else 0
+    assert malformed_of(parsed) == [(12, "V10", 5, 4), (42, "V40", 2, 4), (92 + late, "V90", 5, 4)]
+    kept = {r[0]: r for r in rows_of(parsed)}
+    assert len(kept) == 97 and kept["D99"][-1] == 101 + late
+    assert kept["D70"][2] == ("S,70\nsecond line" if quoted else "S70")
+
+
 def test_blank_lines_are_skipped_but_counted() -> None:
     body = H + b"D1,V1,S1,U\n\nD2,V2,S2,U\r\n\r\nD3,V3,S3,U\n"
     parsed = parse_feed(body, GENERIC_LAYOUT)
