@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
+from dealer_assets.dms.domain import parsing
 from dealer_assets.dms.domain.parsing import LINE_NUMBER, FeedUnreadable, parse_feed
 from dealer_assets.dms.settings import GENERIC_HEADERS, GENERIC_LAYOUT, Layout, parse_settings
 
@@ -165,8 +167,9 @@ def test_field_counts_of_an_unquoted_file_count_empty_fields_and_crs() -> None:
 
 @pytest.mark.parametrize("quoted", [False, True])
 def test_a_few_odd_rows_among_many_are_counted_byte_by_byte(quoted: bool) -> None:
-    """With malformed or quoted records under an eighth of the file, only those are counted byte by byte; the
-    others take their counts from their lengths. Line numbers, fields and rows are what the exact count gives."""
+    """Only malformed or quoted records are counted delimiter by delimiter (line by line without quoting, byte
+    by byte with it); the others take their counts from their lengths. Line numbers, fields and rows are what
+    the exact count gives."""
     good = [b"D%d,V%d,S%d,U\n" % (n, n, n) for n in range(100)]
     odd = {
         10: b"D10,V10,S10,U,extra\n",
@@ -181,6 +184,31 @@ def test_a_few_odd_rows_among_many_are_counted_byte_by_byte(quoted: bool) -> Non
     kept = {r[0]: r for r in rows_of(parsed)}
     assert len(kept) == 97 and kept["D99"][-1] == 101 + late
     assert kept["D70"][2] == ("S,70\nsecond line" if quoted else "S70")
+
+
+@pytest.mark.parametrize("separators", ["\x1f", "\x1f\x1e\x1d\x1c"])
+def test_a_file_holding_the_line_separators_is_read_all_the_same(separators: str) -> None:
+    """The separator bytes polars reads whole lines with are only borrowed when the file lacks one of them."""
+    stock = separators.encode()
+    body = H + b"D1,V1,S1" + stock + b",U\nD2,V2\nD3,V3,S3,U,\r\n\nD5,V5,S5,U"
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert rows_of(parsed) == [("D1", "V1", "S1" + separators, "U", 2), ("D5", "V5", "S5", "U", 6)]
+    assert malformed_of(parsed) == [(3, "V2", 2, 4), (4, "V3", 5, 4)]
+
+
+def test_counts_from_lengths_are_confirmed_by_the_files_delimiters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the reader ever keep a byte the whole-line read drops (as a CR), a row one field long would look
+    whole by its lengths; the file's own total of delimiters disagrees, and every line is counted instead."""
+    read_fields = parsing._read_fields
+
+    def keeping_a_cr(*args, **kwargs):
+        frame = read_fields(*args, **kwargs)
+        return frame.with_columns(pl.col("f3").str.replace(r"^U$", "U\r"))
+
+    monkeypatch.setattr(parsing, "_read_fields", keeping_a_cr)
+    parsed = parse_feed(H + b"D1,V1,S1,U,\nD2,V2,S2,U\n", GENERIC_LAYOUT)
+    assert malformed_of(parsed) == [(2, "V1", 5, 4)]
+    assert [r[0] for r in rows_of(parsed)] == ["D2"]
 
 
 def test_blank_lines_are_skipped_but_counted() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -164,18 +165,17 @@ _parse_mileage = _with_fallback(
 """Whole miles; `12,345` and `12345.6` are read too."""
 
 
-def _vins(
-    raw: pl.Series, valid: np.ndarray, check_ok: np.ndarray
-) -> tuple[pl.Series, np.ndarray, np.ndarray]:
-    """(normalized VINs, valid, check digit ok) from the flags of the VINs as given: a value that is a valid
-    VIN as it stands is its own normalization, so only the others are normalized and checked again."""
-    others = np.flatnonzero(~valid)
+def _vin_columns(raw: pl.Series) -> tuple[np.ndarray, pl.Series, np.ndarray, np.ndarray]:
+    """(valid as given, normalized VINs, valid, check digit ok): a value that is a valid VIN as it stands is
+    its own normalization, so only the others are normalized and checked again."""
+    given, check_ok = vin_flags(raw)
+    others = np.flatnonzero(~given)
     if not len(others):
-        return raw, valid, check_ok
+        return given, raw, given, check_ok
     fixed = raw.gather(others).to_frame().select(normalize_vin(pl.col(raw.name))).to_series()
-    valid, check_ok = valid.copy(), check_ok.copy()
+    valid, check_ok = given.copy(), check_ok.copy()
     valid[others], check_ok[others] = vin_flags(fixed)
-    return raw.clone().scatter(others, fixed), valid, check_ok
+    return given, raw.clone().scatter(others, fixed), valid, check_ok
 
 
 def _repeats(vins: pl.Series, competing: np.ndarray) -> np.ndarray:
@@ -204,14 +204,16 @@ def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> Normali
     ]
     canonical = _canonical(rows.lazy(), layout, set(rows.columns)).collect()
     raw = canonical.get_column("vin")
-    given, given_check_ok = vin_flags(raw)
-    vins, valid, check_ok = _vins(raw, given, given_check_ok)
-    arrow = canonical.select(TEXT_FIELDS).to_arrow()
-    staged = canonical.with_columns(
-        *(
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        vin_columns = pool.submit(_vin_columns, raw)
+        arrow = canonical.select(TEXT_FIELDS).to_arrow()
+        texts = [
             _text_at(canonical.get_column(f), _rows_to_clean(arrow.column(f).combine_chunks())).alias(f)
             for f in TEXT_FIELDS
-        ),
+        ]
+        given, vins, valid, check_ok = vin_columns.result()
+    staged = canonical.with_columns(
+        *texts,
         _text_at(raw, np.flatnonzero(~given)).alias("raw_vin"),
         vins,
         _parse_year(pl.col("year")).alias("year"),

@@ -1,9 +1,12 @@
 """Raw feed bytes -> a frame of the file's own columns, every data row with its line number.
 
-Record boundaries come from one vectorized pass over the bytes (a newline counts only outside quotes; `""`
-inside a quoted field keeps the parity). A record's field count follows from its length less the lengths of
-the fields polars read from it; only records with quotes or a wrong count are counted byte by byte. So a row
-with too many or too few fields is rejected with its line number while polars parses the rest.
+A record's field count follows from its length less the lengths of the fields polars read from it, so a row
+with too many or too few fields is rejected with its line number while polars parses the rest. In a file
+read without quoting every newline ends a record, and polars also reads each line whole as one text column,
+which gives the lengths; only lines whose count does not fit the header are counted again, delimiter by
+delimiter. Otherwise record boundaries come from one vectorized pass over the bytes (a newline counts only
+outside quotes; `""` inside a quoted field keeps the parity) and only records with quotes or a wrong count
+are counted byte by byte.
 """
 
 from __future__ import annotations
@@ -211,21 +214,81 @@ def _read_fields(body: bytes, skip_lines: int, width: int, layout: Layout, quote
         raise FeedUnreadable("unparseable", f"the CSV reader failed: {first}") from exc
 
 
-def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
-    """Parse one feed file in its layout. Raises FeedUnreadable for what must be quarantined."""
-    body = to_utf8(data, layout.encoding)
-    if not body or body.isspace():
-        header = tuple(layout.headers.values())
-        return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
-    buf = np.frombuffer(body, dtype=np.uint8)
-    delimiter = ord(layout.delimiter)
-    quote, quotes = _quoting(body, buf, delimiter, ord(layout.quote))
+@dataclass(frozen=True)
+class _Records:
+    """The data records polars read (`frame`: columns f0..f{width-1}) with what each is in the file."""
+
+    frame: pl.DataFrame
+    fields: np.ndarray
+    line_numbers: np.ndarray
+    blank: np.ndarray
+
+
+LINE_SEPARATORS = ("\x1f", "\x1e", "\x1d", "\x1c")
+"""Bytes a feed almost never holds; one absent from the file lets polars read each of its lines whole."""
+
+
+def _unquoted_records(
+    body: bytes, buf: np.ndarray, header: tuple[str, ...], layout: Layout
+) -> _Records | None:
+    """The records of a file read without quoting, where line N is record N; None when no separator byte is
+    free or the two reads disagree on the number of lines (the caller then takes the general path).
+
+    A line's length less its fields' lengths is its delimiter count whenever it has at most one field more
+    than the header, and more otherwise, so those lines are counted again. Every such count is exact or too
+    high, which the file's total of delimiters confirms; if it does not, every line is counted.
+    """
+    separator = next((s for s in LINE_SEPARATORS if s != layout.delimiter and s.encode() not in body), None)
+    if separator is None:
+        return None
+    lines = (
+        pl.read_csv(
+            body,
+            has_header=False,
+            separator=separator,
+            quote_char=None,
+            schema={"line": pl.String},
+            truncate_ragged_lines=True,
+            raise_if_empty=False,
+            encoding="utf8",
+        )
+        .get_column("line")
+        .slice(1)
+    )
+    frame = _read_fields(body, 1, len(header) + 1, layout, None)
+    if frame.height != lines.len():
+        return None
+    kept = frame.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0).cast(pl.Int64))).to_series()
+    counts = (lines.str.len_bytes().fill_null(0).cast(pl.Int64) - kept).to_numpy().copy()
+    odd = np.flatnonzero(counts != len(header) - 1)
+    if len(odd):
+        counts[odd] = (
+            lines.gather(odd).str.count_matches(layout.delimiter, literal=True).fill_null(0).to_numpy()
+        )
+    data_delimiters = int(np.count_nonzero(buf == ord(layout.delimiter))) - body[: body.find(b"\n")].count(
+        layout.delimiter.encode()
+    )
+    if int(counts.sum()) != data_delimiters:
+        counts = lines.str.count_matches(layout.delimiter, literal=True).fill_null(0).to_numpy()
+    return _Records(
+        frame,
+        (counts + 1).astype(np.uint32),
+        np.arange(2, len(counts) + 2, dtype=np.uint32),
+        lines.is_null().to_numpy(),
+    )
+
+
+def _delimited_records(
+    body: bytes, buf: np.ndarray, quotes: np.ndarray, quote: int | None, layout: Layout
+) -> tuple[tuple[str, ...], _Records | None]:
+    """(the header, the records or None when there are none) of any file, from the offsets of its record ends."""
     newlines = np.flatnonzero(buf == 10)
     ends, inner_newlines = _record_ends(buf, newlines, quotes)
     starts = np.concatenate(([0], ends[:-1] + 1))
     header = _header(body[starts[0] : ends[0]], layout, quote)
     if len(starts) == 1:
-        return ParsedFeed(_empty_rows(header), pl.DataFrame(schema=MALFORMED_SCHEMA), header)
+        return header, None
+    delimiter = ord(layout.delimiter)
     frame = _read_fields(body, int(np.searchsorted(newlines, starts[1])), len(header) + 1, layout, quote)
     quoted = np.zeros(len(ends), dtype=bool)
     quoted[np.searchsorted(ends, quotes)] = True
@@ -250,7 +313,30 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
     counts = _counts_from_lengths(buf, frame, starts, ends, quoted, delimiter, quote, len(header))
     if counts is None:
         counts = _exact_counts(buf, starts, ends, delimiter, quotes)
-    fields = (counts + 1).astype(np.uint32)
+    return header, _Records(frame, (counts + 1).astype(np.uint32), line_numbers, blank)
+
+
+def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
+    """Parse one feed file in its layout. Raises FeedUnreadable for what must be quarantined."""
+    body = to_utf8(data, layout.encoding)
+    if not body or body.isspace():
+        return _no_rows(tuple(layout.headers.values()))
+    buf = np.frombuffer(body, dtype=np.uint8)
+    quote, quotes = _quoting(body, buf, ord(layout.delimiter), ord(layout.quote))
+    if quote is None:
+        first_end = body.find(b"\n")
+        header = _header(body if first_end < 0 else body[:first_end], layout, quote)
+        if first_end in (-1, len(body) - 1):
+            return _no_rows(header)
+        records = _unquoted_records(body, buf, header, layout)
+        if records is not None:
+            return _assemble(records, header, layout)
+    header, records = _delimited_records(body, buf, quotes, quote, layout)
+    return _no_rows(header) if records is None else _assemble(records, header, layout)
+
+
+def _assemble(records: _Records, header: tuple[str, ...], layout: Layout) -> ParsedFeed:
+    frame, fields, line_numbers, blank = records.frame, records.fields, records.line_numbers, records.blank
     whole = (fields == len(header)) & ~blank
     broken = (fields != len(header)) & ~blank
     vin_header = layout.headers.get("vin")
@@ -274,5 +360,6 @@ def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
     return ParsedFeed(rows, malformed, header)
 
 
-def _empty_rows(header: tuple[str, ...]) -> pl.DataFrame:
-    return pl.DataFrame(schema={**dict.fromkeys(header, pl.String), LINE_NUMBER: pl.UInt32})
+def _no_rows(header: tuple[str, ...]) -> ParsedFeed:
+    rows = pl.DataFrame(schema={**dict.fromkeys(header, pl.String), LINE_NUMBER: pl.UInt32})
+    return ParsedFeed(rows, pl.DataFrame(schema=MALFORMED_SCHEMA), header)
