@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 
 from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
-from dealer_assets.core.landing import Snapshot, entry_kind, sha256_of, write_parquet_atomic
+from dealer_assets.core.handoff import write_parquet_handed_on
+from dealer_assets.core.landing import Snapshot, entry_kind, sha256_of
 from dealer_assets.core.warehouse import insert_frame
 from dealer_assets.dms import tables as t
 from dealer_assets.dms.domain.feed_names import Misdelivery, classify, parse_feed_name
@@ -268,7 +269,7 @@ def ingest_raw_feeds(
                 )
             ledger.append(_ledger_row(archived, "quarantined", exc.reason, None, None))
             continue
-        write_parquet_atomic(parsed.rows, raw_path)
+        write_parquet_handed_on(parsed.rows, raw_path)
         rejected.append(malformed_rejections(parsed.malformed, ref))
         ledger.append(_ledger_row(archived, "accepted", None, parsed.rows.height, parsed.malformed.height))
         report.feeds.append(

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
+from dealer_assets.core.handoff import read_parquet_handed_on, write_parquet_handed_on
 from dealer_assets.core.landing import write_parquet_atomic
 from dealer_assets.core.warehouse import insert_frame
 from dealer_assets.dms import tables as t
@@ -64,11 +65,11 @@ def normalize_window(
         if not raw_path.exists():
             store.normalized_path(archived.feed).unlink(missing_ok=True)
             continue
-        rows = pl.read_parquet(raw_path)
+        rows = read_parquet_handed_on(raw_path)
         result = normalize_feed(
             rows, settings.file_layout, FeedRef(source, archived.feed.as_of, archived.feed.file_name)
         )
-        write_parquet_atomic(result.vehicles, store.normalized_path(archived.feed))
+        write_parquet_handed_on(result.vehicles, store.normalized_path(archived.feed))
         outputs.append((archived, result, rows.height))
 
     per_dealer = []
@@ -128,7 +129,7 @@ def vehicles_of(
     store = FeedStore(paths)
     path = store.normalized_path(archived.feed)
     if path.exists():
-        return pl.read_parquet(path, columns=list(FEED_COLUMNS))
+        return read_parquet_handed_on(path, columns=list(FEED_COLUMNS))
     try:
         parsed = parse_feed(store.read_verified(archived), settings.file_layout)
     except FeedUnreadable:
