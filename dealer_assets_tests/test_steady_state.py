@@ -171,13 +171,17 @@ def test_a_dealer_no_feed_covered_for_three_days_is_named(tmp_path) -> None:
     step(root, at(0, 0))
     root.drop_feed("generic", at(4, 0), [r for r in INVENTORY if r[0] == "D1"])
     report = step(root, at(4, 0))
-    verdict = quality.uncovered_dealers(engine_for(root.paths.warehouse_url), "generic", report.head)
+    verdict = quality.uncovered_dealers(
+        engine_for(root.paths.warehouse_url), "generic", report.head, report.per_dealer
+    )
     assert not verdict.passed
     assert verdict.rows.rows() == [("D2", 15, at(0, 0))]
     assert "D2 (15 active, last covered 2026-11-01T00:00:00+00:00)" in verdict.description
     root.drop_feed("generic", at(4, 1), INVENTORY)
     report = step(root, at(4, 1))
-    assert quality.uncovered_dealers(engine_for(root.paths.warehouse_url), "generic", report.head).passed
+    assert quality.uncovered_dealers(
+        engine_for(root.paths.warehouse_url), "generic", report.head, report.per_dealer
+    ).passed
 
 
 def test_changed_rows_insists_on_the_engines_order() -> None:

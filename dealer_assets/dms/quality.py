@@ -65,21 +65,18 @@ def orphan_events(engine: Engine, source: str, since: datetime | None) -> Verdic
     return Verdict(rows.is_empty(), text, rows)
 
 
-def uncovered_dealers(engine: Engine, source: str, head: datetime | None) -> Verdict:
+def uncovered_dealers(
+    engine: Engine, source: str, head: datetime | None, per_dealer: pl.DataFrame
+) -> Verdict:
     """Rule 2: dealers with active SRs that no feed has covered for more than 3 days (as-of time).
 
-    Two plain queries (active SRs per dealer; dealers covered in the last 3 days) and an anti-join here: the
-    same on both backends, and never a per-row subquery over the coverage history."""
+    `per_dealer` holds the active SRs per dealer (`dealer_id`, `active`) of the state the run wrote, which the
+    warehouse holds row for row, so an hourly run does not count the whole inventory again; the coverage of
+    the last 3 days and, for stale dealers only, their last coverage come from the warehouse."""
     if head is None:
         return Verdict(True, "no feed applied yet", pl.DataFrame())
+    active = per_dealer.select("dealer_id", pl.col("active").cast(pl.Int64)).filter(pl.col("active") > 0)
     with engine.connect() as conn:
-        active = read_frame(
-            conn,
-            "SELECT dealer_id, COUNT(*) AS active FROM service_request_state "
-            "WHERE source = :s AND status = 'active' GROUP BY dealer_id ORDER BY dealer_id",
-            {"dealer_id": pl.String, "active": pl.Int64},
-            {"s": source},
-        )
         covered = read_frame(
             conn,
             "SELECT DISTINCT dealer_id FROM dealer_coverage WHERE source = :s AND feed_as_of >= :since",

@@ -108,7 +108,7 @@ def build_service_requests(
             quality.guard_holds(engine, source),
             quality.duplicate_active(engine, source, written_since),
             quality.orphan_events(engine, source, written_since),
-            quality.uncovered_dealers(engine, source, report.head),
+            quality.uncovered_dealers(engine, source, report.head, report.per_dealer),
             quality.late_feeds(engine, source),
         ]
         trips = report.guard.filter(pl.col("held")) if report.guard is not None else None
