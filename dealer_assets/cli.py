@@ -22,6 +22,8 @@ from dealer_assets.xtime import cli as xtime_cli
 
 
 def catch_up(args: argparse.Namespace, env: DealerEnv) -> int:
+    protractor_cli.require_credentials(env)
+    xtime_cli.require_credentials(env)
     opened = instance()
     ok = dms_cli.catch_up(env, opened)
     ok = protractor_cli.catch_up(env, opened) and ok

@@ -159,6 +159,13 @@ def resync_command(args: argparse.Namespace, env: DealerEnv) -> int:
     return 0 if _materialize(env, instance(), {"ops": {CONFIG_KEY: {"config": config}}}) else 1
 
 
+def require_credentials(env: DealerEnv) -> None:
+    """With Protractor configured, every location's keys must be set: a ConfigError naming the variable and
+    its settings key otherwise, before `catch-up` processes anything."""
+    if "protractor" in read_document(env.paths().settings_file):
+        credentials(_settings(env.paths()))
+
+
 def catch_up(env: DealerEnv, instance) -> bool:  # noqa: ANN001
     """Process every pending notification (and whatever the receiver journaled) in one run."""
     if "protractor" not in read_document(env.paths().settings_file):

@@ -59,6 +59,16 @@ def show_status(args: argparse.Namespace, env: DealerEnv) -> int:
     return 0
 
 
+def require_credentials(env: DealerEnv) -> None:
+    """With Xtime configured, its credentials must be set: a ConfigError naming the variable and its settings
+    key otherwise, before `catch-up` processes anything."""
+    from dealer_assets.xtime.client import XtimeClient
+
+    settings = load_xtime_settings(env.paths().settings_file)
+    if settings is not None:
+        XtimeClient.from_settings(settings)
+
+
 def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
     """Refreshes a stale catalog, then takes in every pending request and books what can be booked."""
     from dealer_assets.xtime.defs import build_defs

@@ -55,6 +55,14 @@ def test_configuration_errors_exit_2(cli_env: Path, fake: FakeProtractor, monkey
     assert "PT_NORTH_KEY" in err and "protractor.locations.north.api_key_env" in err and NORTH[1] not in err
 
 
+def test_catch_up_without_a_locations_key_exits_2_before_any_run(cli_env: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("PT_NORTH_KEY")
+    assert main(["catch-up"]) == 2
+    err = capsys.readouterr().err
+    assert "PT_NORTH_KEY" in err and "protractor.locations.north.api_key_env" in err
+    assert not (cli_env / "dagster_home").exists(), "nothing runs under an incomplete configuration"
+
+
 def test_resync_failure_exits_1(cli_env: Path, fake: FakeProtractor) -> None:
     httpx.post(fake.base_url + "/_control/faults", json={"faults": [["500"]] * 6}).raise_for_status()
     assert main(["protractor", "resync", "--location", "south"]) == 1

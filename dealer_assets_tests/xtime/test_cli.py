@@ -90,10 +90,13 @@ def test_the_fake_command_serves_and_catch_up_books_once(configured):
 
 
 def test_a_missing_credential_or_a_bad_key_exits_2_naming_it(configured, monkeypatch, capsys):
-    root, _, _ = configured
+    root, _, env = configured
     monkeypatch.delenv("XTIME_API_KEY")
     assert cli.main(["xtime", "fake", "--port", "1"]) == 2
     assert "XTIME_API_KEY: not set" in capsys.readouterr().err
+    assert cli.main(["catch-up"]) == 2
+    assert "XTIME_API_KEY: not set (named by xtime.api_key_env in the settings)" in capsys.readouterr().err
+    assert not Path(env["DAGSTER_HOME"]).exists(), "nothing runs under an incomplete configuration"
     document = yaml.safe_load(root.paths.settings_file.read_text())
     document["xtime"]["dealerships"]["d100"]["time_zone"] = "Mars/Olympus"
     root.settings(yaml.safe_dump(document))
