@@ -211,6 +211,17 @@ def test_counts_from_lengths_are_confirmed_by_the_files_delimiters(monkeypatch: 
     assert [r[0] for r in rows_of(parsed)] == ["D2"]
 
 
+def test_a_reader_that_loses_a_line_is_caught_on_either_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole-line read and the field read must agree on the number of lines; when they do not, the general
+    path takes over, and it quarantines the file rather than number the rows wrongly."""
+    read_fields = parsing._read_fields
+    monkeypatch.setattr(parsing, "_read_fields", lambda *a, **k: read_fields(*a, **k).head(-1))
+    with pytest.raises(FeedUnreadable) as caught:
+        parse_feed(H + b"D1,V1,S1,U\nD2,V2,S2,U\nD3,V3,S3,U\n", GENERIC_LAYOUT)
+    assert caught.value.reason == "unparseable"
+    assert caught.value.detail == "found 3 records but the CSV reader saw 2"
+
+
 def test_blank_lines_are_skipped_but_counted() -> None:
     body = H + b"D1,V1,S1,U\n\nD2,V2,S2,U\r\n\r\nD3,V3,S3,U\n"
     parsed = parse_feed(body, GENERIC_LAYOUT)
