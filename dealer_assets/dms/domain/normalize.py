@@ -8,8 +8,8 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
+from dealer_assets.core.strings import string_buffers
 from dealer_assets.core.vin import normalize_vin, vin_flags
 from dealer_assets.dms.domain.parsing import LINE_NUMBER, MALFORMED_SCHEMA
 from dealer_assets.dms.settings import CANONICAL_FIELDS, Layout
@@ -73,27 +73,25 @@ def _text(expr: pl.Expr) -> pl.Expr:
     return _clean(expr).str.strip_chars().replace("", None)
 
 
-def _rows_to_clean(column: pa.Array) -> np.ndarray | None:
+def _rows_to_clean(column: pl.Series) -> np.ndarray | None:
     """The rows whose value `_text` may change, or None for every row when some value holds a NUL.
 
     A superset, read from the Arrow buffers in a few vector passes: empty values, and values whose first or
     last byte may be whitespace (ASCII space or control, or any non-ASCII byte).
     """
-    column = column.cast(pa.large_string())
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[
-        column.offset : column.offset + len(column) + 1
-    ]
-    data = np.frombuffer(column.buffers()[2] or b"", dtype=np.uint8)[: offsets[-1]]
+    offsets, data = string_buffers(column)
     if np.count_nonzero(data[offsets[0] :]) < offsets[-1] - offsets[0]:
         return None
-    padded = np.concatenate((data, np.frombuffer(b"A", dtype=np.uint8)))
+    if not len(data):
+        return np.flatnonzero(column.is_not_null().to_numpy())
+    starts, ends = offsets[:-1], offsets[1:]
     suspect = (
-        (offsets[1:] == offsets[:-1])
-        | ((padded[offsets[:-1]] - np.uint8(33)) >= 95)
-        | ((padded[offsets[1:] - 1] - np.uint8(33)) >= 95)
+        (ends == starts)
+        | ((data[np.minimum(starts, len(data) - 1)] - np.uint8(33)) >= 95)
+        | ((data[np.maximum(ends - 1, 0)] - np.uint8(33)) >= 95)
     )
-    if column.null_count:
-        suspect &= column.is_valid().to_numpy(zero_copy_only=False)
+    if column.null_count():
+        suspect &= column.is_not_null().to_numpy()
     return np.flatnonzero(suspect)
 
 
@@ -185,12 +183,12 @@ def _repeats(vins: pl.Series, competing: np.ndarray) -> np.ndarray:
     hash are compared as text.
     """
     rows = np.flatnonzero(competing)
-    hashes = vins.gather(rows).hash()
-    ordered = hashes.sort().to_numpy()
+    hashes = (vins if len(rows) == len(vins) else vins.gather(rows)).hash().to_numpy()
+    ordered = np.sort(hashes)
     shared = ordered[1:][ordered[1:] == ordered[:-1]]
     out = np.zeros(len(vins), dtype=bool)
     if len(shared):
-        candidates = rows[hashes.is_in(pl.Series(shared)).to_numpy()]
+        candidates = rows[np.isin(hashes, shared)]
         out[candidates] = ~vins.gather(candidates).is_first_distinct().to_numpy()
     return out
 
@@ -206,20 +204,17 @@ def normalize_feed(rows: pl.DataFrame, layout: Layout, feed: FeedRef) -> Normali
     raw = canonical.get_column("vin")
     with ThreadPoolExecutor(max_workers=1) as pool:
         vin_columns = pool.submit(_vin_columns, raw)
-        arrow = canonical.select(TEXT_FIELDS).to_arrow()
-        texts = [
-            _text_at(canonical.get_column(f), _rows_to_clean(arrow.column(f).combine_chunks())).alias(f)
-            for f in TEXT_FIELDS
-        ]
+        cleaned = canonical.with_columns(
+            *(
+                _text_at(canonical.get_column(f), _rows_to_clean(canonical.get_column(f))).alias(f)
+                for f in TEXT_FIELDS
+            ),
+            _parse_year(pl.col("year")).alias("year"),
+            _parse_mileage(pl.col("mileage")).alias("mileage"),
+            _parse_date(pl.col("date_in_stock")).alias("date_in_stock"),
+        )
         given, vins, valid, check_ok = vin_columns.result()
-    staged = canonical.with_columns(
-        *texts,
-        _text_at(raw, np.flatnonzero(~given)).alias("raw_vin"),
-        vins,
-        _parse_year(pl.col("year")).alias("year"),
-        _parse_mileage(pl.col("mileage")).alias("mileage"),
-        _parse_date(pl.col("date_in_stock")).alias("date_in_stock"),
-    )
+    staged = cleaned.with_columns(_text_at(raw, np.flatnonzero(~given)).alias("raw_vin"), vins)
     competing = staged.get_column("dealer_id").is_not_null().to_numpy() & valid
     accepted = competing & ~_repeats(vins, competing)
 

@@ -88,6 +88,21 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
+def _offsets_of(buf: np.ndarray, byte: int) -> np.ndarray:
+    """The offsets at which `byte` occurs, found by polars on every core through a bitmask (numpy would build
+    a mask as large as the file)."""
+    return (pl.Series(buf) == byte).arg_true().to_numpy().astype(np.int64)
+
+
+def _count_of(buf: np.ndarray, byte: int) -> int:
+    return int((pl.Series(buf) == byte).sum())
+
+
+def _line_lengths(columns: pl.DataFrame) -> pl.Series:
+    """The bytes each row holds in its fields (none for a missing field)."""
+    return columns.select(pl.sum_horizontal(pl.all().str.len_bytes()).cast(pl.Int64)).to_series()
+
+
 def _record_ends(buf: np.ndarray, newlines: np.ndarray, quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the end offset of every record, the newlines inside quoted fields): a record ends at a newline outside
     quotes (`quotes`: their offsets, empty when the file is read without quoting), or at the end of the file
@@ -112,7 +127,7 @@ def _exact_counts(
     buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delimiter: int, quotes: np.ndarray
 ) -> np.ndarray:
     """Delimiters outside quotes in every data record, from the offsets of every delimiter."""
-    delims = np.flatnonzero(buf == delimiter)
+    delims = _offsets_of(buf, delimiter)
     counts = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
     opens, closes = quotes[0::2], quotes[1::2]
     in_data = opens >= starts[0]
@@ -153,13 +168,12 @@ def _counts_from_lengths(
     The total must match the delimiters of the file.
     """
     cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
-    kept = frame.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0).cast(pl.Int64))).to_series()
-    counts = ends - starts - cr - kept.to_numpy()
+    counts = ends - starts - cr - _line_lengths(frame).to_numpy()
     odd = np.flatnonzero((counts != fields - 1) | quoted)
     if len(odd) * 8 > len(counts):
         return None
     counts[odd], inside = _byte_counts(buf, starts[odd], ends[odd], delimiter, quote)
-    total = int(np.count_nonzero(buf[starts[0] :] == delimiter))
+    total = _count_of(buf[starts[0] :], delimiter)
     return counts if int(counts.sum()) + inside == total else None
 
 
@@ -168,7 +182,7 @@ def _quoting(body: bytes, buf: np.ndarray, delimiter: int, quote: int) -> tuple[
     file whose fields never open a quote is read without quoting, so an inch mark inside a field stays text."""
     if bytes((quote,)) not in body:
         return None, np.zeros(0, dtype=np.int64)
-    quotes = np.flatnonzero(buf == quote)
+    quotes = _offsets_of(buf, quote)
     before = buf[np.maximum(quotes - 1, 0)]
     opens = (quotes == 0) | (before == delimiter) | (before == 10) | (before == 13)
     return (quote, quotes) if opens.any() else (None, quotes[:0])
@@ -258,14 +272,13 @@ def _unquoted_records(
     frame = _read_fields(body, 1, len(header) + 1, layout, None)
     if frame.height != lines.len():
         return None
-    kept = frame.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0).cast(pl.Int64))).to_series()
-    counts = (lines.str.len_bytes().fill_null(0).cast(pl.Int64) - kept).to_numpy().copy()
+    counts = (lines.str.len_bytes().fill_null(0).cast(pl.Int64) - _line_lengths(frame)).to_numpy().copy()
     odd = np.flatnonzero(counts != len(header) - 1)
     if len(odd):
         counts[odd] = (
             lines.gather(odd).str.count_matches(layout.delimiter, literal=True).fill_null(0).to_numpy()
         )
-    data_delimiters = int(np.count_nonzero(buf == ord(layout.delimiter))) - body[: body.find(b"\n")].count(
+    data_delimiters = _count_of(buf, ord(layout.delimiter)) - body[: body.find(b"\n")].count(
         layout.delimiter.encode()
     )
     if int(counts.sum()) != data_delimiters:
@@ -282,7 +295,7 @@ def _delimited_records(
     body: bytes, buf: np.ndarray, quotes: np.ndarray, quote: int | None, layout: Layout
 ) -> tuple[tuple[str, ...], _Records | None]:
     """(the header, the records or None when there are none) of any file, from the offsets of its record ends."""
-    newlines = np.flatnonzero(buf == 10)
+    newlines = _offsets_of(buf, 10)
     ends, inner_newlines = _record_ends(buf, newlines, quotes)
     starts = np.concatenate(([0], ends[:-1] + 1))
     header = _header(body[starts[0] : ends[0]], layout, quote)
