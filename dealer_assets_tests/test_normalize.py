@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
+from dealer_assets.core.strings import string_buffers
 from dealer_assets.core.vin import (
     check_digit_ok,
     expected_check_digit,
@@ -113,6 +114,38 @@ def test_vin_flags_agree_with_the_expressions() -> None:
     )
     assert valid.tolist() == expected.get_column("valid").to_list()
     assert check_ok.tolist() == expected.get_column("ok").to_list()
+
+
+def test_vin_flags_agree_with_the_expressions_across_blocks_chunks_and_slices() -> None:
+    """More VINs than one block weighs at once, from a column of several chunks, sliced off its start."""
+    good = [vin(n) for n in range(50)]
+    values = [good[n % 50] if n % 11 else good[n % 50][:9] + "Q" + good[n % 50][10:] for n in range(70_000)]
+    column = pl.concat(
+        [
+            pl.Series("v", values[:40_000]),
+            pl.Series("v", [None, "1HGCM82634A004352"]),
+            pl.Series("v", values),
+        ],
+        rechunk=False,
+    ).slice(3)
+    assert column.n_chunks() > 1
+    valid, check_ok = vin_flags(column)
+    expected = column.to_frame().select(
+        is_valid_vin(pl.col("v")).alias("valid"),
+        (is_valid_vin(pl.col("v")) & check_digit_ok(pl.col("v"))).fill_null(False).alias("ok"),
+    )
+    assert valid.tolist() == expected.get_column("valid").to_list()
+    assert check_ok.tolist() == expected.get_column("ok").to_list()
+    assert 0 < check_ok.sum() < valid.sum() < len(column)
+
+
+def test_string_buffers_read_every_value_in_place() -> None:
+    column = pl.concat(
+        [pl.Series("t", ["ab", None, ""]), pl.Series("t", ["c\x00d", "\u00e9", None, "xyz"])], rechunk=False
+    ).slice(1)
+    offsets, data = string_buffers(column)
+    values = [bytes(data[offsets[i] : offsets[i + 1]]).decode() for i in range(len(column))]
+    assert values == ["", "", "c\x00d", "\u00e9", "", "xyz"]
 
 
 @pytest.mark.parametrize(
