@@ -222,6 +222,47 @@ def test_a_reader_that_loses_a_line_is_caught_on_either_path(monkeypatch: pytest
     assert caught.value.detail == "found 3 records but the CSV reader saw 2"
 
 
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_a_file_proven_whole_by_its_totals_parses_as_counted_line_by_line(
+    monkeypatch: pytest.MonkeyPatch, ending: bytes, final_newline: bool
+) -> None:
+    """The usual export (every line whole, the last column filled) is proven whole from the file's totals
+    alone, and what that gives is what counting every line gives."""
+    lines = [b"D%d,V%d,%s,U" % (n, n, b"S%d" % n if n % 3 else b"") for n in range(300)]
+    body = H.replace(b"\n", ending) + ending.join(lines) + (ending if final_newline else b"")
+    proofs = []
+    all_whole = parsing._all_whole
+    monkeypatch.setattr(parsing, "_all_whole", lambda *a: proofs.append(all_whole(*a)) or proofs[-1])
+    proven = parse_feed(body, GENERIC_LAYOUT)
+    monkeypatch.setattr(parsing, "_all_whole", lambda *a: False)
+    counted = parse_feed(body, GENERIC_LAYOUT)
+    assert proofs == [True]
+    assert rows_of(proven) == rows_of(counted) and len(rows_of(proven)) == 300
+    assert rows_of(proven)[-1] == ("D299", "V299", "S299", "U", 301)
+    assert proven.malformed.height == counted.malformed.height == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "malformed", "kept"),
+    [
+        (H + b"D1,V1,S1,U,\nD2,V2,S2\nD3,V3,S3,U\n", [(2, "V1", 5, 4), (3, "V2", 3, 4)], ["D3"]),
+        (H + b"D1,V1,S1,U,x\nD2,V2,S2,U\n", [(2, "V1", 5, 4)], ["D2"]),
+        (H + b"D1,V1,S1,U\n\nD3,V3,S3,U\n", [], ["D1", "D3"]),
+        (H + b"D1,V1,S1,\nD2,V2,S2,U,,\nD3,V3\n", [(3, "V2", 6, 4), (4, "V3", 2, 4)], ["D1"]),
+    ],
+)
+def test_totals_that_do_not_prove_every_line_whole_send_the_file_to_the_line_count(
+    body: bytes, malformed: list, kept: list
+) -> None:
+    """A long line with an empty extra field and a short one keep the delimiter total of whole lines; the
+    short one's empty last column is what gives them away. A non-empty extra field, a blank line or an empty
+    last column each send the file to the line-by-line count, which finds what is malformed."""
+    parsed = parse_feed(body, GENERIC_LAYOUT)
+    assert malformed_of(parsed) == malformed
+    assert [r[0] for r in rows_of(parsed)] == kept
+
+
 def test_blank_lines_are_skipped_but_counted() -> None:
     body = H + b"D1,V1,S1,U\n\nD2,V2,S2,U\r\n\r\nD3,V3,S3,U\n"
     parsed = parse_feed(body, GENERIC_LAYOUT)

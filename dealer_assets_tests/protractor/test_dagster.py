@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -130,21 +131,31 @@ def test_sensor_requests_a_run_for_new_callbacks(setup, fake: FakeProtractor, tm
 
 @pytest.mark.slow
 def test_2000_callbacks_during_a_snapshot_run_none_lost(setup, fake: FakeProtractor, receiver: str) -> None:
+    """Every callback is answered 200 and stored. A connection dropped before an answer (the receiver shares
+    this busy process with the run) is sent again, as a webhook sender does with a callback it got no answer
+    for; any other error or status is reported by name."""
     defs, resources, engine = setup
     ids = [str(uuid.UUID(int=10_000 + i)) for i in range(2000)]
-    codes: list[int] = []
+    codes: list[int | str] = []
 
     async def send() -> None:
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
             sem = asyncio.Semaphore(64)
 
-            async def one(object_id: str) -> int:
+            async def one(object_id: str) -> None:
                 async with sem:
                     params = {"connectionId": NORTH[0], "apiKey": NORTH[1], "type": "Contact", "id": object_id,
                               "operation": "Update"}  # fmt: skip
-                    status = (await client.get(receiver, params=params)).status_code
-                    codes.append(status)
-                    return status
+                    for attempt in range(3):
+                        try:
+                            codes.append((await client.get(receiver, params=params)).status_code)
+                            return
+                        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                            if attempt == 2:
+                                codes.append(type(exc).__name__)
+                        except httpx.HTTPError as exc:
+                            codes.append(type(exc).__name__)
+                            return
 
             await asyncio.gather(*(one(i) for i in ids))
 
@@ -156,7 +167,7 @@ def test_2000_callbacks_during_a_snapshot_run_none_lost(setup, fake: FakeProtrac
     sender.join(600)
     assert not sender.is_alive(), "the 2,000 callbacks were all answered"
     assert dg.materialize(_assets(defs), resources=resources).success
-    assert codes.count(200) == 2000
+    assert Counter(codes) == {200: 2000}
     assert (
         _count(engine, "SELECT count(DISTINCT object_id) FROM protractor_events WHERE type = 'Contact'")
         == 2000

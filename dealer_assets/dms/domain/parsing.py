@@ -2,9 +2,10 @@
 
 A record's field count follows from its length less the lengths of the fields polars read from it, so a row
 with too many or too few fields is rejected with its line number while polars parses the rest. In a file
-read without quoting every newline ends a record, and polars also reads each line whole as one text column,
-which gives the lengths; only lines whose count does not fit the header are counted again, delimiter by
-delimiter. Otherwise record boundaries come from one vectorized pass over the bytes (a newline counts only
+read without quoting every newline ends a record: the file's totals of lines and delimiters usually prove
+every line whole at once; if they do not, polars also reads each line whole as one text column, which gives
+the lengths, and only lines whose count does not fit the header are counted again, delimiter by delimiter.
+Otherwise record boundaries come from one vectorized pass over the bytes (a newline counts only
 outside quotes; `""` inside a quoted field keeps the parity) and only records with quotes or a wrong count
 are counted byte by byte.
 """
@@ -242,16 +243,43 @@ LINE_SEPARATORS = ("\x1f", "\x1e", "\x1d", "\x1c")
 """Bytes a feed almost never holds; one absent from the file lets polars read each of its lines whole."""
 
 
+def _all_whole(frame: pl.DataFrame, fields: int, lines: int, delimiters: int) -> bool:
+    """Whether every one of `lines` lines has exactly `fields` fields, proven from the whole file at once.
+
+    It does when the frame holds one row per line, the last header column is never empty (so no line is
+    short) and the lines hold `fields - 1` delimiters each on average (so, none being short, none is long).
+    """
+    return (
+        frame.height == lines
+        and frame.get_column(f"f{fields - 1}").null_count() == 0
+        and delimiters == lines * (fields - 1)
+    )
+
+
 def _unquoted_records(
     body: bytes, buf: np.ndarray, header: tuple[str, ...], layout: Layout
 ) -> _Records | None:
     """The records of a file read without quoting, where line N is record N; None when no separator byte is
     free or the two reads disagree on the number of lines (the caller then takes the general path).
 
-    A line's length less its fields' lengths is its delimiter count whenever it has at most one field more
-    than the header, and more otherwise, so those lines are counted again. Every such count is exact or too
-    high, which the file's total of delimiters confirms; if it does not, every line is counted.
+    Usually the file's totals prove every line whole (`_all_whole`). Otherwise polars also reads each line
+    whole: a line's length less its fields' lengths is its delimiter count whenever it has at most one field
+    more than the header, and more otherwise, so those lines are counted again. Every such count is exact or
+    too high, which the file's total of delimiters confirms; if it does not, every line is counted.
     """
+    frame = _read_fields(body, 1, len(header) + 1, layout, None)
+    header_end = body.find(b"\n")
+    data_delimiters = _count_of(buf, ord(layout.delimiter)) - body[:header_end].count(
+        layout.delimiter.encode()
+    )
+    data_lines = _count_of(buf, 10) - 1 + (body[-1:] != b"\n")
+    if _all_whole(frame, len(header), data_lines, data_delimiters):
+        return _Records(
+            frame,
+            np.full(data_lines, len(header), dtype=np.uint32),
+            np.arange(2, data_lines + 2, dtype=np.uint32),
+            np.zeros(data_lines, dtype=bool),
+        )
     separator = next((s for s in LINE_SEPARATORS if s != layout.delimiter and s.encode() not in body), None)
     if separator is None:
         return None
@@ -269,7 +297,6 @@ def _unquoted_records(
         .get_column("line")
         .slice(1)
     )
-    frame = _read_fields(body, 1, len(header) + 1, layout, None)
     if frame.height != lines.len():
         return None
     counts = (lines.str.len_bytes().fill_null(0).cast(pl.Int64) - _line_lengths(frame)).to_numpy().copy()
@@ -278,9 +305,6 @@ def _unquoted_records(
         counts[odd] = (
             lines.gather(odd).str.count_matches(layout.delimiter, literal=True).fill_null(0).to_numpy()
         )
-    data_delimiters = _count_of(buf, ord(layout.delimiter)) - body[: body.find(b"\n")].count(
-        layout.delimiter.encode()
-    )
     if int(counts.sum()) != data_delimiters:
         counts = lines.str.count_matches(layout.delimiter, literal=True).fill_null(0).to_numpy()
     return _Records(
