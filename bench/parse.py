@@ -39,7 +39,7 @@ def pipeline(path: str) -> dict:
 
     result: dict = {}
     with stopwatch(result):
-        parsed = parse_feed(Path(path).read_bytes(), GENERIC_LAYOUT)
+        parsed = parse_feed(Path(path), GENERIC_LAYOUT)
         parsed_at = time.perf_counter()
         normalized = normalize_feed(parsed.rows, GENERIC_LAYOUT, FeedRef("generic", AS_OF, Path(path).name))
         normalize_s = time.perf_counter() - parsed_at

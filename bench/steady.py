@@ -118,7 +118,7 @@ def _state_and_vehicles(paths, engine, feeds: str, hour: int):
         applied = read_applied(conn, SOURCE)
     state = starting_state(paths, SOURCE, source, applied, None).state
     feed = _feed(feeds, hour)
-    parsed = parse_feed(feed.read_bytes(), source.file_layout)
+    parsed = parse_feed(feed, source.file_layout)
     vehicles = normalize_feed(parsed.rows, source.file_layout, FeedRef(SOURCE, _as_of(hour), feed.name))
     return source, state, vehicles.vehicles
 
@@ -190,7 +190,7 @@ def parse(feed: str, settings: str) -> dict:
     layout = parse_settings(Path(settings).read_text()).sources[SOURCE].file_layout
     result: dict = {}
     with stopwatch(result):
-        parsed = parse_feed(Path(feed).read_bytes(), layout)
+        parsed = parse_feed(Path(feed), layout)
         normalized = normalize_feed(parsed.rows, layout, FeedRef(SOURCE, _as_of(1), Path(feed).name))
     result.update(vehicles=normalized.vehicles.height, rejected=normalized.rejected.height)
     return result

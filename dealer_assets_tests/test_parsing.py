@@ -374,3 +374,46 @@ def test_a_blank_first_line_is_a_missing_header() -> None:
         parse_feed(b"\n" + H + b"D1,V1,S1,U\n", GENERIC_LAYOUT)
     assert err.value.reason == "missing_required_column"
     assert "found []" in err.value.detail
+
+
+LATIN1 = inline_layout(
+    "{encoding: latin-1, columns: {dealer_id: DealerID, vin: VIN, system_code: SystemCode}}"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "layout", "mapped"),
+    [
+        (H + b"D1,V1,S1,U\nD2,V2\n\nD3,V3,S3,U,X\nD4,V4,,U", GENERIC_LAYOUT, True),
+        (H + b"D1,V1,S1,U\r\nD2,V2,S2,U\r\n", GENERIC_LAYOUT, True),
+        (H + b'D1,"V1\r\nV1",S1,U\r\nD2,"V""2",S2,U\r\n', GENERIC_LAYOUT, True),
+        (H + b"D1,V1,S1\x1f\x1e\x1d\x1c,U\r\n\x00D2,V2,S2,U\n", GENERIC_LAYOUT, True),
+        (H.rstrip(b"\n"), GENERIC_LAYOUT, True),
+        (H + b'D1,"V1,S1,U\n', GENERIC_LAYOUT, True),
+        (b"DealerID,Stock\nD1,S1\n", GENERIC_LAYOUT, True),
+        (b"\xef\xbb\xbf" + H + b"D1,V1,S1,U\n", GENERIC_LAYOUT, False),
+        (H + "D1,V1,S1,U,Citroën\n".encode(), GENERIC_LAYOUT, False),
+        (H + b"D1,V1,S1,U\xe9\n", GENERIC_LAYOUT, False),
+        (H + "D1,V1,S1,Citroën\n".encode("latin-1"), LATIN1, False),
+        (b"", GENERIC_LAYOUT, False),
+        (b" \r\n\n\t", GENERIC_LAYOUT, False),
+    ],
+)
+def test_a_file_parses_from_its_path_as_from_its_bytes(
+    tmp_path, body: bytes, layout: Layout, mapped: bool
+) -> None:
+    """From its path an ASCII file is mapped, not read into memory; any other is read. Either way the
+    result is the one its bytes give: the same rows, or the same quarantine reason and detail. The path is
+    a name, never a pattern."""
+    path = tmp_path / "feed[1]*.csv"
+    path.write_bytes(body)
+    assert (parsing._mapped(path, layout.encoding) is not None) is mapped
+
+    def parse(feed):
+        try:
+            parsed = parse_feed(feed, layout)
+        except FeedUnreadable as exc:
+            return exc.reason, exc.detail
+        return parsed.header, rows_of(parsed), malformed_of(parsed)
+
+    assert parse(path) == parse(body)

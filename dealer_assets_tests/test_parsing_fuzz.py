@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -78,3 +79,24 @@ def test_any_bytes_are_quarantined_or_fully_accounted_for(
     feed = normalize_feed(parsed.rows, layout, FeedRef("generic", datetime(2026, 1, 1, tzinfo=UTC), "f.csv"))
     assert feed.vehicles.height + feed.rejected.height == parsed.rows.height
     assert feed.vehicles.get_column("vin").is_unique().all()
+
+
+def _outcome(feed: bytes | Path, layout) -> tuple:
+    try:
+        parsed = parse_feed(feed, layout)
+    except FeedUnreadable as exc:
+        return exc.reason, exc.detail
+    return parsed.header, parsed.rows.rows(), parsed.malformed.rows()
+
+
+@pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(parts=st.lists(PIECES, max_size=40), with_header=st.booleans())
+def test_any_bytes_parse_from_their_file_as_from_memory(
+    tmp_path_factory: pytest.TempPathFactory, layout_name: str, parts: list[bytes], with_header: bool
+) -> None:
+    layout, header = LAYOUTS[layout_name]
+    body = (header if with_header else b"") + b"".join(parts)
+    path = tmp_path_factory.mktemp("feed") / "feed.csv"
+    path.write_bytes(body)
+    assert _outcome(path, layout) == _outcome(body, layout)

@@ -264,8 +264,24 @@ def test_an_archive_file_altered_after_intake_is_caught_by_the_same_store(data_r
     delivered = data_root.paths.incoming / name
     assert store.intake(delivered, parse_feed_name(name)).outcome == "archived"
     archived = store.archived(parse_feed_name(name))
-    assert store.read_verified(archived).startswith(HEADER.encode())
+    with store.verified(archived) as path:
+        assert path.read_bytes().startswith(HEADER.encode())
     os.chmod(archived.path, 0o644)
     archived.path.write_bytes(archived.path.read_bytes().replace(b"S1", b"S2"))
-    with pytest.raises(OSError, match="archive corrupted"):
-        store.read_verified(archived)
+    with pytest.raises(OSError, match="archive corrupted"), store.verified(archived):
+        pass
+
+
+def test_an_archive_file_changed_while_it_is_read_is_caught(data_root: DataRoot) -> None:
+    """What was parsed is what was verified: a file written to in between fails the read."""
+    from dealer_assets.dms.feed_store import FeedStore
+
+    name = feed_name("generic", at(0, 1))
+    data_root.drop_feed("generic", at(0, 1), [("D1", vin(1), "S1", "U")])
+    store = FeedStore(data_root.paths)
+    assert store.intake(data_root.paths.incoming / name, parse_feed_name(name)).outcome == "archived"
+    archived = store.archived(parse_feed_name(name))
+    with pytest.raises(OSError, match="archive changed while read"), store.verified(archived) as path:
+        os.chmod(path, 0o644)
+        with open(path, "ab") as handle:
+            handle.write(b"D2,V2,S2,U\n")

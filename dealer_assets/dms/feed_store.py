@@ -6,13 +6,14 @@ The archive alone says which feeds were accepted, so a replay works after the dr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -285,14 +286,18 @@ class FeedStore:
                     found.append(archived)
         return sorted(found, key=lambda a: a.feed.as_of)
 
-    def read_verified(self, archived: ArchivedFeed) -> bytes:
-        data = archived.path.read_bytes()
-        actual = self._known_digest(archived.path) or hashlib.sha256(data).hexdigest()
+    @contextmanager
+    def verified(self, archived: ArchivedFeed) -> Iterator[Path]:
+        """The archive file, its digest checked against the one recorded when it was archived; OSError if it
+        does not match, or if the file changes before the caller is done reading it."""
+        path = archived.path
+        before = Snapshot.of(os.lstat(path))
+        actual = self._known_digest(path) or sha256_of(path)
         if actual != archived.sha256:
-            raise OSError(
-                f"archive corrupted: {archived.path} has sha256 {actual}, recorded {archived.sha256}"
-            )
-        return data
+            raise OSError(f"archive corrupted: {path} has sha256 {actual}, recorded {archived.sha256}")
+        yield path
+        if Snapshot.of(os.lstat(path)) != before:
+            raise OSError(f"archive changed while read: {path}")
 
     def raw_path(self, feed: FeedName) -> Path:
         return self.paths.raw / feed.source / f"{feed.stamp}.parquet"

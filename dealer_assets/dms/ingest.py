@@ -256,7 +256,8 @@ def ingest_raw_feeds(
                 f"feed_files ({known[1]}) when {known[0]} was accepted; restore the file from a backup"
             )
         try:
-            parsed = parse_feed(store.read_verified(archived), layout)
+            with store.verified(archived) as feed_path:
+                parsed = parse_feed(feed_path, layout)
         except FeedUnreadable as exc:
             raw_path.unlink(missing_ok=True)
             store.normalized_path(archived.feed).unlink(missing_ok=True)

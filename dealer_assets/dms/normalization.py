@@ -131,7 +131,8 @@ def vehicles_of(
     if path.exists():
         return read_parquet_handed_on(path, columns=list(FEED_COLUMNS))
     try:
-        parsed = parse_feed(store.read_verified(archived), settings.file_layout)
+        with store.verified(archived) as feed_path:
+            parsed = parse_feed(feed_path, settings.file_layout)
     except FeedUnreadable:
         return None
     result = normalize_feed(

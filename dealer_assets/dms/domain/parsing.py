@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import csv
 import io
+import mmap
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -73,6 +76,30 @@ def to_utf8(data: bytes, encoding: str) -> bytes:
             "undecodable", f"not valid {encoding} at byte {exc.start}: {exc.reason}"
         ) from exc
     return text.removeprefix("\ufeff").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class _Body:
+    """A feed's UTF-8 text: its bytes (`data`, in memory or the file mapped into it) and what polars reads
+    them from (`source`: the same bytes, or the file's path)."""
+
+    data: bytes | mmap.mmap
+    source: bytes | str
+
+
+def _mapped(path: Path, encoding: str) -> _Body | None:
+    """The file mapped into memory when it is ASCII and not blank, so that it is its own UTF-8; else None
+    (its bytes are then read and decoded like any other file's)."""
+    if encoding.lower().replace(" ", "") not in UTF8_NAMES:
+        return None
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return None
+        data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    codes = pl.Series(np.frombuffer(data, dtype=np.uint8))
+    if (codes > 127).any() or not (codes > 32).any():
+        return None
+    return _Body(data, str(path))
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -178,10 +205,10 @@ def _counts_from_lengths(
     return counts if int(counts.sum()) + inside == total else None
 
 
-def _quoting(body: bytes, buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
+def _quoting(body: _Body, buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
     """(the quote character, the offsets of its quotes) if some field begins with it, else (None, none): a
     file whose fields never open a quote is read without quoting, so an inch mark inside a field stays text."""
-    if bytes((quote,)) not in body:
+    if body.data.find(bytes((quote,))) < 0:
         return None, np.zeros(0, dtype=np.int64)
     quotes = _offsets_of(buf, quote)
     before = buf[np.maximum(quotes - 1, 0)]
@@ -208,11 +235,11 @@ def _header(text: bytes, layout: Layout, quote: int | None) -> tuple[str, ...]:
     return header
 
 
-def _read_fields(body: bytes, skip_lines: int, width: int, layout: Layout, quote: int | None) -> pl.DataFrame:
+def _read_fields(body: _Body, skip_lines: int, width: int, layout: Layout, quote: int | None) -> pl.DataFrame:
     """Every record after the header as text columns f0..f{width-1}; short rows padded, long ones cut."""
     try:
         return pl.read_csv(
-            body,
+            body.source,
             has_header=False,
             skip_lines=skip_lines,
             separator=layout.delimiter,
@@ -223,6 +250,7 @@ def _read_fields(body: bytes, skip_lines: int, width: int, layout: Layout, quote
             extra_columns="ignore",
             raise_if_empty=False,
             encoding="utf8",
+            glob=False,
         )
     except pl.exceptions.PolarsError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -257,7 +285,7 @@ def _all_whole(frame: pl.DataFrame, fields: int, lines: int, delimiters: int) ->
 
 
 def _unquoted_records(
-    body: bytes, buf: np.ndarray, header: tuple[str, ...], layout: Layout
+    body: _Body, buf: np.ndarray, header: tuple[str, ...], layout: Layout
 ) -> _Records | None:
     """The records of a file read without quoting, where line N is record N; None when no separator byte is
     free or the two reads disagree on the number of lines (the caller then takes the general path).
@@ -268,11 +296,11 @@ def _unquoted_records(
     too high, which the file's total of delimiters confirms; if it does not, every line is counted.
     """
     frame = _read_fields(body, 1, len(header) + 1, layout, None)
-    header_end = body.find(b"\n")
-    data_delimiters = _count_of(buf, ord(layout.delimiter)) - body[:header_end].count(
+    header_end = body.data.find(b"\n")
+    data_delimiters = _count_of(buf, ord(layout.delimiter)) - body.data[:header_end].count(
         layout.delimiter.encode()
     )
-    data_lines = _count_of(buf, 10) - 1 + (body[-1:] != b"\n")
+    data_lines = _count_of(buf, 10) - 1 + (body.data[-1:] != b"\n")
     if _all_whole(frame, len(header), data_lines, data_delimiters):
         return _Records(
             frame,
@@ -280,12 +308,14 @@ def _unquoted_records(
             np.arange(2, data_lines + 2, dtype=np.uint32),
             np.zeros(data_lines, dtype=bool),
         )
-    separator = next((s for s in LINE_SEPARATORS if s != layout.delimiter and s.encode() not in body), None)
+    separator = next(
+        (s for s in LINE_SEPARATORS if s != layout.delimiter and body.data.find(s.encode()) < 0), None
+    )
     if separator is None:
         return None
     lines = (
         pl.read_csv(
-            body,
+            body.source,
             has_header=False,
             separator=separator,
             quote_char=None,
@@ -293,6 +323,7 @@ def _unquoted_records(
             truncate_ragged_lines=True,
             raise_if_empty=False,
             encoding="utf8",
+            glob=False,
         )
         .get_column("line")
         .slice(1)
@@ -316,13 +347,13 @@ def _unquoted_records(
 
 
 def _delimited_records(
-    body: bytes, buf: np.ndarray, quotes: np.ndarray, quote: int | None, layout: Layout
+    body: _Body, buf: np.ndarray, quotes: np.ndarray, quote: int | None, layout: Layout
 ) -> tuple[tuple[str, ...], _Records | None]:
     """(the header, the records or None when there are none) of any file, from the offsets of its record ends."""
     newlines = _offsets_of(buf, 10)
     ends, inner_newlines = _record_ends(buf, newlines, quotes)
     starts = np.concatenate(([0], ends[:-1] + 1))
-    header = _header(body[starts[0] : ends[0]], layout, quote)
+    header = _header(body.data[starts[0] : ends[0]], layout, quote)
     if len(starts) == 1:
         return header, None
     delimiter = ord(layout.delimiter)
@@ -353,17 +384,24 @@ def _delimited_records(
     return header, _Records(frame, (counts + 1).astype(np.uint32), line_numbers, blank)
 
 
-def parse_feed(data: bytes, layout: Layout) -> ParsedFeed:
-    """Parse one feed file in its layout. Raises FeedUnreadable for what must be quarantined."""
-    body = to_utf8(data, layout.encoding)
-    if not body or body.isspace():
-        return _no_rows(tuple(layout.headers.values()))
-    buf = np.frombuffer(body, dtype=np.uint8)
+def parse_feed(feed: bytes | Path, layout: Layout) -> ParsedFeed:
+    """Parse one feed file, from its bytes or its path. Raises FeedUnreadable for what must be quarantined.
+
+    From its path, a file that is ASCII is mapped into memory and polars reads the file itself: nothing copies
+    a file that is already its own UTF-8.
+    """
+    body = _mapped(feed, layout.encoding) if isinstance(feed, Path) else None
+    if body is None:
+        text = to_utf8(feed.read_bytes() if isinstance(feed, Path) else feed, layout.encoding)
+        if not text or text.isspace():
+            return _no_rows(tuple(layout.headers.values()))
+        body = _Body(text, text)
+    buf = np.frombuffer(body.data, dtype=np.uint8)
     quote, quotes = _quoting(body, buf, ord(layout.delimiter), ord(layout.quote))
     if quote is None:
-        first_end = body.find(b"\n")
-        header = _header(body if first_end < 0 else body[:first_end], layout, quote)
-        if first_end in (-1, len(body) - 1):
+        first_end = body.data.find(b"\n")
+        header = _header(body.data[: first_end if first_end >= 0 else len(buf)], layout, quote)
+        if first_end in (-1, len(buf) - 1):
             return _no_rows(header)
         records = _unquoted_records(body, buf, header, layout)
         if records is not None:
