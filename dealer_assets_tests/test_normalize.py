@@ -251,6 +251,12 @@ def test_duplicate_keeps_first_valid_row_across_dealers() -> None:
     assert all("first seen on line 3" in d for d in out.rejected.filter(reason="duplicate_vin")["detail"])
 
 
+def test_a_column_of_only_empty_quoted_values_is_all_null() -> None:
+    """A text column holding no byte at all (every value `""` or missing) still has its empty values nulled."""
+    _, out = normalize(HEADER + f'D1,{vin(1)},"",U,,,,"",,\nD1,{vin(2)},"",U,,,,,,\n')
+    assert out.vehicles.select("stock_no", "trim").rows() == [(None, None), (None, None)]
+
+
 def test_every_text_field_trimmed_and_empty_is_null() -> None:
     _, out = normalize(
         HEADER
