@@ -17,7 +17,13 @@ FIGURES = {
     "reconcile": ("reconcile.vs_polars", "reconcile.vs_duckdb"),
     "warehouse": ("warehouse.sqlite_insert", "warehouse.pg_copy", "warehouse.pg_upsert"),
     "end_to_end": ("end_to_end.sqlite", "end_to_end.postgres"),
-    "backfill": ("backfill.range_run",),
+    "backfill": (
+        "backfill.catch_up.sqlite",
+        "backfill.replay.sqlite",
+        "backfill.catch_up.postgres",
+        "backfill.replay.postgres",
+        "backfill.spread.sqlite",
+    ),
     "steady": (
         "steady.parse",
         *(

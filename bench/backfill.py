@@ -1,6 +1,10 @@
-"""Benchmark 5: a backfill of H hourly feeds (default 720 = 30 days) of D dealers in ONE range run of the real
-Dagster job `dms_generic_feeds` (raw -> normalized -> service_requests) on the embedded defaults: SQLite
-warehouse under the data root, a temporary DAGSTER_HOME, launched the way `dealer-assets replay` does.
+"""Benchmark 5: history at the speed of the work. H hourly feeds (default 720 = 30 days) of D dealers (default
+100) go through the commands an operator runs, each in its own process on a fresh data root and Dagster home:
+the first `dealer-assets catch-up` of every pending feed, then a full `dealer-assets replay`, on the embedded
+defaults (SQLite instance and warehouse) and on PostgreSQL (instance and warehouse). The floor, measured in
+the same run, is what the work itself needs: a polars loop that reads each feed and anti-joins the running
+state, then one bulk insert of every change. `spread` feeds 180 of the same feeds once as hourly and once as
+daily deliveries (the second spans 4,465 hours) through a first catch-up: the cost must follow the feeds.
 
 Inventory model: each dealer holds about `per_dealer` vehicles that stay ~30 days (exponential), arrivals
 keep the level; 5% of vehicles get a new stock number within 2.5 days, 2% drop out of the feed for 1-8 hours,
@@ -16,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bench.measure import ROOT, Context, Figure, run_child, stopwatch
+from bench.measure import ROOT, BenchError, Context, Figure, run_child, stopwatch
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 SEED = 30
 STAY_HOURS = 720.0
-TARGET_SECONDS = 600
+TARGET_RATIO = 15
+SPREAD_FEEDS = 180
+SPREAD_TARGET = 3
 
 
 # --- data (parent) -----------------------------------------------------------------------------------------
@@ -49,20 +55,24 @@ def _pool(hours: int, dealers: int, per_dealer: int, rng: np.random.Generator) -
     )
 
 
-def write_feeds(ctx: Context, incoming: Path, dealer_list: list[str]) -> tuple[int, int]:
+def write_feeds(
+    hours: int, per_dealer: int, incoming: Path, dealer_list: list[str], spacing_hours: int = 1
+) -> tuple[int, int]:
+    """`hours` feeds of the inventory model, one every `spacing_hours` hours from START."""
     from bench import synthetic
 
     rng = np.random.default_rng(SEED)
-    pool = _pool(ctx.hours, len(dealer_list), ctx.per_dealer, rng)
+    pool = _pool(hours, len(dealer_list), per_dealer, rng)
     dealers = np.array(dealer_list)[pool["dealer"].to_numpy()]
     attrs = synthetic.vehicles(np.arange(pool.height), dealers, START, SEED)
     arrived = pl.lit(START.date()) + pl.duration(days=pl.col("arrive").clip(0, None) // 24)
     attrs = pl.concat([attrs, pool], how="horizontal").with_columns(
         date_in_stock=pl.when(pl.col("arrive") >= 0).then(arrived).otherwise("date_in_stock")
     )
-    dropout = rng.random((ctx.hours, len(dealer_list))) < 0.005
+    dropout = rng.random((hours, len(dealer_list))) < 0.005
     rows = 0
-    for h, as_of in enumerate(synthetic.hours(START, ctx.hours)):
+    for h in range(hours):
+        as_of = START + timedelta(hours=h * spacing_hours)
         absent = np.array(dealer_list)[dropout[h]].tolist()
         present = attrs.filter(
             (pl.col("arrive") <= h)
@@ -75,21 +85,18 @@ def write_feeds(ctx: Context, incoming: Path, dealer_list: list[str]) -> tuple[i
         feed = synthetic.as_feed(present[rng.permutation(present.height)], dirt=0.3, seed=SEED + h)
         synthetic.write_feed(feed, incoming / synthetic.feed_file_name("generic", as_of))
         rows += feed.height
-    return ctx.hours, rows
+    return hours, rows
 
 
-def prepare(ctx: Context) -> dict:
+def prepare_feeds(ctx: Context, name: str, hours: int, spacing_hours: int = 1) -> dict:
+    """Feed files and settings written once; every scenario copies them into a fresh data root."""
     from bench import synthetic
-    from dealer_assets.dms.domain.feed_names import partition_key_of
 
-    root = ctx.out / "backfill"
+    root = ctx.out / "backfill" / name
     shutil.rmtree(root, ignore_errors=True)
-    data, home = root / "data", root / "dagster_home"
-    for folder in (data / "config", data / "feeds" / "incoming", home):
-        folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ROOT / "deploy" / "dagster.dev.yaml", home / "dagster.yaml")
+    (root / "feeds").mkdir(parents=True)
     dealer_list = synthetic.dealer_ids(ctx.dealers)
-    (data / "config" / "dealer_feeds.yaml").write_text(
+    (root / "dealer_feeds.yaml").write_text(
         synthetic.settings_yaml(
             dealer_list,
             tracking="{mode: for_days, days: 3}",
@@ -97,82 +104,117 @@ def prepare(ctx: Context) -> dict:
             guard="{max_fraction: 0.5, min_active: 10}",
         )
     )
-    feeds, rows = write_feeds(ctx, data / "feeds" / "incoming", dealer_list)
-    last = START + timedelta(hours=ctx.hours - 1)
-    return {
-        "data_dir": str(data),
-        "home": str(home),
-        "first": partition_key_of(START),
-        "last": partition_key_of(last),
-        "cutoff": START.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "feeds": feeds,
-        "rows": rows,
-    }
+    feeds, rows = write_feeds(hours, ctx.per_dealer, root / "feeds", dealer_list, spacing_hours)
+    span = (hours - 1) * spacing_hours + 1
+    return {"root": str(root), "feeds": feeds, "rows": rows, "span_hours": span}
 
 
-# --- the measured run (bench.child) ------------------------------------------------------------------------
+def fresh_root(setup: dict, name: str) -> dict:
+    """A data root whose drop zone holds every feed, and an empty Dagster home beside it."""
+    base = Path(setup["root"]) / name
+    shutil.rmtree(base, ignore_errors=True)
+    data, home = base / "data", base / "dagster_home"
+    (data / "config").mkdir(parents=True)
+    home.mkdir(parents=True)
+    shutil.copyfile(Path(setup["root"]) / "dealer_feeds.yaml", data / "config" / "dealer_feeds.yaml")
+    shutil.copytree(Path(setup["root"]) / "feeds", data / "feeds" / "incoming")
+    return {"data_dir": str(data), "home": str(home)}
 
 
-def range_run(first: str, last: str, cutoff: str, profile: str = "") -> dict:
-    import time
+# --- measured (bench.child) --------------------------------------------------------------------------------
 
-    started = time.perf_counter()
-    from dagster import DagsterInstance
 
-    from dealer_assets.core.env import DealerEnv, DealerPaths
-    from dealer_assets.core.tags import (
-        MODE_TAG,
-        PARTITION_RANGE_END_TAG,
-        PARTITION_RANGE_START_TAG,
-        REPLAY_FROM_TAG,
-    )
-    from dealer_assets.definitions import build_definitions
-    from dealer_assets.dms.defs.jobs import job_name
+def floor(feeds: str, url: str) -> dict:
+    """Read each feed (every column, as text) in as-of order and anti-join it with the running state
+    (arrivals, departures), then insert every change in one bulk insert: what any tool must at least do with
+    this history."""
+    from bench.steady import _bulk_insert
+    from dealer_assets.core.warehouse import engine_for
 
-    paths = DealerPaths.from_env()
-    job = build_definitions(DealerEnv.for_paths(paths)).resolve_job_def(job_name("generic"))
-    instance = DagsterInstance.get()
-    tags = {
-        PARTITION_RANGE_START_TAG: first,
-        PARTITION_RANGE_END_TAG: last,
-        MODE_TAG: "replay",
-        REPLAY_FROM_TAG: cutoff,
-    }
-    result: dict = {"setup_s": time.perf_counter() - started}
-    profiler = None
-    if profile:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
+    files = sorted(Path(feeds).iterdir())
+    engine = engine_for(url)
+    result: dict = {}
     with stopwatch(result):
-        run = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags)
-    if profiler is not None:
-        profiler.disable()
-        _write_profile(profiler, Path(profile))
-    result.update(
-        success=run.success,
-        steps=_step_seconds(instance, run.run_id),
-        event_log_entries=len(instance.all_logs(run.run_id)),
-        **_warehouse_counts(paths.warehouse_url),
-    )
-    if not run.success:
-        failure = next((e for e in run.all_events if e.is_step_failure), None)
-        result["failure"] = str(failure.event_specific_data.error.message)[:500] if failure else "run failed"
+        state = pl.DataFrame(schema={"vin": pl.String, "dealer_id": pl.String, "stock_no": pl.String})
+        changes = []
+        for path in files:
+            feed = (
+                pl.read_csv(path, infer_schema=False)
+                .rename({"DealerID": "dealer_id", "VIN": "vin", "StockNo": "stock_no"})
+                .select(state.columns)
+            )
+            arrived = feed.join(state, on="vin", how="anti")
+            departed = state.join(feed, on="vin", how="anti")
+            changes += [arrived, departed]
+            state = pl.concat([state.join(departed, on="vin", how="anti"), arrived])
+        every = (
+            pl.concat(changes)
+            .with_row_index("n")
+            .select(pl.format("floor-{}", "n").alias("sr_id"), "vin", "dealer_id", "stock_no")
+        )
+        result["rows"] = _bulk_insert(engine, every)
+    engine.dispose()
     return result
 
 
-def _step_seconds(instance, run_id: str) -> dict[str, float]:
-    starts, out = {}, {}
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or not event.step_key:
-            continue
-        if event.event_type_value == "STEP_START":
-            starts[event.step_key] = entry.timestamp
-        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in starts:
-            out[event.step_key] = round(entry.timestamp - starts[event.step_key], 2)
-    return out
+def command(args: list[str], env: dict) -> dict:
+    """`dealer-assets ARGS` in its own process, start to exit, then what it left in the instance."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    full = {**os.environ, **env}
+    for key in ("DEALER_SETTINGS_FILE", "DEALER_EXECUTOR", "DEALER_WAREHOUSE_URL"):
+        if key not in env:
+            full.pop(key, None)
+    before = _run_ids(env)
+    result: dict = {}
+    with stopwatch(result):
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("dealer-assets")), *args],
+            env=full,
+            capture_output=True,
+            text=True,
+        )
+    if proc.returncode not in (0, 3):
+        raise BenchError(f"dealer-assets {' '.join(args)} exited {proc.returncode}: {proc.stderr[-800:]}")
+    result["progress_lines"] = sum("feeds/s" in line for line in (proc.stdout + proc.stderr).splitlines())
+    result["peak_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result.update(_instance_counts(env, before))
+    result.update(
+        _warehouse_counts(
+            full.get("DEALER_WAREHOUSE_URL") or f"sqlite:///{env['DEALER_DATA_DIR']}/warehouse.db"
+        )
+    )
+    return result
+
+
+def _run_ids(env: dict) -> set[str]:
+    import os
+
+    from dagster import DagsterInstance
+
+    os.environ.update(env)
+    with DagsterInstance.get() as instance:
+        return {r.run_id for r in instance.get_runs()}
+
+
+def _instance_counts(env: dict, before: set[str]) -> dict:
+    """The runs the command launched and the Dagster events they wrote, by kind."""
+    import os
+
+    from dagster import DagsterInstance
+
+    os.environ.update(env)
+    with DagsterInstance.get() as instance:
+        runs = [r for r in instance.get_runs() if r.run_id not in before]
+        entries = [e for r in runs for e in instance.all_logs(r.run_id)]
+    kinds: dict[str, int] = {}
+    for entry in entries:
+        kind = entry.dagster_event.event_type_value if entry.dagster_event else "log"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return {"runs": len(runs), "event_log_entries": len(entries), "events_by_kind": kinds}
 
 
 def _warehouse_counts(url: str) -> dict:
@@ -192,56 +234,149 @@ def _warehouse_counts(url: str) -> dict:
     return counts
 
 
-def _write_profile(profiler, path: Path) -> None:
-    import io
-    import pstats
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profiler.dump_stats(str(path))
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("cumulative").print_stats(60)
-    stats.sort_stats("tottime").print_stats(40)
-    path.with_suffix(".txt").write_text(text.getvalue())
-
-
 # --- orchestration (parent) --------------------------------------------------------------------------------
 
 
-def run(ctx: Context) -> list[Figure]:
-    setup = prepare(ctx)
+def _env(roots: dict, history_start: str, url: str | None, pg_home: dict | None) -> dict:
     env = {
-        "DEALER_DATA_DIR": setup["data_dir"],
-        "DAGSTER_HOME": setup["home"],
-        "DEALER_WAREHOUSE_URL": None,
-        "DEALER_SETTINGS_FILE": None,
-        "DEALER_HISTORY_START": None,
-        "DEALER_EXECUTOR": None,
-        "DEALER_SETTLE_SECONDS": "0",  # the feeds were written whole just before: no writer to wait for
+        "DEALER_DATA_DIR": roots["data_dir"],
+        "DAGSTER_HOME": roots["home"],
+        "DEALER_HISTORY_START": history_start,
+        "DEALER_SETTLE_SECONDS": "0",  # the feeds were written whole before: no writer to wait for
     }
-    profile = str(ctx.out / "backfill.prof") if ctx.profile else ""
-    sample = run_child(
-        "backfill:range_run",
-        {"first": setup["first"], "last": setup["last"], "cutoff": setup["cutoff"], "profile": profile},
-        env=env,
+    if url:
+        env["DEALER_WAREHOUSE_URL"] = url
+    if pg_home:
+        shutil.copyfile(ROOT / "deploy" / "dagster.yaml", Path(roots["home"]) / "dagster.yaml")
+        env.update(pg_home)
+    else:
+        shutil.copyfile(ROOT / "deploy" / "dagster.dev.yaml", Path(roots["home"]) / "dagster.yaml")
+    return env
+
+
+def _history(setup: dict, name: str, pg: _Databases | None) -> dict[str, dict]:
+    """The first catch-up of every feed, then a full replay, as `dealer-assets` runs them."""
+    roots = fresh_root(setup, name)
+    url = pg_home = None
+    if pg is not None:
+        url, dagster_url = pg.new(f"{name}_wh"), pg.new(f"{name}_dagster")
+        pg_home = pg.dagster_env(dagster_url)
+    env = _env(roots, START.strftime("%Y-%m-%dT%H:%M:%SZ"), url, pg_home)
+    first = run_child("backfill:command", {"args": ["catch-up"], "env": env})
+    replay = run_child("backfill:command", {"args": ["replay"], "env": env})
+    return {
+        "catch_up": {"seconds": first.seconds, **first.info},
+        "replay": {"seconds": replay.seconds, **replay.info},
+    }
+
+
+class _Databases:
+    """Fresh PostgreSQL databases beside DEALER_BENCH_POSTGRES_URL, dropped at the end."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self.base = sa.engine.make_url(url)
+        self.admin = sa.create_engine(self.base, isolation_level="AUTOCOMMIT")
+        self.made: list[str] = []
+
+    def new(self, tag: str) -> str:
+        name = f"bench_backfill_{tag}"
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        self.made.append(name)
+        return self.base.set(database=name).render_as_string(hide_password=False)
+
+    def dagster_env(self, url: str) -> dict:
+        import sqlalchemy as sa
+
+        u = sa.engine.make_url(url)
+        return {
+            "DAGSTER_PG_HOST": u.host or "127.0.0.1",
+            "DAGSTER_PG_PORT": str(u.port or 5432),
+            "DAGSTER_PG_USERNAME": u.username or "postgres",
+            "DAGSTER_PG_PASSWORD": u.password or "",
+            "DAGSTER_PG_DB": u.database or "",
+        }
+
+    def drop(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.made:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.admin.dispose()
+
+
+def _figure(
+    name: str, label: str, sample: dict, floor_s: float, target: str = f"<= {TARGET_RATIO}"
+) -> Figure:
+    events = sample.get("event_log_entries", 0)
+    return Figure(
+        name,
+        f"{label} ({sample.get('runs', '?')} run(s), {events:,} Dagster events)",
+        sample["seconds"],
+        "s",
+        baseline=floor_s,
+        baseline_label="floor: polars read + anti-joins per feed, one bulk insert",
+        target=target,
+        peak_mib=sample.get("peak_mib"),
+        info=sample,
     )
-    info = {**sample.info, "feeds": setup["feeds"], "feed_rows": setup["rows"]}
-    error = "" if info.get("success") else f"run failed: {info.get('failure', '?')}"
-    label = (
-        f"one range run of dms_generic_feeds: {setup['feeds']} hourly feeds, {ctx.dealers} dealers, "
-        f"{setup['rows']:,} rows (SQLite, temp DAGSTER_HOME; 1 run)"
-    )
-    return [
-        Figure(
-            "backfill.range_run",
-            label,
-            sample.seconds,
-            "s",
-            baseline=TARGET_SECONDS,
-            baseline_label="target",
-            target="< 1",
-            peak_mib=sample.peak_mib,
-            error=error,
-            info=info,
+
+
+def run(ctx: Context) -> list[Figure]:
+    setup = prepare_feeds(ctx, "month", ctx.hours)
+    what = f"{setup['feeds']} hourly feeds, {ctx.dealers} dealers, {setup['rows']:,} rows"
+    wh = str(ctx.out / "backfill" / "floor.db")
+    Path(wh).unlink(missing_ok=True)
+    floor_s = run_child(
+        "backfill:floor", {"feeds": str(Path(setup["root"]) / "feeds"), "url": f"sqlite:///{wh}"}
+    ).seconds
+    figures = []
+    sqlite = _history(setup, "sqlite", None)
+    figures.append(
+        _figure(
+            "backfill.catch_up.sqlite", f"first `catch-up` of {what} (SQLite)", sqlite["catch_up"], floor_s
         )
-    ]
+    )
+    figures.append(
+        _figure("backfill.replay.sqlite", "`replay` of all of it (SQLite)", sqlite["replay"], floor_s)
+    )
+    pg = _Databases(ctx.pg_url)
+    try:
+        postgres = _history(setup, "postgres", pg)
+    finally:
+        pg.drop()
+    figures.append(
+        _figure(
+            "backfill.catch_up.postgres",
+            f"first `catch-up` of {what} (PostgreSQL)",
+            postgres["catch_up"],
+            floor_s,
+        )
+    )
+    figures.append(
+        _figure("backfill.replay.postgres", "`replay` of all of it (PostgreSQL)", postgres["replay"], floor_s)
+    )
+    figures.append(_spread(ctx))
+    return figures
+
+
+def _spread(ctx: Context) -> Figure:
+    """The same feeds delivered daily (spanning months) and hourly: a first catch-up of each."""
+    feeds = min(SPREAD_FEEDS, ctx.hours)
+    hourly = _history(prepare_feeds(ctx, "hourly", feeds, 1), "spread_hourly", None)["catch_up"]
+    daily_setup = prepare_feeds(ctx, "daily", feeds, 24)
+    daily = _history(daily_setup, "spread_daily", None)["catch_up"]
+    return Figure(
+        "backfill.spread.sqlite",
+        f"first `catch-up` of {feeds} daily feeds spanning {daily_setup['span_hours']:,} hours "
+        f"({daily.get('event_log_entries', 0):,} Dagster events) vs the same {feeds} feeds hourly "
+        f"({hourly.get('event_log_entries', 0):,} events)",
+        daily["seconds"],
+        "s",
+        baseline=hourly["seconds"],
+        baseline_label=f"{feeds} hourly feeds",
+        target=f"<= {SPREAD_TARGET}",
+        info={"daily": daily, "hourly": hourly},
+    )

@@ -153,7 +153,7 @@ def test_dagster_dev_sensor_run_end_to_end(tmp_path: Path):
             tags = {t["key"]: t["value"] for t in results[0]["tags"]}
             assert tags["dagster/sensor_name"] == "dms_drop_zone_sensor"
             assert tags["dealer_assets/source"] == "generic" and tags["dealer_assets/mode"] == "incremental"
-            assert tags["dagster/asset_partition_range_start"] == "2026-11-01-12:00"
+            assert tags["dagster/asset_partition_range_start"] == "2026-11-01"
         assert _service_requests(db) == before + 2
         assert list(root.incoming.iterdir()) == []
         processes = {p.pid for p in group_alive(dev.pid)}

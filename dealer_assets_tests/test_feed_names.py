@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from dealer_assets.dms.domain.deliveries import plan_deliveries
+from dealer_assets.dms.domain.deliveries import SourceRun, plan_deliveries
 from dealer_assets.dms.domain.feed_names import (
     FeedName,
     Misdelivery,
@@ -30,7 +30,7 @@ def test_parse_feed_name() -> None:
     )
     assert feed.as_of.tzinfo is not None and feed.as_of.utcoffset() == timedelta(0)
     assert feed.stamp == "20261101T140000Z"
-    assert feed.partition_key == "2026-11-01-14:00"
+    assert feed.partition_key == "2026-11-01"
 
     other = parse_feed_name("dms_2-20280229T235959Z.TXT")
     assert other is not None
@@ -113,16 +113,42 @@ def test_classify_checks_name_before_source() -> None:
 @pytest.mark.parametrize(
     ("when", "key"),
     [
-        (datetime(2026, 11, 1, 14, 0, tzinfo=UTC), "2026-11-01-14:00"),
-        (datetime(2026, 11, 1, 14, 59, 59, 999999, tzinfo=UTC), "2026-11-01-14:00"),
-        (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), "2026-12-31-23:00"),
-        # Another offset is converted to UTC first.
-        (datetime(2026, 11, 1, 16, 30, tzinfo=timezone(timedelta(hours=2))), "2026-11-01-14:00"),
+        (datetime(2026, 11, 1, 0, 0, tzinfo=UTC), "2026-11-01"),
+        (datetime(2026, 11, 1, 23, 59, 59, 999999, tzinfo=UTC), "2026-11-01"),
+        (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), "2026-12-31"),
+        # Another offset is converted to UTC first: 01:30 at +02:00 is the evening before in UTC.
+        (datetime(2026, 11, 2, 1, 30, tzinfo=timezone(timedelta(hours=2))), "2026-11-01"),
     ],
 )
-def test_partition_key_of(when: datetime, key: str) -> None:
+def test_partition_key_of_is_the_utc_day(when: datetime, key: str) -> None:
     assert partition_key_of(when) == key
-    assert partition_start(key) == when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    assert partition_start(key) == when.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def test_a_feed_stamped_into_a_day_that_has_not_begun_waits_for_it() -> None:
+    received = datetime(2026, 11, 3, 23, 30, tzinfo=UTC)
+    plan = plan_deliveries(
+        ["generic-20261104T000500Z.csv", "generic-20261103T230000Z.csv"], SOURCES, START, received
+    )
+    assert plan.not_yet == ["generic-20261104T000500Z.csv"]
+    assert plan.runs["generic"].files == ["generic-20261103T230000Z.csv"]
+    assert plan.misdelivered == []
+    later = plan_deliveries(["generic-20261104T000500Z.csv"], SOURCES, START, received + timedelta(hours=1))
+    assert later.not_yet == [] and later.runs["generic"].first_partition == "2026-11-04"
+
+
+def test_a_run_covers_the_days_since_the_last_applied_feed() -> None:
+    run = SourceRun("generic", "2026-11-05", "2026-11-05", ["generic-20261105T010000Z.csv"])
+    # Applied through the 2nd: the 3rd and 4th had no feed and are covered as such.
+    widened = run.since(datetime(2026, 11, 2, 22, tzinfo=UTC))
+    assert (widened.first_partition, widened.last_partition) == ("2026-11-03", "2026-11-05")
+    assert widened.files == run.files
+    # Applied through earlier the same day, or nothing applied yet: the run's own days.
+    assert run.since(datetime(2026, 11, 5, 0, tzinfo=UTC)).first_partition == "2026-11-05"
+    assert run.since(None) is run
+    # A late feed (before the last applied) keeps its own day as the start.
+    late = SourceRun("generic", "2026-11-01", "2026-11-01", ["generic-20261101T010000Z.csv"])
+    assert late.since(datetime(2026, 11, 2, 22, tzinfo=UTC)).first_partition == "2026-11-01"
 
 
 def test_plan_deliveries_one_run_per_source() -> None:
@@ -141,7 +167,7 @@ def test_plan_deliveries_one_run_per_source() -> None:
     plan = plan_deliveries(files, SOURCES, START, received)
     assert set(plan.runs) == {"generic", "dms_two"}
     g = plan.runs["generic"]
-    assert (g.first_partition, g.last_partition) == ("2026-11-01-14:00", "2026-11-03-12:00")
+    assert (g.first_partition, g.last_partition) == ("2026-11-01", "2026-11-03")
     assert sorted(g.files) == sorted(
         [
             "generic-20261101T140000Z.csv",
@@ -152,8 +178,8 @@ def test_plan_deliveries_one_run_per_source() -> None:
     )
     d = plan.runs["dms_two"]
     assert (d.first_partition, d.last_partition, d.files) == (
-        "2026-11-02-00:00",
-        "2026-11-02-00:00",
+        "2026-11-02",
+        "2026-11-02",
         ["dms_two-20261102T000000Z.txt"],
     )
     assert sorted((m.file_name, m.reason) for m in plan.misdelivered) == [
@@ -171,7 +197,7 @@ def test_plan_deliveries_run_key_depends_on_files_and_checksums() -> None:
     same = plan_deliveries(list(reversed(files)), SOURCES, START, received).runs["generic"]
     sums = {f: "a" * 64 for f in files}
     assert run.run_key(sums) == same.run_key(sums)
-    assert run.run_key(sums).startswith("generic:2026-11-01-14:00:2026-11-02-14:00:")
+    assert run.run_key(sums).startswith("generic:2026-11-01:2026-11-02:")
     assert run.run_key(sums) != run.run_key({**sums, files[0]: "b" * 64})
 
 

@@ -89,14 +89,14 @@ def test_hold_stays_red_from_the_warehouse_until_an_operator_keeps_it(warehouse_
     root = guarded_root(make_root(tmp_path / "root", warehouse_url))
     trip(root)
     instance = dg.DagsterInstance.ephemeral()
-    first = run(root, instance, "2026-11-01-12:00", "2026-11-02-12:00", "incremental")
+    first = run(root, instance, "2026-11-01", "2026-11-02", "incremental")
     check = guard_check(first)
     assert not check.passed
     assert (
         "dealer D1: 4 of 5 active SRs would close on feed generic-20261102T120000Z.csv" in check.description
     )
     # A re-run that applies nothing (a killed run's retry, a later tick) still names the hold: issue 10 item 3.
-    again = run(root, instance, "2026-11-02-12:00", "2026-11-02-12:00", "incremental")
+    again = run(root, instance, "2026-11-02", "2026-11-02", "incremental")
     assert not guard_check(again).passed and "dealer D1" in guard_check(again).description
     engine = engine_for(warehouse_url)
     pending = guard.guard_state(engine, "generic").pending
@@ -113,7 +113,7 @@ def test_hold_stays_red_from_the_warehouse_until_an_operator_keeps_it(warehouse_
         reason="dealer ok",
     )
     assert guard.guard_state(engine, "generic").passed
-    kept = run(root, instance, "2026-11-02-12:00", "2026-11-02-12:00", "incremental")
+    kept = run(root, instance, "2026-11-02", "2026-11-02", "incremental")
     assert guard_check(kept).passed
     tables = snapshot(warehouse_url)
     assert [r[3:5] for r in tables["guard_decisions"]] == [("keep", "dana")]
@@ -123,7 +123,7 @@ def test_hold_stays_red_from_the_warehouse_until_an_operator_keeps_it(warehouse_
             engine, "generic", "D1", DAY1, "release", decided_by="x", decided_at=datetime.now(UTC), reason="r"
         )
 
-    run(root, instance, "2026-11-01-12:00", "2026-11-01-12:00", "replay")
+    run(root, instance, "2026-11-01", "2026-11-01", "replay")
     assert snapshot(warehouse_url) == tables, "a replay honours the decision and reproduces the tables"
 
 
@@ -133,7 +133,7 @@ def test_release_applies_the_held_closes_as_of_that_feed_and_replays_exactly(
     root = guarded_root(make_root(tmp_path / "root", warehouse_url))
     trip(root)
     instance = dg.DagsterInstance.ephemeral()
-    run(root, instance, "2026-11-01-12:00", "2026-11-02-12:00", "incremental")
+    run(root, instance, "2026-11-01", "2026-11-02", "incremental")
     engine = engine_for(warehouse_url)
     with pytest.raises(Exception, match="held no closes"):
         guard.record_decision(
@@ -155,7 +155,7 @@ def test_release_applies_the_held_closes_as_of_that_feed_and_replays_exactly(
         "generic", waiting
     )
 
-    released = run(root, instance, "2026-11-02-12:00", "2026-11-02-12:00", "replay")
+    released = run(root, instance, "2026-11-02", "2026-11-02", "replay")
     assert guard_check(released).passed
     tables = snapshot(warehouse_url)
     closed = [r for r in tables["service_requests"] if r[8] == "closed"]
@@ -163,7 +163,7 @@ def test_release_applies_the_held_closes_as_of_that_feed_and_replays_exactly(
     assert [r[2:6] for r in tables["close_guard"]] == [("D1", 5, 4, True)], "the trip stays recorded"
     assert not [e for e in tables["service_request_events"] if e[1] == "close_held"]
 
-    run(root, instance, "2026-11-01-12:00", "2026-11-01-12:00", "replay")
+    run(root, instance, "2026-11-01", "2026-11-01", "replay")
     assert snapshot(warehouse_url) == tables
 
 
@@ -171,14 +171,14 @@ def test_a_replay_through_a_trip_that_later_feeds_resolved_succeeds_green(data_r
     root = guarded_root(data_root)
     trip(root, resolve=True)
     instance = dg.DagsterInstance.ephemeral()
-    first = run(root, instance, "2026-11-01-12:00", "2026-11-03-12:00", "incremental")
+    first = run(root, instance, "2026-11-01", "2026-11-03", "incremental")
     assert guard_check(first).passed
-    replayed = run(root, instance, "2026-11-01-12:00", "2026-11-01-12:00", "replay")
+    replayed = run(root, instance, "2026-11-01", "2026-11-01", "replay")
     assert guard_check(replayed).passed
     (mat,) = [
         m
         for m in replayed.asset_materializations_for_node("generic__service_requests")
-        if m.asset_key == dg.AssetKey(["generic", "service_requests"]) and m.partition == "2026-11-01-12:00"
+        if m.asset_key == dg.AssetKey(["generic", "service_requests"]) and m.partition == "2026-11-01"
     ]
     assert mat.metadata["run/guard_trips"].value == 1
     assert [r.data["dealer_id"] for r in mat.metadata["run/guard_trips_table"].value.records] == ["D1"]

@@ -222,8 +222,8 @@ def test_sensor_tick_run_and_partitioned_materialization_on_postgres(
         [request] = first.run_requests
         assert request.job_name == "dms_generic_feeds"
         assert (request.tags[PARTITION_RANGE_START_TAG], request.tags[PARTITION_RANGE_END_TAG]) == (
-            "2026-11-01-12:00",
-            "2026-11-02-07:00",
+            "2026-11-01",
+            "2026-11-02",
         )
         result = defs.resolve_job_def(request.job_name).execute_in_process(
             instance=instance, tags={**request.tags, "dagster/run_key": request.run_key}
@@ -235,26 +235,24 @@ def test_sensor_tick_run_and_partitioned_materialization_on_postgres(
         assert record.dagster_run.run_id == result.run_id and record.dagster_run.is_success
         assert record.dagster_run.tags[MODE_TAG] == "incremental"
         raw, normalized, srs = keys_for("generic")
-        hours = feed_partitions(root.paths.history_start).get_partition_keys_in_range(
-            dg.PartitionKeyRange("2026-11-01-12:00", "2026-11-02-07:00")
+        days = feed_partitions(root.paths.history_start).get_partition_keys_in_range(
+            dg.PartitionKeyRange("2026-11-01", "2026-11-02")
         )
-        assert len(hours) == 20
+        assert days == ["2026-11-01", "2026-11-02"]
         for key in (raw, normalized, srs):
-            assert set(hours) <= instance.get_materialized_partitions(key)
+            assert set(days) <= instance.get_materialized_partitions(key)
         tables = snapshot(root.paths.warehouse_url)
         assert len(tables["service_requests"]) == 2 and len(tables["applied_feeds"]) == 2
 
         # (b) one partition materialized through the assets API on the same instance
         root.drop_feed("generic", at(2), [("D2", vin(2), "S2", "U"), ("D2", vin(3), "S3", "U")])
         assets = build_source_assets("generic", feed_partitions(root.paths.history_start))
-        mat = dg.materialize(
-            assets, partition_key="2026-11-03-12:00", resources=defs.resources, instance=instance
-        )
+        mat = dg.materialize(assets, partition_key="2026-11-03", resources=defs.resources, instance=instance)
         assert mat.success
         latest = instance.get_latest_materialization_event(srs)
-        assert latest.run_id == mat.run_id and latest.asset_materialization.partition == "2026-11-03-12:00"
+        assert latest.run_id == mat.run_id and latest.asset_materialization.partition == "2026-11-03"
         assert latest.asset_materialization.metadata["run/created"].value == 1
-        assert "2026-11-03-12:00" in instance.get_materialized_partitions(srs)
+        assert "2026-11-03" in instance.get_materialized_partitions(srs)
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [dg.AssetCheckKey(srs, "one_active_sr_per_vin")]
         )
@@ -264,7 +262,7 @@ def test_sensor_tick_run_and_partitioned_materialization_on_postgres(
         instance.dispose()
 
 
-def test_single_run_backfill_of_48_partitions_through_the_backfill_daemon(
+def test_single_run_backfill_of_two_days_through_the_backfill_daemon(
     production: Production, pg_databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
@@ -282,7 +280,7 @@ def test_single_run_backfill_of_48_partitions_through_the_backfill_daemon(
     for r in (root, reference):
         for when, rows in feeds:
             r.drop_feed("generic", when, rows)
-    first, last = "2026-11-01-00:00", "2026-11-02-23:00"
+    first, last = "2026-11-01", "2026-11-02"
     expected = reference_tables(reference, {"generic": (first, last)})
     assert len(expected["applied_feeds"]) == 9
 
@@ -293,7 +291,7 @@ def test_single_run_backfill_of_48_partitions_through_the_backfill_daemon(
             partitions = feed_partitions(root.paths.history_start).get_partition_keys_in_range(
                 dg.PartitionKeyRange(first, last)
             )
-            assert len(partitions) == 48
+            assert partitions == ["2026-11-01", "2026-11-02"]
             backfill = PartitionBackfill.from_asset_partitions(
                 backfill_id=make_new_backfill_id(),
                 asset_graph=ctx.create_request_context().asset_graph,
@@ -321,7 +319,7 @@ def test_single_run_backfill_of_48_partitions_through_the_backfill_daemon(
                 wait_runs(instance, [r.run_id for r in runs if r.status not in TERMINAL])
             assert status == BulkActionStatus.COMPLETED_SUCCESS
         runs = instance.get_runs(RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id}))
-        # Single-run policy: every run spans the whole 48-hour range. The daemon runs service_requests (which
+        # Single-run policy: every run spans the whole two-day range. The daemon runs service_requests (which
         # depends on its own previous partition) in a second run once its parents' range is materialized.
         assert 1 <= len(runs) <= 2 and all(r.is_success for r in runs)
         assert {(r.tags[PARTITION_RANGE_START_TAG], r.tags[PARTITION_RANGE_END_TAG]) for r in runs} == {
@@ -337,8 +335,7 @@ def test_single_run_backfill_of_48_partitions_through_the_backfill_daemon(
 def test_two_catch_ups_at_once_equal_one_catch_up(production: Production, pg_databases, tmp_path: Path):
     shared = make_root(tmp_path / "shared", pg_databases("shared"), settings=TWO_SOURCES)
     alone = make_root(tmp_path / "alone", pg_databases("alone"), settings=TWO_SOURCES)
-    # Twelve feeds an hour apart (02:00 to 13:00): each run's range, and with it the Dagster events it records
-    # (one per asset and hourly partition), stays small; what is tested is two processes at once.
+    # Twelve feeds on one day (02:00 to 13:00); what is tested is two processes at once.
     for r in (shared, alone):
         for d in range(4):
             for h, hour in ((2, 2 + 3 * d), (14, 4 + 3 * d)):
@@ -438,8 +435,8 @@ def test_sensor_cursor_and_run_queue_survive_a_restart(
     expected = reference_tables(
         reference,
         {
-            "generic": ("2026-11-01-12:00", "2026-11-02-12:00"),
-            "other": ("2026-11-01-05:00", "2026-11-01-05:00"),
+            "generic": ("2026-11-01", "2026-11-02"),
+            "other": ("2026-11-01", "2026-11-01"),
         },
     )
 

@@ -41,8 +41,15 @@ def _observations(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str
     return [{k: v.value for k, v in r.asset_observation.metadata.items()} for r in records]
 
 
+def _observation_values(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> dict:
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+    ).records
+    return {k: v.value for k, v in records[0].asset_observation.metadata.items()}
+
+
 def test_each_partition_of_a_range_run_carries_its_own_figures(data_root: DataRoot, tmp_path: Path):
-    """Two feeds in hour 12:00 of day 0, one in 12:00 of day 2, none in between; one range run."""
+    """Two feeds on day 0, one on day 2, none in between; one range run."""
     data_root.drop_feed("generic", at(0), [("D1", vin(1), "S", "U"), ("D1", vin(2), "S", "U")])
     data_root.drop_feed(
         "generic", at(0).replace(minute=30), [("D1", vin(1), "S", "U"), ("D2", vin(3), "S", "U")]
@@ -52,33 +59,39 @@ def test_each_partition_of_a_range_run_carries_its_own_figures(data_root: DataRo
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "home"))
     defs = build_definitions(data_root.dealer_env())
     result = defs.resolve_job_def("dms_generic_feeds").execute_in_process(
-        instance=instance, tags=range_tags("2026-11-01-12:00", "2026-11-03-12:00")
+        instance=instance, tags=range_tags("2026-11-01", "2026-11-03")
     )
     assert result.success
     raw, normalized, srs = (
         dg.AssetKey(["generic", n]) for n in ("raw_dms_feeds", "normalized_vehicles", "service_requests")
     )
 
-    (day0,) = _observations(instance, srs, "2026-11-01-12:00")
+    (day0,) = _observations(instance, srs, "2026-11-01")
     assert day0["feeds"] == 2 and day0["created"] == 3 and day0["closed"] == 0 and day0["vehicles"] == 4
     assert day0["feed_files"] == "generic-20261101T120000Z.csv, generic-20261101T123000Z.csv"
-    (day2,) = _observations(instance, srs, "2026-11-03-12:00")
+    (day2,) = _observations(instance, srs, "2026-11-03")
     assert day2["feeds"] == 1 and day2["created"] == 0 and day2["vehicles"] == 1
-    (empty,) = _observations(instance, srs, "2026-11-02-03:00")
+    (empty,) = _observations(instance, srs, "2026-11-02")
     assert empty == {"feeds": 0, "note": NO_FEED}
-    assert _observations(instance, raw, "2026-11-01-12:00")[0]["dagster/row_count"] == 4
-    (norm2,) = _observations(instance, normalized, "2026-11-03-12:00")
-    assert norm2["dagster/row_count"] == 1 and norm2["rejected"] == 1
+    assert _observations(instance, raw, "2026-11-01")[0]["dagster/row_count"] == 4
+    (norm2,) = _observations(instance, normalized, "2026-11-03")
+    assert norm2["dagster/row_count"] == 1 and norm2["rejected_rows"] == 1
     for key in (raw, normalized, srs):
-        assert len(instance.fetch_observations(key, limit=100).records) == 49
+        assert len(instance.fetch_observations(key, limit=100).records) == 3
+    # Each feed's own (hourly) figures, in the day's table.
+    per_feed = [r.data for r in _observation_values(instance, srs, "2026-11-01")["per_feed"].records]
+    assert [(f["feed_as_of"], f["feed_file"], f["created"]) for f in per_feed] == [
+        ("2026-11-01T12:00:00Z", "generic-20261101T120000Z.csv", 2),
+        ("2026-11-01T12:30:00Z", "generic-20261101T123000Z.csv", 1),
+    ]
 
     latest = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=srs, asset_partitions=["2026-11-02-03:00"]), limit=1
+        dg.AssetRecordsFilter(asset_key=srs, asset_partitions=["2026-11-02"]), limit=1
     ).records[0]
     metadata = latest.asset_materialization.metadata
-    per_hour = {"created", "feeds_applied", "dagster/row_count", "closed", "held", "active"}
-    assert not per_hour & set(metadata), "run totals never pose as an hour's figures"
-    assert metadata["run/created"].value == 3 and metadata["run/partitions"].value == 49
+    per_day = {"created", "feeds_applied", "dagster/row_count", "closed", "held", "active"}
+    assert not per_day & set(metadata), "run totals never pose as a day's figures"
+    assert metadata["run/created"].value == 3 and metadata["run/partitions"].value == 3
     dealers = [r.data for r in metadata["run/per_dealer"].value.records]
     assert [d["dealer_id"] for d in dealers] == ["D1", "D2"] and dealers[0]["active"] == 2
     assert {c.name for c in metadata["run/per_dealer"].value.schema.columns} >= {
@@ -97,9 +110,12 @@ def test_every_written_table_is_an_asset_of_its_step_with_schema_owner_kinds_and
     for step, tables in WRITTEN_TABLES.items():
         main = dg.AssetKey(["generic", step])
         assets_def = graph.get(main).assets_def
-        assert {k.path[-1] for k in assets_def.keys} == {step, *tables}
+        assert {k.path[-1] for k in assets_def.keys} == {step}
         for table in tables:
-            spec = specs[dg.AssetKey(["generic", table])]
+            key = dg.AssetKey(["generic", table])
+            spec = specs[key]
+            assert [d.asset_key for d in spec.deps] == [main], "in the lineage right below its step"
+            assert spec.partitions_def is None and not graph.get(key).is_materializable
             assert spec.metadata["dagster/table_name"] == table
             assert spec.metadata["dagster/column_schema"].columns
             assert spec.owners == ["team:dealer-data"] and spec.kinds and spec.description
@@ -111,7 +127,7 @@ def test_every_written_table_is_an_asset_of_its_step_with_schema_owner_kinds_and
         assert "**Materialize**" in description and "**Backfill**" in description
         assert "CONTRACT" not in description
     assert (
-        "replays from the start of the first selected hour to the newest feed" in service_requests.description
+        "replays from the start of the first selected day to the newest feed" in service_requests.description
     )
     drop_zone = specs[DROP_ZONE_KEY]
     assert not graph.get(DROP_ZONE_KEY).is_materializable, "the drop zone is external"
@@ -150,7 +166,7 @@ def test_readme_backfill_command_works_from_the_project_root_and_shows_in_the_in
             "--assets",
             selection,
             "--partition-range",
-            "2026-11-01-12:00...2026-11-01-13:00",
+            "2026-11-01...2026-11-01",
         ],
         cwd=PROJECT,
         env={**os.environ, **data_root.env(), "DAGSTER_HOME": str(home)},
@@ -164,5 +180,5 @@ def test_readme_backfill_command_works_from_the_project_root_and_shows_in_the_in
     (run,) = instance.get_run_records()
     assert run.dagster_run.is_success
     srs = dg.AssetKey(["generic", "service_requests"])
-    assert instance.get_materialized_partitions(srs) == {"2026-11-01-12:00", "2026-11-01-13:00"}
-    assert _observations(instance, srs, "2026-11-01-13:00")[0]["created"] == 1
+    assert instance.get_materialized_partitions(srs) == {"2026-11-01"}
+    assert _observations(instance, srs, "2026-11-01")[0]["created"] == 2

@@ -20,10 +20,10 @@ from dealer_assets.dms.defs import build_defs
 from dealer_assets.dms.defs.checks import AUTO_CLOSE_GUARD
 from dealer_assets.dms.defs.jobs import MISDELIVERED_JOB, job_name
 from dealer_assets.dms.defs.specs import GUARD_DECISIONS_KEY
-from dealer_assets.dms.domain.deliveries import plan_deliveries
+from dealer_assets.dms.domain.deliveries import SourceRun, plan_deliveries
 from dealer_assets.dms.domain.feed_names import partition_key_of
 from dealer_assets.dms.feed_store import FeedStore
-from dealer_assets.dms.reconciliation import pending_partitions
+from dealer_assets.dms.reconciliation import applied_through, pending_partitions
 from dealer_assets.dms.settings import load_settings
 
 SETTLE_WAIT_FACTOR = 3
@@ -55,6 +55,8 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
         )
         print_run(f"misdelivered ({len(plan.misdelivered) + len(irregular)} file(s))", result)
         ok &= result.success
+    for name in plan.not_yet:
+        print(f"  {name}: stamped in a UTC day that has not begun; taken once it begins")
     engine = engine_for(paths.warehouse_url)
     for source in sorted(settings.sources):
         run = plan.runs.get(source)
@@ -64,14 +66,16 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
         if not keys:
             print(f"  {source}: nothing pending")
             continue
-        first, last = min(keys), max(keys)
+        files = run.files if run else []
+        widened = SourceRun(source, min(keys), max(keys), files).since(applied_through(engine, source))
+        first, last = widened.first_partition, widened.last_partition
         result = _job(env, job_name(source)).execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config=run_config(),
             tags=range_tags(first, last, **{MODE_TAG: "incremental"}),
         )
-        print_run(f"{source} {first}...{last} ({len(run.files) if run else 0} new file(s))", result)
+        print_run(f"{source} {first}...{last} ({len(files)} new file(s))", result)
         ok &= result.success
     return ok
 

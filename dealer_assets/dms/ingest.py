@@ -10,6 +10,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -20,7 +21,9 @@ from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
 from dealer_assets.core.handoff import write_parquet_handed_on
 from dealer_assets.core.landing import Snapshot, entry_kind, sha256_of
+from dealer_assets.core.progress import Progress
 from dealer_assets.core.warehouse import insert_frame
+from dealer_assets.core.workers import in_order
 from dealer_assets.dms import tables as t
 from dealer_assets.dms.domain.feed_names import Misdelivery, classify, parse_feed_name
 from dealer_assets.dms.domain.normalize import (
@@ -29,7 +32,7 @@ from dealer_assets.dms.domain.normalize import (
 )
 from dealer_assets.dms.domain.parsing import FeedUnreadable, parse_feed
 from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
-from dealer_assets.dms.settings import DealerSettings, SourceSettings
+from dealer_assets.dms.settings import DealerSettings, Layout, SourceSettings
 
 QUARANTINE_SCHEMA = {
     "file_name": pl.String,
@@ -202,8 +205,11 @@ def ingest_raw_feeds(
     start: datetime,
     end: datetime,
     received_at: datetime,
+    only_new: bool = False,
+    progress: Progress | None = None,
 ) -> RawFeedsReport:
-    """Take the source's deliveries for [start, end) from the drop zone, then parse every archived feed there.
+    """Take the source's deliveries for [start, end) from the drop zone, then parse every archived feed there
+    (with `only_new`, as incremental runs do, only those not parsed yet).
 
     A file that is not settled, changes while it is read, or cannot be read stays in the drop zone and is
     reported (`left`); the others flow. An archived feed is reported as quarantined once, when it first is.
@@ -243,41 +249,53 @@ def ingest_raw_feeds(
             )
 
     crash_point("ingest:after_archive")
-    layout = settings.file_layout
     recorded = recorded_feeds(engine, source, start, end)
     ledger, rejected = [], []
-    for archived in store.archived_feeds(source, start, end):
-        ref = FeedRef(source, archived.feed.as_of, archived.feed.file_name)
-        raw_path = store.raw_path(archived.feed)
+    todo = [
+        a for a in store.archived_feeds(source, start, end) if not (only_new and _parsed(store, a, recorded))
+    ]
+    if progress is not None:
+        progress.begin(len(todo))
+
+    for archived in todo:
         known = recorded.get(archived.feed.as_of)
         if known is not None and known[1] != archived.sha256:
             raise ArchiveAltered(
                 f"{archived.path}: the archive's digest {archived.sha256} is not the one recorded in "
                 f"feed_files ({known[1]}) when {known[0]} was accepted; restore the file from a backup"
             )
-        try:
-            with store.verified(archived) as feed_path:
-                parsed = parse_feed(feed_path, layout)
-        except FeedUnreadable as exc:
-            raw_path.unlink(missing_ok=True)
+    parse = partial(_parse_one, store, settings.file_layout)
+    for archived, parsed in zip(todo, in_order(parse, todo), strict=True):
+        if progress is not None:
+            progress.advance(archived.feed.as_of)
+        ref = FeedRef(source, archived.feed.as_of, archived.feed.file_name)
+        if isinstance(parsed, _Unreadable):
+            store.raw_path(archived.feed).unlink(missing_ok=True)
             store.normalized_path(archived.feed).unlink(missing_ok=True)
-            target = store.quarantine_copy(archived, reason=exc.reason, detail=exc.detail, at=received_at)
+            target = store.quarantine_copy(
+                archived, reason=parsed.reason, detail=parsed.detail, at=received_at
+            )
+            known = recorded.get(archived.feed.as_of)
             if known is None or known[2] != "quarantined":
                 report.quarantined.append(
                     Quarantined(
-                        archived.feed.file_name, archived.sha256, exc.reason, exc.detail, source, str(target)
+                        archived.feed.file_name,
+                        archived.sha256,
+                        parsed.reason,
+                        parsed.detail,
+                        source,
+                        str(target),
                     )
                 )
-            ledger.append(_ledger_row(archived, "quarantined", exc.reason, None, None))
+            ledger.append(_ledger_row(archived, "quarantined", parsed.reason, None, None))
             continue
-        write_parquet_handed_on(parsed.rows, raw_path)
         rejected.append(malformed_rejections(parsed.malformed, ref))
-        ledger.append(_ledger_row(archived, "accepted", None, parsed.rows.height, parsed.malformed.height))
+        ledger.append(_ledger_row(archived, "accepted", None, parsed.rows, parsed.malformed.height))
         report.feeds.append(
             {
                 "file": archived.feed.file_name,
                 "as_of": archived.feed.as_of.isoformat(),
-                "raw_rows": parsed.rows.height,
+                "raw_rows": parsed.rows,
                 "malformed_rows": parsed.malformed.height,
                 "columns": list(parsed.header),
             }
@@ -298,6 +316,7 @@ def ingest_raw_feeds(
                 t.rejected_rows.c.feed_as_of >= start,
                 t.rejected_rows.c.feed_as_of < end,
                 t.rejected_rows.c.reason == "malformed_row",
+                *([t.rejected_rows.c.feed_as_of.in_([a.feed.as_of for a in todo])] if only_new else []),
             )
         )
         if rejected:
@@ -305,6 +324,41 @@ def ingest_raw_feeds(
         if ledger:
             insert_frame(conn, t.feed_files, pl.DataFrame(ledger), on_conflict="update")
     return report
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What the ledger and the report need of a parsed feed; its rows are in its raw parquet."""
+
+    rows: int
+    malformed: pl.DataFrame
+    header: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    reason: str
+    detail: str
+
+
+def _parse_one(store: FeedStore, layout: Layout, archived: ArchivedFeed) -> _Parsed | _Unreadable:
+    """Parse one archived feed (its digest checked around the read) into its raw parquet (in a worker process
+    for long ranges)."""
+    try:
+        with store.verified(archived) as feed_path:
+            parsed = parse_feed(feed_path, layout)
+    except FeedUnreadable as exc:
+        return _Unreadable(exc.reason, exc.detail)
+    write_parquet_handed_on(parsed.rows, store.raw_path(archived.feed))
+    return _Parsed(parsed.rows.height, parsed.malformed, parsed.header)
+
+
+def _parsed(store: FeedStore, archived: ArchivedFeed, recorded: dict) -> bool:
+    """Recorded in `feed_files` as these bytes, and quarantined or with its raw parquet in place."""
+    known = recorded.get(archived.feed.as_of)
+    if known is None or known[1] != archived.sha256:
+        return False
+    return known[2] == "quarantined" or store.raw_path(archived.feed).exists()
 
 
 class ArchiveAltered(RuntimeError):

@@ -6,7 +6,8 @@ Like the ingest step, it is idempotent over the same archive.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 
 import polars as pl
 import sqlalchemy as sa
@@ -16,12 +17,13 @@ from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
 from dealer_assets.core.handoff import read_parquet_handed_on, write_parquet_handed_on
 from dealer_assets.core.landing import write_parquet_atomic
+from dealer_assets.core.progress import Progress
 from dealer_assets.core.warehouse import insert_frame
+from dealer_assets.core.workers import in_order
 from dealer_assets.dms import tables as t
 from dealer_assets.dms.domain.eligibility import FEED_COLUMNS
 from dealer_assets.dms.domain.normalize import (
     FeedRef,
-    NormalizedFeed,
     normalize_feed,
 )
 from dealer_assets.dms.domain.parsing import FeedUnreadable, parse_feed
@@ -53,26 +55,52 @@ class NormalizedReport:
         return sum(f["raw_rows"] for f in self.feeds)
 
 
-def normalize_window(
-    paths: DealerPaths, source: str, settings: SourceSettings, engine: Engine, start: datetime, end: datetime
-) -> NormalizedReport:
-    """Normalize every parsed feed of the source in [start, end); rejected rows go to the warehouse."""
-    store = FeedStore(paths)
-    report = NormalizedReport()
-    outputs: list[tuple[ArchivedFeed, NormalizedFeed, int]] = []
-    for archived in store.archived_feeds(source, start, end):
-        raw_path = store.raw_path(archived.feed)
-        if not raw_path.exists():
-            store.normalized_path(archived.feed).unlink(missing_ok=True)
-            continue
-        rows = read_parquet_handed_on(raw_path)
-        result = normalize_feed(
-            rows, settings.file_layout, FeedRef(source, archived.feed.as_of, archived.feed.file_name)
-        )
-        write_parquet_handed_on(result.vehicles, store.normalized_path(archived.feed))
-        outputs.append((archived, result, rows.height))
+@dataclass(frozen=True)
+class _Normalized:
+    """What the warehouse write and the report need of one normalized feed (not its vehicles)."""
 
-    per_dealer = []
+    archived: ArchivedFeed
+    raw_rows: int
+    vehicles: int
+    rejected: pl.DataFrame
+    check_digit_failures: int
+    per_dealer: pl.DataFrame
+    preview: pl.DataFrame
+
+
+def normalize_window(
+    paths: DealerPaths,
+    source: str,
+    settings: SourceSettings,
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    only_new: bool = False,
+    progress: Progress | None = None,
+) -> NormalizedReport:
+    """Normalize every parsed feed of the source in [start, end) (with `only_new`, as incremental runs do,
+    only those not normalized yet); rejected rows go to the warehouse.
+
+    Feeds are normalized `FEED_WORKERS` at a time (polars releases the GIL), in as-of order of results.
+    """
+    store = FeedStore(paths)
+    done = _normalized(engine, source, start, end) if only_new else set()
+    todo = [
+        a
+        for a in store.archived_feeds(source, start, end)
+        if not (a.feed.as_of in done and store.normalized_path(a.feed).exists())
+    ]
+    if progress is not None:
+        progress.begin(len(todo))
+
+    outputs = []
+    for archived, out in zip(
+        todo, in_order(partial(_normalize_one, paths, source, settings), todo), strict=True
+    ):
+        if progress is not None:
+            progress.advance(archived.feed.as_of)
+        if out is not None:
+            outputs.append(out)
     with engine.begin() as conn:
         conn.execute(
             sa.delete(t.rejected_rows).where(
@@ -80,42 +108,100 @@ def normalize_window(
                 t.rejected_rows.c.feed_as_of >= start,
                 t.rejected_rows.c.feed_as_of < end,
                 t.rejected_rows.c.reason != "malformed_row",
+                *(
+                    [t.rejected_rows.c.feed_as_of.in_([o.archived.feed.as_of for o in outputs])]
+                    if only_new
+                    else []
+                ),
             )
         )
-        for archived, result, raw_rows in outputs:
-            insert_frame(conn, t.rejected_rows, result.rejected, on_conflict="update")
-            failures = int((~result.vehicles["check_digit_ok"]).sum())
+        rejected = [o.rejected for o in outputs if o.rejected.height]
+        if rejected:
+            insert_frame(
+                conn, t.rejected_rows, pl.concat(rejected, how="vertical_relaxed"), on_conflict="update"
+            )
+        if outputs:
+            c = t.feed_files.c
             conn.execute(
                 sa.update(t.feed_files)
-                .where(
-                    t.feed_files.c.source == source,
-                    t.feed_files.c.feed_as_of == archived.feed.as_of,
-                )
+                .where(c.source == source, c.feed_as_of == sa.bindparam("as_of"))
                 .values(
-                    vehicles=result.vehicles.height,
-                    rejected_rows=result.rejected.height,
-                    check_digit_failures=failures,
-                )
+                    vehicles=sa.bindparam("n_vehicles"),
+                    rejected_rows=sa.bindparam("n_rejected"),
+                    check_digit_failures=sa.bindparam("n_failures"),
+                ),
+                [
+                    {
+                        "as_of": o.archived.feed.as_of,
+                        "n_vehicles": o.vehicles,
+                        "n_rejected": o.rejected.height,
+                        "n_failures": o.check_digit_failures,
+                    }
+                    for o in outputs
+                ],
             )
-            report.feeds.append(
-                {
-                    "file": archived.feed.file_name,
-                    "raw_rows": raw_rows,
-                    "vehicles": result.vehicles.height,
-                    "rejected": result.rejected.height,
-                    "check_digit_failures": failures,
-                }
-            )
-            for reason, count in result.rejected.group_by("reason").len().iter_rows():
-                report.rejected_by_reason[reason] = report.rejected_by_reason.get(reason, 0) + count
-            per_dealer.append(result.vehicles.group_by("dealer_id").len("vehicles"))
         crash_point("normalize:before_commit")
-    if per_dealer:
-        report.per_dealer = (
-            pl.concat(per_dealer).group_by("dealer_id").agg(pl.col("vehicles").sum()).sort("dealer_id")
+    return _report(outputs)
+
+
+def _normalize_one(
+    paths: DealerPaths, source: str, settings: SourceSettings, archived: ArchivedFeed
+) -> _Normalized | None:
+    """One feed from its raw parquet to its normalized parquet (in a worker process for long ranges)."""
+    store = FeedStore(paths)
+    raw_path = store.raw_path(archived.feed)
+    if not raw_path.exists():
+        store.normalized_path(archived.feed).unlink(missing_ok=True)
+        return None
+    rows = read_parquet_handed_on(raw_path)
+    result = normalize_feed(
+        rows, settings.file_layout, FeedRef(source, archived.feed.as_of, archived.feed.file_name)
+    )
+    write_parquet_handed_on(result.vehicles, store.normalized_path(archived.feed))
+    return _Normalized(
+        archived,
+        rows.height,
+        result.vehicles.height,
+        result.rejected,
+        int((~result.vehicles["check_digit_ok"]).sum()),
+        result.vehicles.group_by("dealer_id").len("vehicles"),
+        result.vehicles.head(5),
+    )
+
+
+def _report(outputs: list[_Normalized]) -> NormalizedReport:
+    report = NormalizedReport()
+    for out in outputs:
+        report.feeds.append(
+            {
+                "file": out.archived.feed.file_name,
+                "raw_rows": out.raw_rows,
+                "vehicles": out.vehicles,
+                "rejected": out.rejected.height,
+                "check_digit_failures": out.check_digit_failures,
+            }
         )
-        report.preview = outputs[-1][1].vehicles.head(5)
+        for reason, count in out.rejected.group_by("reason").len().iter_rows():
+            report.rejected_by_reason[reason] = report.rejected_by_reason.get(reason, 0) + count
+    if outputs:
+        report.per_dealer = (
+            pl.concat([o.per_dealer for o in outputs])
+            .group_by("dealer_id")
+            .agg(pl.col("vehicles").sum())
+            .sort("dealer_id")
+        )
+        report.preview = outputs[-1].preview
     return report
+
+
+def _normalized(engine: Engine, source: str, start: datetime, end: datetime) -> set[datetime]:
+    """As-ofs in [start, end) whose normalized figures are recorded in `feed_files`."""
+    c = t.feed_files.c
+    query = sa.select(c.feed_as_of).where(
+        c.source == source, c.feed_as_of >= start, c.feed_as_of < end, c.vehicles.is_not(None)
+    )
+    with engine.connect() as conn:
+        return {a if a.tzinfo else a.replace(tzinfo=UTC) for (a,) in conn.execute(query)}
 
 
 def vehicles_of(

@@ -8,19 +8,23 @@ history; a checkpoint is trusted only when the ledger of applied feeds up to its
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import polars as pl
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
 from dealer_assets.core.landing import sha256_of
+from dealer_assets.core.progress import Progress
 from dealer_assets.core.warehouse import exclusive_lock, read_frame
 from dealer_assets.dms import guard
+from dealer_assets.dms import tables as t
 from dealer_assets.dms.checkpoints import MAX_CHAIN, Checkpoints, Restored, ledger_digest
-from dealer_assets.dms.domain.feed_names import FeedName
+from dealer_assets.dms.domain.feed_names import FeedName, partition_key_of
 from dealer_assets.dms.domain.normalize import TS, FeedRef
 from dealer_assets.dms.domain.reconcile import (
     CONTRACT_SR_COLUMNS,
@@ -152,6 +156,7 @@ def reconcile(
     end: datetime,
     mode: str,
     replay_from: datetime | None = None,
+    progress: Progress | None = None,
 ) -> ReconcileReport:
     """Apply the source's accepted feeds.
 
@@ -191,7 +196,7 @@ def reconcile(
         previous = start_from.state
         outcome = apply_feeds(
             previous,
-            [(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in todo],
+            _tracked([(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in todo], progress),
             settings,
             decisions,
         )
@@ -240,6 +245,15 @@ def reconcile(
     return report
 
 
+def _tracked(feeds: list[tuple[FeedRef, pl.DataFrame]], progress: Progress | None) -> Iterator:
+    if progress is not None:
+        progress.begin(len(feeds))
+    for feed, vehicles in feeds:
+        if progress is not None:
+            progress.advance(feed.as_of)
+        yield feed, vehicles
+
+
 def _per_dealer(outcome) -> pl.DataFrame:
     sr_ids = outcome.events.get_column("sr_id")
     dealers = (
@@ -279,13 +293,19 @@ def contract_rows(conn, source: str | None = None) -> pl.DataFrame:
     )
 
 
+def applied_through(engine: Engine, source: str) -> datetime | None:
+    """The as-of of the source's last applied feed."""
+    c = t.applied_feeds.c
+    with engine.connect() as conn:
+        head = conn.execute(sa.select(sa.func.max(c.feed_as_of)).where(c.source == source)).scalar()
+    if isinstance(head, str):
+        head = datetime.fromisoformat(head)
+    return head if head is None or head.tzinfo else head.replace(tzinfo=UTC)
+
+
 def pending_partitions(paths: DealerPaths, source: str, engine: Engine) -> list[str]:
     """Partitions of archived feeds after the last one applied: left behind by a run that failed."""
-    from dealer_assets.dms.domain.feed_names import partition_key_of
-
-    with engine.connect() as conn:
-        applied = read_applied(conn, source)
-    head = applied["feed_as_of"].max() if applied.height else None
+    head = applied_through(engine, source)
     archived = FeedStore(paths).archived_feeds(source, head, None)
     recorded = recorded_feeds(engine, source, head, None)
     return sorted(

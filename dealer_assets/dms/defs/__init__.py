@@ -8,7 +8,7 @@ from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.executors import executor_for
 from dealer_assets.dms.settings import load_settings
 
-from .assets import build_source_assets, misdelivered_feed_files
+from .assets import build_source_assets, misdelivered_feed_files, source_tables
 from .jobs import build_source_job, misdelivered_job
 from .partitions import feed_partitions
 from .schedules import build_misdelivered_schedule, build_safety_net_schedule
@@ -24,7 +24,7 @@ def build_defs(env: DealerEnv) -> dg.Definitions:
     assets: list = [drop_zone_spec(paths.incoming), GUARD_DECISIONS_SPEC, misdelivered_feed_files]
     jobs = [misdelivered_job]
     for source in sources:
-        assets += build_source_assets(source, partitions)
+        assets += build_source_assets(source, partitions) + source_tables(source)
         jobs.append(build_source_job(source, executor))
     cron = env.safety_net_cron
     return dg.Definitions(

@@ -1,66 +1,86 @@
-"""Figures as the UI shows them: each hour's own figures per partition, per-dealer figures as one table.
+"""Figures as the UI shows them: each day's own figures per partition, per-dealer figures as one table.
 
 Dagster 1.13 copies a range run's materialization metadata onto every partition of the range
 (dagster-io/dagster#18123), so each partition's own figures travel as an `AssetObservation` on that partition,
-logged after the materialization so that the *Partitions* tab rolls it up with it.
+logged after the materialization so that the *Partitions* tab rolls it up with it. They are read from the
+warehouse's per-feed ledgers (`feed_files`, `applied_feeds`), not from what one run did, so a day shows all
+its feeds whichever runs applied them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 
 import dagster as dg
 import polars as pl
+from sqlalchemy.engine import Engine
 
-from dealer_assets.dms.domain.feed_names import parse_feed_name
+from dealer_assets.core.warehouse import read_frame
+from dealer_assets.dms.domain.feed_names import PARTITION_FORMAT
 
-NO_FEED = "no feed in this hour"
+NO_FEED = "no feed on this day"
+LEDGERS = {
+    "feed_files": "SELECT feed_as_of, file_name AS feed_file, {measures} FROM feed_files "
+    "WHERE source = :s AND feed_as_of >= :start AND feed_as_of < :end AND status = 'accepted'",
+    "applied_feeds": "SELECT feed_as_of, feed_file, {measures} FROM applied_feeds "
+    "WHERE source = :s AND feed_as_of >= :start AND feed_as_of < :end",
+}
 
 
-def partition_of_file(file_name: str) -> str | None:
-    name = parse_feed_name(file_name)
-    return name.partition_key if name else None
+def feed_figures(
+    engine: Engine, ledger: str, source: str, measures: Sequence[str], start: datetime, end: datetime
+) -> pl.DataFrame:
+    """One row per feed of the source in [start, end) with its `measures`, from a per-feed ledger."""
+    schema = {"feed_as_of": pl.Datetime("us", "UTC"), "feed_file": pl.String} | dict.fromkeys(
+        measures, pl.Int64
+    )
+    with engine.connect() as conn:
+        frame = read_frame(
+            conn,
+            LEDGERS[ledger].format(measures=", ".join(measures)),
+            schema,
+            {"s": source, "start": start, "end": end},
+        )
+    return frame.with_columns(pl.col(measures).fill_null(0)).sort("feed_as_of")
 
 
-def per_partition_observations(
+def daily_observations(
     key: dg.AssetKey,
-    partitions_def: dg.PartitionsDefinition | None,
     partition_keys: Iterable[str],
     feeds: pl.DataFrame,
     measures: Sequence[str],
     row_count: str | None = None,
+    extra: dict | None = None,
 ) -> list[dg.AssetObservation]:
-    """One observation per partition: the feeds whose as-of falls in that hour and the sums of `measures`.
+    """One observation per day: its feeds' sums of `measures` and a table of every feed (its hour's figures).
 
-    `feeds` has one row per feed: `partition`, `feed_file` and the measure columns. `row_count` names the
+    `feeds` has one row per feed: `feed_as_of`, `feed_file` and the measure columns. `row_count` names the
     measure reported as the partition's `dagster/row_count`.
     """
-    wanted = sorted(set(partition_keys) | set(feeds["partition"].drop_nulls().to_list()))
-    if partitions_def is not None:
-        wanted = [p for p in wanted if partitions_def.has_partition_key(p)]
-    sums = (
-        feeds.group_by("partition")
-        .agg(
-            pl.len().alias("feeds"),
-            pl.col("feed_file").sort().str.join(", ").alias("feed_files"),
-            *[pl.col(m).sum() for m in measures],
-        )
-        .rows_by_key("partition", named=True, unique=True)
-        if feeds.height
-        else {}
+    by_day = feeds.with_columns(partition=pl.col("feed_as_of").dt.strftime(PARTITION_FORMAT)).partition_by(
+        "partition", as_dict=True, include_key=False
     )
     out = []
-    for partition in wanted:
-        row = sums.get(partition)
-        if row is None:
+    for partition in sorted(set(partition_keys)):
+        day = by_day.get((partition,))
+        if day is None:
             metadata: dict = {"feeds": 0, "note": NO_FEED}
         else:
-            metadata = {"feeds": int(row["feeds"]), **{m: int(row[m]) for m in measures}}
-            metadata["feed_files"] = row["feed_files"]
+            metadata = {"feeds": day.height, **{m: int(day[m].sum()) for m in measures}}
+            metadata["feed_files"] = ", ".join(day["feed_file"].to_list())
+            metadata["per_feed"] = frame_table(day)
             if row_count:
-                metadata["dagster/row_count"] = int(row[row_count])
-        out.append(dg.AssetObservation(asset_key=key, partition=partition, metadata=metadata))
+                metadata["dagster/row_count"] = int(day[row_count].sum())
+        out.append(dg.AssetObservation(asset_key=key, partition=partition, metadata=metadata | (extra or {})))
     return out
+
+
+def table_written(source: str, table: str, rows: int, extra: dict | None = None) -> dg.AssetMaterialization:
+    """One materialization per run of a table the step wrote, with the rows this run wrote."""
+    return dg.AssetMaterialization(
+        asset_key=dg.AssetKey([source, table]), metadata={"run/rows_written": rows, **(extra or {})}
+    )
 
 
 def frame_table(frame: pl.DataFrame | None, limit: int = 500) -> dg.MetadataValue:
@@ -80,7 +100,7 @@ def frame_table(frame: pl.DataFrame | None, limit: int = 500) -> dg.MetadataValu
 def only_selected(context: dg.AssetExecutionContext, events: Iterable) -> Iterator:
     """A step writes all its tables in one transaction whatever was selected; it reports the selected ones.
 
-    So `--select` and the UI may pick any asset of a step (the multi-assets are subsettable).
+    So `--select` and the UI may run a step's checks alone (the steps are subsettable).
     """
     keys = context.selected_asset_keys
     checks = context.selected_asset_check_keys

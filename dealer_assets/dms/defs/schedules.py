@@ -7,9 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from dealer_assets.core.resources import DealerEnvironment
+from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.dms.domain.deliveries import plan_deliveries
 from dealer_assets.dms.feed_store import FeedStore
+from dealer_assets.dms.reconciliation import applied_through
 from dealer_assets.dms.settings import load_settings
 
 from .jobs import MISDELIVERED_JOB, job_name
@@ -41,7 +42,9 @@ def build_safety_net_schedule(source: str, cron: str) -> dg.ScheduleDefinition:
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Processes `{source}` files left in the drop zone for more than 10 minutes.",
     )
-    def _schedule(context: dg.ScheduleEvaluationContext, dealer_env: DealerEnvironment):
+    def _schedule(
+        context: dg.ScheduleEvaluationContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
         now = datetime.now(UTC)
         settings = load_settings(dealer_env.settings_file)
         plan = plan_deliveries(
@@ -49,7 +52,8 @@ def build_safety_net_schedule(source: str, cron: str) -> dg.ScheduleDefinition:
         )
         plan.misdelivered = []
         plan.runs = {s: r for s, r in plan.runs.items() if s == source}
-        requests = run_requests(plan, {})
+        heads = {s: applied_through(warehouse.engine(), s) for s in plan.runs}
+        requests = run_requests(plan, {}, heads)
         return requests or dg.SkipReason(f"no {source} file waited in the drop zone")
 
     return _schedule
@@ -63,7 +67,9 @@ def build_misdelivered_schedule(cron: str) -> dg.ScheduleDefinition:
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
-    def _schedule(context: dg.ScheduleEvaluationContext, dealer_env: DealerEnvironment):
+    def _schedule(
+        context: dg.ScheduleEvaluationContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
         now = datetime.now(UTC)
         plan = plan_deliveries(
             _stuck_files(dealer_env, now),

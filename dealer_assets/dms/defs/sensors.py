@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from dealer_assets.core.landing import Snapshot, sha256_of
-from dealer_assets.core.resources import DealerEnvironment
+from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from dealer_assets.dms.domain.deliveries import DeliveryPlan, plan_deliveries
 from dealer_assets.dms.domain.feed_names import Misdelivery
 from dealer_assets.dms.feed_store import FeedStore
+from dealer_assets.dms.reconciliation import applied_through
 from dealer_assets.dms.settings import load_settings
 
 from .jobs import MISDELIVERED_JOB, job_name
@@ -26,14 +27,18 @@ from .jobs import MISDELIVERED_JOB, job_name
 SENSOR_INTERVAL_SECONDS = 30
 
 
-def run_requests(plan: DeliveryPlan, checksums: dict[str, str]) -> list[dg.RunRequest]:
+def run_requests(
+    plan: DeliveryPlan, checksums: dict[str, str], applied_through: dict[str, datetime | None] | None = None
+) -> list[dg.RunRequest]:
+    """A run per source over the days of its new files, widened back to the day after its last applied
+    feed so that days without a feed are shown as such instead of missing."""
     requests = []
     if plan.misdelivered:
         names = sorted(m.file_name for m in plan.misdelivered)
         key = "misdelivered:" + ",".join(f"{n}@{checksums.get(n, '')[:12]}" for n in names)
         requests.append(dg.RunRequest(job_name=MISDELIVERED_JOB, run_key=key[:500]))
     for source in sorted(plan.runs):
-        run = plan.runs[source]
+        run = plan.runs[source].since((applied_through or {}).get(source))
         requests.append(
             dg.RunRequest(
                 job_name=job_name(source),
@@ -56,7 +61,9 @@ def build_drop_zone_sensor(jobs: list) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Starts a run per source for files newly dropped into the DMS drop zone.",
     )
-    def dms_drop_zone_sensor(context: dg.SensorEvaluationContext, dealer_env: DealerEnvironment):
+    def dms_drop_zone_sensor(
+        context: dg.SensorEvaluationContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
         paths = dealer_env.paths()
         pending: dict[str, list] = json.loads(context.cursor or "{}").get("pending", {})
         current: dict[str, list] = {}
@@ -101,7 +108,15 @@ def build_drop_zone_sensor(jobs: list) -> dg.SensorDefinition:
             datetime.now(UTC),
         )
         plan.misdelivered += [Misdelivery(n, "not_a_regular_file", "") for n in new if n in irregular]
+        for name in plan.not_yet:
+            current.pop(name, None)
+            context.log.info(f"{name}: stamped in a UTC day that has not begun; taken once it begins")
         checksums = {n: v[2] for n, v in current.items()}
-        return dg.SensorResult(run_requests=run_requests(plan, checksums), cursor=cursor)
+        engine = warehouse.engine()
+        heads = {source: applied_through(engine, source) for source in plan.runs}
+        return dg.SensorResult(
+            run_requests=run_requests(plan, checksums, heads),
+            cursor=json.dumps({"pending": current}, sort_keys=True),
+        )
 
     return dms_drop_zone_sensor

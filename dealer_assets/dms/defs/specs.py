@@ -27,16 +27,17 @@ FRESHNESS = dg.FreshnessPolicy.time_window(
 
 REPLAY_NOTE = (
     "**Materialize** (one partition) or **Backfill** (a range) replays from the start of the first selected "
-    "hour to the newest feed: what was applied from there on is discarded and every archived feed from there "
-    "is re-applied in as-of order, so later hours are recomputed too (the runs say so on their partitions). "
+    "day to the newest feed: what was applied from there on is discarded and every archived feed from there "
+    "is re-applied in as-of order, so later days are recomputed too (an observation says so on each of them). "
     "With unchanged settings the tables come out identical; with changed settings they are what the new "
     "settings would have produced. The drop-zone sensor and `dealer-assets catch-up` instead apply only the "
     "feeds after the last one applied."
 )
-PER_HOUR_NOTE = (
-    "Each hour's own figures are an observation on that partition, shown under the partition in the "
-    "*Partitions* tab and listed in *Events*; an hour without a feed says so. Figures prefixed `run/` on a materialization are the whole run's, copied by "
-    "Dagster onto every partition of a range run."
+PER_DAY_NOTE = (
+    "Partitions are UTC days of the feeds' as-of times. Each day's own figures are an observation on that "
+    "partition (its sums and a `per_feed` table: every feed of the day with its own figures), shown under the "
+    "partition in the *Partitions* tab and listed in *Events*; a day without a feed says so. Figures prefixed "
+    "`run/` on a materialization are the whole run's, copied by Dagster onto every partition of a range run."
 )
 
 
@@ -82,22 +83,21 @@ TABLE_DESCRIPTIONS = {
 }
 
 
-def table_spec(
-    source: str,
-    table: sa.Table,
-    partitions_def: dg.PartitionsDefinition,
-    deps: list[dg.AssetKey],
-    kinds: set[str],
-) -> dg.AssetSpec:
+def table_spec(source: str, table: sa.Table, written_by: dg.AssetKey) -> dg.AssetSpec:
+    """A warehouse table a step writes: in the lineage below its step's asset, reported once per run.
+
+    Not partitioned and not materializable on its own: the step writes it in the same transaction as its
+    upstream asset, and a run's one materialization of it carries the rows that run wrote.
+    """
     return dg.AssetSpec(
         key=dg.AssetKey([source, table.name]),
-        deps=deps,
+        deps=[written_by],
         group_name=f"dms_{source}",
-        kinds=kinds,
+        kinds={"sql"},
         owners=OWNERS,
-        partitions_def=partitions_def,
         description=f"Warehouse table `{table.name}`, rows of source `{source}`. {TABLE_DESCRIPTIONS[table.name]}"
-        " Written by the same step as its upstream asset, in the same transaction.",
+        f" Written by the step of `{written_by.to_user_string()}` in the same transaction; each run that writes "
+        "it reports one materialization with the rows it wrote (`run/rows_written`).",
         metadata=table_metadata(table),
     )
 

@@ -38,7 +38,21 @@ TYPE_SCHEMA = {
 }
 
 
+_last: tuple[SourceSettings, Mappings] | None = None
+
+
 def mappings(settings: SourceSettings) -> Mappings:
+    """The settings' mappings as frames; the last settings' are kept, since a run applies many feeds under one."""
+    global _last
+    last = _last
+    if last is not None and last[0] is settings:
+        return last[1]
+    built = _build_mappings(settings)
+    _last = (settings, built)
+    return built
+
+
+def _build_mappings(settings: SourceSettings) -> Mappings:
     clients = pl.DataFrame(
         [
             (

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 FEED_NAME = re.compile(r"(?P<source>[a-z0-9_]+)-(?P<stamp>\d{8}T\d{6}Z)\.(?P<ext>[A-Za-z0-9]+)")
 """Matched with `fullmatch`: `$` would also accept a name ending in a newline."""
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+PARTITION_FORMAT = "%Y-%m-%d"
+"""Partitions are UTC days of the feeds' as-of times (the DMS guide says why days, not hours)."""
 MAX_AHEAD = timedelta(hours=1)
 MAX_NAME_BYTES = 200
 """Room under the usual 255-byte limit for the archive's `.sha256` sidecar and the quarantine's suffixes."""
@@ -89,8 +90,17 @@ def classify(
 
 
 def partition_key_of(as_of: datetime) -> str:
-    return as_of.astimezone(UTC).replace(minute=0, second=0, microsecond=0).strftime(PARTITION_FORMAT)
+    return as_of.astimezone(UTC).strftime(PARTITION_FORMAT)
 
 
 def partition_start(key: str) -> datetime:
     return datetime.strptime(key, PARTITION_FORMAT).replace(tzinfo=UTC)
+
+
+def next_partition_key(key: str) -> str:
+    return (partition_start(key) + timedelta(days=1)).strftime(PARTITION_FORMAT)
+
+
+def day_has_begun(as_of: datetime, now: datetime) -> bool:
+    """A feed stamped ahead of the clock into a UTC day that has not begun has no partition yet."""
+    return partition_key_of(as_of) <= partition_key_of(now)

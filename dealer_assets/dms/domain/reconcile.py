@@ -331,16 +331,22 @@ def apply_feed(
             else pl.lit(False)
         ).alias("_tripped")
     ).collect()
-    tripped = dealers.filter("_tripped")["dealer_id"]
-    held_dealers = tripped.filter(~tripped.is_in(list(released)))
-    judged = judged.with_columns(
-        (pl.col("_due") & pl.col("dealer_id").is_in(held_dealers.implode())).alias("_held")
-    ).with_columns((pl.col("_due") & ~pl.col("_held")).alias("_close"))
-    judged = judged.with_columns(
-        pl.when("_close").then(pl.lit("closed")).otherwise("status").alias("status"),
-        pl.when("_close").then(t).otherwise("closed_at").alias("closed_at"),
-        pl.when("_close").then(pl.lit("missing_from_feed")).otherwise("close_reason").alias("close_reason"),
-        pl.when("_close").then(t).otherwise("updated_at").alias("updated_at"),
+    held_dealers = [d for d, tripped in dealers.select("dealer_id", "_tripped").iter_rows() if tripped]
+    held_dealers = [d for d in held_dealers if d not in released]
+    judged = (
+        judged.lazy()
+        .with_columns((pl.col("_due") & pl.col("dealer_id").is_in(held_dealers)).alias("_held"))
+        .with_columns((pl.col("_due") & ~pl.col("_held")).alias("_close"))
+        .with_columns(
+            pl.when("_close").then(pl.lit("closed")).otherwise("status").alias("status"),
+            pl.when("_close").then(t).otherwise("closed_at").alias("closed_at"),
+            pl.when("_close")
+            .then(pl.lit("missing_from_feed"))
+            .otherwise("close_reason")
+            .alias("close_reason"),
+            pl.when("_close").then(t).otherwise("updated_at").alias("updated_at"),
+        )
+        .collect()
     )
     guard_report = (
         dealers.select(
@@ -358,70 +364,7 @@ def apply_feed(
     created_rows, skipped_rows = pl.collect_all(
         [created, skipped.select(list(SKIPPED_SCHEMA)).cast(SKIPPED_SCHEMA)]
     )
-    events = pl.concat(
-        [
-            created_rows.select(
-                "sr_id",
-                "vin",
-                pl.lit("created").alias("event"),
-                _json(
-                    dealer_id=pl.col("dealer_id"),
-                    client=pl.col("client"),
-                    stock_no=pl.col("stock_no"),
-                    service_request_type=pl.col("service_request_type"),
-                    vehicle_type=pl.col("vehicle_type"),
-                ).alias("details"),
-            ),
-            judged.filter("_stock_changed").select(
-                "sr_id",
-                "vin",
-                pl.lit("stock_no_updated").alias("event"),
-                _json(**{"from": pl.col("_old_stock"), "to": pl.col("stock_no")}).alias("details"),
-            ),
-            judged.filter("_dealer_changed").select(
-                "sr_id",
-                "vin",
-                pl.lit("client_updated").alias("event"),
-                _json(
-                    dealer_id=pl.struct(**{"from": pl.col("_old_dealer"), "to": pl.col("dealer_id")}),
-                    client=pl.struct(**{"from": pl.col("_old_client"), "to": pl.col("client")}),
-                ).alias("details"),
-            ),
-            judged.filter("_reset").select(
-                "sr_id",
-                "vin",
-                pl.lit("auto_close_reset").alias("event"),
-                _json(
-                    **{"from": _iso(pl.col("_old_auto_close_at")), "to": _iso(pl.col("auto_close_at"))}
-                ).alias("details"),
-            ),
-            judged.filter("_close").select(
-                "sr_id",
-                "vin",
-                pl.lit("auto_closed").alias("event"),
-                _json(
-                    reason=pl.lit("missing_from_feed"),
-                    missing_since=_iso(pl.col("missing_since")),
-                    auto_close_at=_iso(pl.col("auto_close_at")),
-                ).alias("details"),
-            ),
-            judged.filter("_held")
-            .join(dealers, on="dealer_id", how="left")
-            .select(
-                "sr_id",
-                "vin",
-                pl.lit("close_held").alias("event"),
-                _json(
-                    dealer_id=pl.col("dealer_id"),
-                    active=pl.col("_dealer_active"),
-                    missing=pl.col("_dealer_missing"),
-                    to_close=pl.col("_dealer_due"),
-                    max_fraction=pl.lit(guard.max_fraction if guard else None, pl.Float64),
-                ).alias("details"),
-            ),
-        ],
-        how="vertical_relaxed",
-    ).with_columns(**ident)
+    events = _events(created_rows, judged, dealers, guard).with_columns(**ident)
 
     kept = closed.select("_row", *SR_SCHEMA).cast(SR_SCHEMA).collect()
     new_state = pl.concat(
@@ -439,6 +382,97 @@ def apply_feed(
         coverage=coverage_rows,
         guard=guard_report,
     )
+
+
+def _events(created: pl.DataFrame, judged: pl.DataFrame, dealers: pl.DataFrame, guard) -> pl.DataFrame:
+    """One event per change (CONTRACT section 5), each with its details as JSON. Only the kinds of change
+    this feed made are built: most feeds of a steady hour change little, and each frame costs its query."""
+    made = judged.select(pl.col("_stock_changed", "_dealer_changed", "_reset", "_close", "_held").any()).row(
+        0, named=True
+    )
+    frames = []
+    if created.height:
+        frames.append(
+            created.select(
+                "sr_id",
+                "vin",
+                pl.lit("created").alias("event"),
+                _json(
+                    dealer_id=pl.col("dealer_id"),
+                    client=pl.col("client"),
+                    stock_no=pl.col("stock_no"),
+                    service_request_type=pl.col("service_request_type"),
+                    vehicle_type=pl.col("vehicle_type"),
+                ).alias("details"),
+            )
+        )
+    if made["_stock_changed"]:
+        frames.append(
+            judged.filter("_stock_changed").select(
+                "sr_id",
+                "vin",
+                pl.lit("stock_no_updated").alias("event"),
+                _json(**{"from": pl.col("_old_stock"), "to": pl.col("stock_no")}).alias("details"),
+            )
+        )
+    if made["_dealer_changed"]:
+        frames.append(
+            judged.filter("_dealer_changed").select(
+                "sr_id",
+                "vin",
+                pl.lit("client_updated").alias("event"),
+                _json(
+                    dealer_id=pl.struct(**{"from": pl.col("_old_dealer"), "to": pl.col("dealer_id")}),
+                    client=pl.struct(**{"from": pl.col("_old_client"), "to": pl.col("client")}),
+                ).alias("details"),
+            )
+        )
+    if made["_reset"]:
+        frames.append(
+            judged.filter("_reset").select(
+                "sr_id",
+                "vin",
+                pl.lit("auto_close_reset").alias("event"),
+                _json(
+                    **{"from": _iso(pl.col("_old_auto_close_at")), "to": _iso(pl.col("auto_close_at"))}
+                ).alias("details"),
+            )
+        )
+    if made["_close"]:
+        frames.append(
+            judged.filter("_close").select(
+                "sr_id",
+                "vin",
+                pl.lit("auto_closed").alias("event"),
+                _json(
+                    reason=pl.lit("missing_from_feed"),
+                    missing_since=_iso(pl.col("missing_since")),
+                    auto_close_at=_iso(pl.col("auto_close_at")),
+                ).alias("details"),
+            )
+        )
+    if made["_held"]:
+        frames.append(
+            judged.filter("_held")
+            .join(dealers, on="dealer_id", how="left")
+            .select(
+                "sr_id",
+                "vin",
+                pl.lit("close_held").alias("event"),
+                _json(
+                    dealer_id=pl.col("dealer_id"),
+                    active=pl.col("_dealer_active"),
+                    missing=pl.col("_dealer_missing"),
+                    to_close=pl.col("_dealer_due"),
+                    max_fraction=pl.lit(guard.max_fraction if guard else None, pl.Float64),
+                ).alias("details"),
+            )
+        )
+    if not frames:
+        return pl.DataFrame(
+            schema={k: v for k, v in EVENT_SCHEMA.items() if k in ("sr_id", "vin", "event", "details")}
+        )
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 @dataclass(frozen=True)
