@@ -20,6 +20,7 @@ FIGURES = {
     "backfill": (
         "backfill.catch_up.sqlite",
         "backfill.replay.sqlite",
+        "backfill.what_if.sqlite",
         "backfill.catch_up.postgres",
         "backfill.replay.postgres",
         "backfill.spread.sqlite",

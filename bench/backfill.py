@@ -264,10 +264,19 @@ def _history(setup: dict, name: str, pg: _Databases | None) -> dict[str, dict]:
     env = _env(roots, START.strftime("%Y-%m-%dT%H:%M:%SZ"), url, pg_home)
     first = run_child("backfill:command", {"args": ["catch-up"], "env": env})
     replay = run_child("backfill:command", {"args": ["replay"], "env": env})
-    return {
+    out = {
         "catch_up": {"seconds": first.seconds, **first.info},
         "replay": {"seconds": replay.seconds, **replay.info},
     }
+    if pg is None:
+        data = Path(roots["data_dir"])
+        changed = data / "what_if_settings.yaml"
+        settings = (data / "config" / "dealer_feeds.yaml").read_text()
+        changed.write_text(settings.replace("{mode: after_days, days: 3}", "{mode: immediately}"))
+        args = ["what-if", "--settings", str(changed), "--out", str(data / "what_if_out")]
+        what_if = run_child("backfill:command", {"args": args, "env": env})
+        out["what_if"] = {"seconds": what_if.seconds, **what_if.info}
+    return out
 
 
 class _Databases:
@@ -342,6 +351,7 @@ def run(ctx: Context) -> list[Figure]:
     figures.append(
         _figure("backfill.replay.sqlite", "`replay` of all of it (SQLite)", sqlite["replay"], floor_s)
     )
+    figures.append(_what_if_figure(sqlite))
     pg = _Databases(ctx.pg_url)
     try:
         postgres = _history(setup, "postgres", pg)
@@ -360,6 +370,23 @@ def run(ctx: Context) -> list[Figure]:
     )
     figures.append(_spread(ctx))
     return figures
+
+
+def _what_if_figure(history: dict) -> Figure:
+    """`what-if` of the whole month under auto close `immediately`, against the replay of the same range."""
+    sample, replay = history["what_if"], history["replay"]
+    return Figure(
+        "backfill.what_if.sqlite",
+        "`what-if` of all of it under other settings (auto close immediately), writing nothing but its CSVs",
+        sample["seconds"],
+        "s",
+        baseline=replay["seconds"],
+        baseline_label="`replay` of the same range",
+        target="<= 1",
+        peak_mib=sample.get("peak_mib"),
+        baseline_peak_mib=replay.get("peak_mib"),
+        info=sample,
+    )
 
 
 def _spread(ctx: Context) -> Figure:

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = DealerEnv.load()
         code = args.handler(args, env)
-        holds = dms_cli.holds_awaiting_decision(env) if code == 0 else []
+        report_holds = code == 0 and getattr(args, "report_holds", True)
+        holds = dms_cli.holds_awaiting_decision(env) if report_holds else []
     except ConfigError as exc:
         print(f"dealer-assets: {exc}", file=sys.stderr)
         return 2

@@ -339,27 +339,19 @@ def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float
         time.sleep(0.2)
 
 
-SLOW_MODULES = {"test_bench_smoke", "test_parsing_fuzz", "test_realdata", "test_replay"}
-E2E_MODULES = {"test_production", "test_celery", "test_dagster_dev_e2e"}
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Marks by what a test needs, so `pytest -m "not slow and not e2e and not postgres"` is the fast set.
+    """The `postgres` mark by what a test needs (its fixtures), so `pytest -m "not slow and not e2e and not
+    postgres"` is the fast set; `slow` and `e2e` are on the tests themselves.
 
     Under pytest-xdist (`-n`), the end-to-end tests come first, then the slow ones: they take from seconds to
     minutes each, and handed out first they run beside each other while the short tests fill in behind them,
     instead of one long test starting last and running alone at the end. Every worker sorts the same way.
     """
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         fixtures = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
         if "postgres_url" in fixtures or (callspec and callspec.params.get("warehouse_url") == "postgresql"):
             item.add_marker(pytest.mark.postgres)
-        if module in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)
-        if module in E2E_MODULES:
-            item.add_marker(pytest.mark.e2e)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         items.sort(
             key=lambda item: (item.get_closest_marker("e2e") is None, item.get_closest_marker("slow") is None)

@@ -74,7 +74,7 @@ def test_a_long_replay_reports_progress_in_the_run_and_on_the_terminal(
     [replay] = [r for r in instance.get_runs() if r.tags.get("dealer_assets/mode") == "replay"]
     messages = [e.user_message for e in instance.all_logs(replay.run_id) if "feeds/s" in e.user_message]
     for step in ("raw_dms_feeds", "normalized_vehicles", "service_requests"):
-        mine = [m for m in messages if m.startswith(f"generic/{step} (")]
+        mine = [m for m in messages if m.startswith(f"dms/generic/{step} (")]
         assert [m.split(": ", 1)[1].split(",")[0] for m in mine] == [
             "feed 1 of 3",
             "feed 2 of 3",
@@ -101,14 +101,14 @@ def test_a_range_run_writes_a_constant_number_of_events_per_day(data_root: DataR
     assert kinds["ASSET_MATERIALIZATION"] == 3 * 30 + 9, "three steps a day, nine tables once"
     assert kinds["ASSET_OBSERVATION"] == 3 * 30
     assert sum(kinds.values()) < 9 * 30 + 80
-    tables = {k.path[-1] for k in instance.get_asset_keys() if k.path[0] == "generic"} - {
+    tables = {k.path[-1] for k in instance.get_asset_keys() if k.path[:2] == ["dms", "generic"]} - {
         "raw_dms_feeds",
         "normalized_vehicles",
         "service_requests",
     }
     assert len(tables) == 9
     for table in tables:
-        [mat] = instance.fetch_materializations(dg.AssetKey(["generic", table]), limit=5).records
+        [mat] = instance.fetch_materializations(dg.AssetKey(["dms", "generic", table]), limit=5).records
         assert mat.run_id == result.run_id and mat.asset_materialization.partition is None
         assert "run/rows_written" in mat.asset_materialization.metadata
 

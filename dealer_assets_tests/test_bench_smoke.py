@@ -13,10 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import FIGURES  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 
 def _table(stdout: str) -> dict[str, list[str]]:

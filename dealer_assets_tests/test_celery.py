@@ -38,7 +38,7 @@ from .conftest import (
 BROKER = os.environ.get("DEALER_TEST_CELERY_BROKER") or "pyamqp://guest@127.0.0.1:5672//"
 STEPS = ["generic__raw_dms_feeds", "generic__normalized_vehicles", "generic__service_requests"]
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
 def _broker_ready() -> None:

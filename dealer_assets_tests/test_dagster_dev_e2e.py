@@ -20,7 +20,7 @@ import pytest
 
 from .conftest import BIN, DEPLOY, PROJECT, at, group_alive, make_root, stop_group, vin
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 RUNS_QUERY = """
 query Runs($job: String!) {

@@ -178,7 +178,7 @@ def test_a_replay_through_a_trip_that_later_feeds_resolved_succeeds_green(data_r
     (mat,) = [
         m
         for m in replayed.asset_materializations_for_node("generic__service_requests")
-        if m.asset_key == dg.AssetKey(["generic", "service_requests"]) and m.partition == "2026-11-01"
+        if m.asset_key == dg.AssetKey(["dms", "generic", "service_requests"]) and m.partition == "2026-11-01"
     ]
     assert mat.metadata["run/guard_trips"].value == 1
     assert [r.data["dealer_id"] for r in mat.metadata["run/guard_trips_table"].value.records] == ["D1"]

@@ -13,6 +13,8 @@ from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
 from dealer_assets.dms.domain.parsing import LINE_NUMBER, FeedUnreadable, parse_feed
 from dealer_assets.dms.settings import GENERIC_LAYOUT, parse_settings
 
+pytestmark = pytest.mark.slow
+
 PIPES = (
     parse_settings(
         """

@@ -46,6 +46,8 @@ from .conftest import (
     vin,
 )
 
+pytestmark = pytest.mark.e2e
+
 DEALER_ASSETS = str(BIN / "dealer-assets")
 TWO_SOURCES = (
     BASIC_SETTINGS

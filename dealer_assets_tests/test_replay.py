@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,8 @@ from dealer_assets.dms.reconciliation import reconcile
 from dealer_assets.dms.settings import load_settings
 
 from .conftest import TABLES, DataRoot, at, make_root, snapshot, vin
+
+pytestmark = pytest.mark.slow
 
 FAR = datetime(2030, 1, 1, tzinfo=UTC)
 

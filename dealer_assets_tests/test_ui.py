@@ -63,7 +63,8 @@ def test_each_partition_of_a_range_run_carries_its_own_figures(data_root: DataRo
     )
     assert result.success
     raw, normalized, srs = (
-        dg.AssetKey(["generic", n]) for n in ("raw_dms_feeds", "normalized_vehicles", "service_requests")
+        dg.AssetKey(["dms", "generic", n])
+        for n in ("raw_dms_feeds", "normalized_vehicles", "service_requests")
     )
 
     (day0,) = _observations(instance, srs, "2026-11-01")
@@ -108,22 +109,22 @@ def test_every_written_table_is_an_asset_of_its_step_with_schema_owner_kinds_and
     graph = defs.resolve_asset_graph()
     specs = {s.key: s for s in defs.resolve_all_asset_specs()}
     for step, tables in WRITTEN_TABLES.items():
-        main = dg.AssetKey(["generic", step])
+        main = dg.AssetKey(["dms", "generic", step])
         assets_def = graph.get(main).assets_def
         assert {k.path[-1] for k in assets_def.keys} == {step}
         for table in tables:
-            key = dg.AssetKey(["generic", table])
+            key = dg.AssetKey(["dms", "generic", table])
             spec = specs[key]
             assert [d.asset_key for d in spec.deps] == [main], "in the lineage right below its step"
             assert spec.partitions_def is None and not graph.get(key).is_materializable
             assert spec.metadata["dagster/table_name"] == table
             assert spec.metadata["dagster/column_schema"].columns
             assert spec.owners == ["team:dealer-data"] and spec.kinds and spec.description
-    service_requests = specs[dg.AssetKey(["generic", "service_requests"])]
+    service_requests = specs[dg.AssetKey(["dms", "generic", "service_requests"])]
     assert service_requests.metadata["dagster/table_name"] == "service_requests"
     assert service_requests.freshness_policy is not None
     for step in ("raw_dms_feeds", "normalized_vehicles", "service_requests"):
-        description = specs[dg.AssetKey(["generic", step])].description
+        description = specs[dg.AssetKey(["dms", "generic", step])].description
         assert "**Materialize**" in description and "**Backfill**" in description
         assert "CONTRACT" not in description
     assert (
@@ -131,7 +132,9 @@ def test_every_written_table_is_an_asset_of_its_step_with_schema_owner_kinds_and
     )
     drop_zone = specs[DROP_ZONE_KEY]
     assert not graph.get(DROP_ZONE_KEY).is_materializable, "the drop zone is external"
-    assert DROP_ZONE_KEY in {d.asset_key for d in specs[dg.AssetKey(["generic", "raw_dms_feeds"])].deps}
+    assert DROP_ZONE_KEY in {
+        d.asset_key for d in specs[dg.AssetKey(["dms", "generic", "raw_dms_feeds"])].deps
+    }
     assert drop_zone.metadata["path"].path == str(data_root.paths.incoming)
     assert GUARD_DECISIONS_KEY in {d.asset_key for d in service_requests.deps}
     assert specs[GUARD_DECISIONS_KEY].metadata["dagster/table_name"] == "guard_decisions"
@@ -179,6 +182,6 @@ def test_readme_backfill_command_works_from_the_project_root_and_shows_in_the_in
     instance = dg.DagsterInstance.from_config(str(home))
     (run,) = instance.get_run_records()
     assert run.dagster_run.is_success
-    srs = dg.AssetKey(["generic", "service_requests"])
+    srs = dg.AssetKey(["dms", "generic", "service_requests"])
     assert instance.get_materialized_partitions(srs) == {"2026-11-01"}
     assert _observations(instance, srs, "2026-11-01")[0]["created"] == 2

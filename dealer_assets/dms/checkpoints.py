@@ -83,8 +83,10 @@ class Restored:
 
 
 class Checkpoints:
-    def __init__(self, root: Path, source: str) -> None:
+    def __init__(self, root: Path, source: str, read_only: bool = False) -> None:
+        """`read_only`: a checkpoint that does not verify is passed over but not deleted (what-if)."""
         self.dir = root / source
+        self.read_only = read_only
 
     def listing(self) -> list[Checkpoint]:
         """Every checkpoint, oldest first."""
@@ -133,7 +135,8 @@ class Checkpoints:
                 return pl.read_parquet(checkpoint.path).cast(schema)
         except (OSError, pl.exceptions.PolarsError):
             pass
-        checkpoint.path.unlink(missing_ok=True)
+        if not self.read_only:
+            checkpoint.path.unlink(missing_ok=True)
         return None
 
     def save(

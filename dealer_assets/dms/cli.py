@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -12,6 +13,7 @@ from dealer_assets.core.commands import instance, print_run, run_config, safe_ur
 from dealer_assets.core.defs import build_core_defs
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.errors import ConfigError
+from dealer_assets.core.lineage import service_requests_key
 from dealer_assets.core.tags import MODE_TAG, REPLAY_FROM_TAG, range_tags
 from dealer_assets.core.timeutil import iso_z, parse_utc
 from dealer_assets.core.warehouse import engine_for
@@ -25,6 +27,7 @@ from dealer_assets.dms.domain.feed_names import partition_key_of
 from dealer_assets.dms.feed_store import FeedStore
 from dealer_assets.dms.reconciliation import applied_through, pending_partitions
 from dealer_assets.dms.settings import load_settings
+from dealer_assets.dms.settings_preview import preview, summary_lines, write_preview
 
 SETTLE_WAIT_FACTOR = 3
 """`catch-up` waits at most this many quiet periods for young files; one still growing is left for later."""
@@ -131,6 +134,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rp.add_argument("--source", action="append", help="only this source (repeatable; default: every source)")
     rp.set_defaults(handler=_replay)
+    wp = sub.add_parser(
+        "what-if",
+        help="what other settings would do to every service request (changes nothing)",
+        description="Replay the archive under another settings file and compare with the service requests "
+        "now (CONTRACT section 10). Writes service_requests.csv and service_requests_diff.csv, prints one "
+        "line per dealer with a difference and a total; changes no table, file or Dagster run. "
+        "Example: dealer-assets what-if --settings new.yaml --source generic --from 2026-11-20T00:00:00Z",
+    )
+    wp.add_argument("--settings", required=True, type=Path, help="the settings file to try")
+    wp.add_argument("--source", action="append", help="only this source (repeatable; default: every source)")
+    wp.add_argument("--from", dest="from_as_of", help="ISO 8601 as-of to replay from (default: all history)")
+    wp.add_argument("--out", type=Path, help="output folder (default: <data root>/what_if/<UTC time>/)")
+    wp.set_defaults(handler=_what_if, report_holds=False)
     gp = sub.add_parser(
         "guard",
         help="decide a hold of the auto-close guard (rule 8)",
@@ -151,6 +167,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _replay(args: argparse.Namespace, env: DealerEnv) -> int:
     start = parse_utc(args.from_as_of, key="--from", origin="command line") if args.from_as_of else None
     return 0 if replay(env, instance(), start, args.source) else 1
+
+
+def _what_if(args: argparse.Namespace, env: DealerEnv) -> int:
+    paths = env.paths()
+    start = parse_utc(args.from_as_of, key="--from", origin="command line") if args.from_as_of else None
+    result = preview(paths, args.settings, engine_for(paths.warehouse_url), args.source, start)
+    out = args.out or paths.data_dir / "what_if" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    diff, summary = write_preview(result, out)
+    for line in summary_lines(result, diff, summary):
+        print(line)
+    print(f"written: {out / 'service_requests.csv'}, {out / 'service_requests_diff.csv'}")
+    return 0
 
 
 def _guard(args: argparse.Namespace, env: DealerEnv) -> int:
@@ -189,7 +217,7 @@ def _guard(args: argparse.Namespace, env: DealerEnv) -> int:
     ok = args.decision == "keep" or replay(env, the_instance, as_of, [args.source])
     the_instance.report_runless_asset_event(
         AUTO_CLOSE_GUARD.evaluation(
-            dg.AssetKey([args.source, "service_requests"]),
+            service_requests_key(args.source),
             quality.guard_holds(engine_for(paths.warehouse_url), args.source),
         )
     )

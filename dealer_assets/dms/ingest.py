@@ -216,6 +216,49 @@ def ingest_raw_feeds(
     """
     store = FeedStore(paths)
     report = RawFeedsReport()
+    _take_deliveries(store, source, all_sources, start, end, received_at, report)
+    crash_point("ingest:after_archive")
+    recorded = recorded_feeds(engine, source, start, end)
+    todo = [
+        a for a in store.archived_feeds(source, start, end) if not (only_new and _parsed(store, a, recorded))
+    ]
+    ledger, rejected = _parse_archived(store, source, settings, todo, recorded, received_at, report, progress)
+    with engine.begin() as conn:
+        if report.quarantined:
+            insert_frame(
+                conn,
+                t.quarantined_files,
+                _quarantine_rows(report.quarantined, received_at),
+                on_conflict="ignore",
+            )
+        record_quarantine(conn, store)
+        conn.execute(
+            sa.delete(t.rejected_rows).where(
+                t.rejected_rows.c.source == source,
+                t.rejected_rows.c.feed_as_of >= start,
+                t.rejected_rows.c.feed_as_of < end,
+                t.rejected_rows.c.reason == "malformed_row",
+                *([t.rejected_rows.c.feed_as_of.in_([a.feed.as_of for a in todo])] if only_new else []),
+            )
+        )
+        if rejected:
+            insert_frame(conn, t.rejected_rows, pl.concat(rejected), on_conflict="update")
+        if ledger:
+            insert_frame(conn, t.feed_files, pl.DataFrame(ledger), on_conflict="update")
+    return report
+
+
+def _take_deliveries(
+    store: FeedStore,
+    source: str,
+    all_sources: set[str],
+    start: datetime,
+    end: datetime,
+    received_at: datetime,
+    report: RawFeedsReport,
+) -> None:
+    """Archive the source's settled deliveries of [start, end); a conflicting re-delivery is quarantined."""
+    paths = store.paths
     for path in store.incoming():
         named = parse_feed_name(path.name)
         if named is None or named.source != source or not (start <= named.as_of < end):
@@ -248,12 +291,21 @@ def ingest_raw_feeds(
                 Quarantined(path.name, intake.sha256, "conflicting_redelivery", detail, source, str(target))
             )
 
-    crash_point("ingest:after_archive")
-    recorded = recorded_feeds(engine, source, start, end)
-    ledger, rejected = [], []
-    todo = [
-        a for a in store.archived_feeds(source, start, end) if not (only_new and _parsed(store, a, recorded))
-    ]
+
+def _parse_archived(
+    store: FeedStore,
+    source: str,
+    settings: SourceSettings,
+    todo: list[ArchivedFeed],
+    recorded: dict,
+    received_at: datetime,
+    report: RawFeedsReport,
+    progress: Progress | None,
+) -> tuple[list[dict], list[pl.DataFrame]]:
+    """Parse the archived feeds into their raw parquet (two at a time for long ranges): the `feed_files`
+    ledger rows and the malformed rows; a feed that cannot be read is copied to the quarantine."""
+    ledger: list[dict] = []
+    rejected: list[pl.DataFrame] = []
     if progress is not None:
         progress.begin(len(todo))
 
@@ -301,29 +353,7 @@ def ingest_raw_feeds(
             }
         )
 
-    with engine.begin() as conn:
-        if report.quarantined:
-            insert_frame(
-                conn,
-                t.quarantined_files,
-                _quarantine_rows(report.quarantined, received_at),
-                on_conflict="ignore",
-            )
-        record_quarantine(conn, store)
-        conn.execute(
-            sa.delete(t.rejected_rows).where(
-                t.rejected_rows.c.source == source,
-                t.rejected_rows.c.feed_as_of >= start,
-                t.rejected_rows.c.feed_as_of < end,
-                t.rejected_rows.c.reason == "malformed_row",
-                *([t.rejected_rows.c.feed_as_of.in_([a.feed.as_of for a in todo])] if only_new else []),
-            )
-        )
-        if rejected:
-            insert_frame(conn, t.rejected_rows, pl.concat(rejected), on_conflict="update")
-        if ledger:
-            insert_frame(conn, t.feed_files, pl.DataFrame(ledger), on_conflict="update")
-    return report
+    return ledger, rejected
 
 
 @dataclass(frozen=True)

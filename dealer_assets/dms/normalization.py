@@ -205,10 +205,10 @@ def _normalized(engine: Engine, source: str, start: datetime, end: datetime) -> 
 
 
 def vehicles_of(
-    paths: DealerPaths, source: str, settings: SourceSettings, archived: ArchivedFeed
+    paths: DealerPaths, source: str, settings: SourceSettings, archived: ArchivedFeed, keep: bool = True
 ) -> pl.DataFrame | None:
     """A feed's normalized vehicles, the columns reconciliation reads: from its parquet, or rebuilt from the
-    archive when that is gone.
+    archive when that is gone (and, with `keep`, written back).
 
     None when the archived file cannot be read (it was quarantined, so it is not an accepted feed).
     """
@@ -224,5 +224,6 @@ def vehicles_of(
     result = normalize_feed(
         parsed.rows, settings.file_layout, FeedRef(source, archived.feed.as_of, archived.feed.file_name)
     )
-    write_parquet_atomic(result.vehicles, path)
+    if keep:
+        write_parquet_atomic(result.vehicles, path)
     return result.vehicles.select(FEED_COLUMNS)

@@ -30,6 +30,7 @@ from dealer_assets.dms.domain.reconcile import (
     CONTRACT_SR_COLUMNS,
     SR_SCHEMA,
     UPDATE_EVENTS,
+    HistoryOutcome,
     apply_feeds,
     empty_state,
 )
@@ -86,10 +87,12 @@ def starting_state(
     applied: pl.DataFrame,
     cutoff: datetime | None,
     released: dict[datetime, frozenset[str]] | None = None,
+    read_only: bool = False,
 ) -> StartingState:
-    """The SR state after every applied feed with as-of < cutoff (all of them when cutoff is None)."""
+    """The SR state after every applied feed with as-of < cutoff (all of them when cutoff is None).
+    `read_only` (what-if): no checkpoint is deleted and no parquet rebuilt on disk."""
     prefix = applied if cutoff is None else applied.filter(pl.col("feed_as_of") < cutoff)
-    restored = Checkpoints(paths.state, source).restore(prefix, SR_SCHEMA)
+    restored = Checkpoints(paths.state, source, read_only).restore(prefix, SR_SCHEMA)
     state = read_form(restored.state, restored.through) if restored else empty_state()
     todo = prefix if restored is None else prefix.filter(pl.col("feed_as_of") > restored.through)
     if todo.is_empty():
@@ -104,7 +107,7 @@ def starting_state(
                 f"{'missing from the archive' if archived is None else 'altered in the archive'}; "
                 "restore it from a backup: the reconciled state is built on it"
             )
-        vehicles = vehicles_of(paths, source, settings, archived)
+        vehicles = vehicles_of(paths, source, settings, archived, keep=not read_only)
         if vehicles is None:
             raise RuntimeError(f"{file_name} was applied but cannot be read from the archive any more")
         feeds.append((FeedRef(source, as_of, file_name), vehicles))
@@ -136,14 +139,88 @@ def _named(source: str, as_of: datetime, file_name: str) -> FeedName:
 
 
 def _accepted(
-    paths: DealerPaths, source: str, settings: SourceSettings, feeds: list[ArchivedFeed]
+    paths: DealerPaths,
+    source: str,
+    settings: SourceSettings,
+    feeds: list[ArchivedFeed],
+    read_only: bool = False,
 ) -> list[tuple[ArchivedFeed, pl.DataFrame]]:
     out = []
     for archived in feeds:
-        vehicles = vehicles_of(paths, source, settings, archived)
+        vehicles = vehicles_of(paths, source, settings, archived, keep=not read_only)
         if vehicles is not None:
             out.append((archived, vehicles))
     return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run applies: the state it starts from and the accepted feeds (with their vehicles) after it."""
+
+    start_from: StartingState
+    todo: list[tuple[ArchivedFeed, pl.DataFrame]]
+    late: list[ArchivedFeed]
+    cutoff: datetime | None
+    """Where a replay starts (what is applied from there on is discarded); None for an incremental run."""
+    head: datetime | None
+
+
+def plan_incremental(
+    paths: DealerPaths,
+    source: str,
+    settings: SourceSettings,
+    applied: pl.DataFrame,
+    decisions: dict,
+    start: datetime,
+    end: datetime,
+) -> Plan:
+    """Every accepted feed after the last one applied, up to `end`; a feed in [start, end) at or before that
+    point is late (rule 10): recorded, not applied."""
+    head = applied["feed_as_of"].max() if applied.height else None
+    applied_set = set(applied["feed_as_of"].to_list())
+    lower = min(start, head) if head is not None else start
+    candidates = [
+        a for a in FeedStore(paths).archived_feeds(source, lower, end) if a.feed.as_of not in applied_set
+    ]
+    fresh = [a for a in candidates if head is None or a.feed.as_of > head]
+    late = [a for a in candidates if head is not None and start <= a.feed.as_of <= head]
+    return Plan(
+        starting_state(paths, source, settings, applied, None, decisions),
+        _accepted(paths, source, settings, fresh),
+        [a for a, _ in _accepted(paths, source, settings, late)],
+        None,
+        head,
+    )
+
+
+def plan_replay(
+    paths: DealerPaths,
+    source: str,
+    settings: SourceSettings,
+    engine: Engine,
+    applied: pl.DataFrame,
+    decisions: dict,
+    cutoff: datetime,
+    read_only: bool = False,
+) -> Plan:
+    """Every accepted feed from `cutoff` on, re-applied from the state just before it (CONTRACT section 6).
+    `read_only` (what-if): nothing on disk changes while the plan is made."""
+    store = FeedStore(paths)
+    verify_archive(store, source, recorded_feeds(engine, source, cutoff, None))
+    return Plan(
+        starting_state(paths, source, settings, applied, cutoff, decisions, read_only),
+        _accepted(paths, source, settings, store.archived_feeds(source, cutoff, None), read_only),
+        [],
+        cutoff,
+        applied["feed_as_of"].max() if applied.height else None,
+    )
+
+
+def apply_plan(
+    plan: Plan, source: str, settings: SourceSettings, decisions: dict, progress: Progress | None = None
+) -> HistoryOutcome:
+    feeds = [(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in plan.todo]
+    return apply_feeds(plan.start_from.state, _tracked(feeds, progress), settings, decisions)
 
 
 def reconcile(
@@ -158,91 +235,86 @@ def reconcile(
     replay_from: datetime | None = None,
     progress: Progress | None = None,
 ) -> ReconcileReport:
-    """Apply the source's accepted feeds.
+    """Apply the source's accepted feeds and write the result.
 
     `incremental` (sensor, schedule, catch-up): apply every accepted feed after the last one applied, up to
     `end`; a feed in [start, end) at or before that point is late (rule 10): recorded, not applied.
     `replay` (any other materialization, `dealer-assets replay`): discard what was applied from
     `replay_from` (default `start`) on and re-apply every accepted feed from there, in as-of order.
     """
-    store = FeedStore(paths)
     with exclusive_lock(engine, paths.locks, f"dms-{source}"):
         with engine.connect() as conn:
             applied = read_applied(conn, source)
             decisions = guard.released(conn, source)
-        head = applied["feed_as_of"].max() if applied.height else None
-        report = ReconcileReport(mode=mode)
         if mode == "incremental":
-            applied_set = set(applied["feed_as_of"].to_list())
-            lower = min(start, head) if head is not None else start
-            candidates = [
-                a for a in store.archived_feeds(source, lower, end) if a.feed.as_of not in applied_set
-            ]
-            fresh = [a for a in candidates if head is None or a.feed.as_of > head]
-            late = [
-                a for a in candidates if head is not None and a.feed.as_of <= head and a.feed.as_of >= start
-            ]
-            late = [a for a, _ in _accepted(paths, source, settings, late)]
-            todo = _accepted(paths, source, settings, fresh)
-            start_from = starting_state(paths, source, settings, applied, None, decisions)
-            cutoff = None
+            plan = plan_incremental(paths, source, settings, applied, decisions, start, end)
         else:
-            cutoff = replay_from or start
-            report.replay_from = cutoff
-            verify_archive(store, source, recorded_feeds(engine, source, cutoff, None))
-            start_from = starting_state(paths, source, settings, applied, cutoff, decisions)
-            todo = _accepted(paths, source, settings, store.archived_feeds(source, cutoff, None))
-            late = []
-        previous = start_from.state
-        outcome = apply_feeds(
-            previous,
-            _tracked([(FeedRef(source, a.feed.as_of, a.feed.file_name), v) for a, v in todo], progress),
-            settings,
-            decisions,
-        )
+            plan = plan_replay(paths, source, settings, engine, applied, decisions, replay_from or start)
+        outcome = apply_plan(plan, source, settings, decisions, progress)
         applied_rows = applied_feed_rows(
-            source, [(a.feed.as_of, a.feed.file_name, a.sha256, v.height) for a, v in todo], outcome
+            source, [(a.feed.as_of, a.feed.file_name, a.sha256, v.height) for a, v in plan.todo], outcome
         )
         late_rows = pl.DataFrame(
-            [(source, a.feed.as_of, a.feed.file_name, head) for a in late], schema=LATE_SCHEMA, orient="row"
+            [(source, a.feed.as_of, a.feed.file_name, plan.head) for a in plan.late],
+            schema=LATE_SCHEMA,
+            orient="row",
         )
-
         with engine.begin() as conn:
             written = write_outcome(
-                conn, source, outcome, previous, replay_from=cutoff, applied=applied_rows, late=late_rows
+                conn,
+                source,
+                outcome,
+                plan.start_from.state,
+                replay_from=plan.cutoff,
+                applied=applied_rows,
+                late=late_rows,
             )
             after = read_applied(conn, source)
             crash_point("reconcile:before_commit")
         crash_point("reconcile:after_commit")
+        _save_checkpoint(paths, source, plan, outcome, written, after)
+    return _report(mode, plan, outcome, applied_rows, written, after)
 
-        checkpoints = Checkpoints(paths.state, source)
-        if cutoff is not None:
-            checkpoints.discard_from(cutoff)
-        if after.height and (todo or cutoff is not None):
-            through, digest, chain = after["feed_as_of"][-1], ledger_digest(after), start_from.chain
-            if (
-                cutoff is None
-                and chain is not None
-                and chain.deltas < MAX_CHAIN
-                and chain.delta_rows + written.state_rows.height < chain.base_rows
-            ):
-                checkpoints.save(written.state_rows, through, digest, parent=chain.through)
-            else:
-                checkpoints.save(stored_form(outcome.state, through), through, digest)
 
-    report.applied = [a.feed.file_name for a, _ in todo]
-    report.applied_as_of = [a.feed.as_of for a, _ in todo]
-    report.late = [a.feed.file_name for a in late]
-    report.events = dict(outcome.events.group_by("event").len().iter_rows())
-    report.skipped = dict(outcome.skipped.group_by("reason").len().iter_rows())
-    report.guard = outcome.guard
-    report.per_dealer = _per_dealer(outcome)
-    report.active = int((outcome.state["status"] == "active").sum())
-    report.closed = int((outcome.state["status"] == "closed").sum())
-    report.head = after["feed_as_of"][-1] if after.height else None
-    report.applied_rows = applied_rows
-    report.written = written.rows
-    return report
+def _save_checkpoint(
+    paths: DealerPaths, source: str, plan: Plan, outcome, written, after: pl.DataFrame
+) -> None:
+    """A delta on the chain the run started from, or a new base (after a replay, or once the deltas weigh as
+    much as their base)."""
+    checkpoints = Checkpoints(paths.state, source)
+    if plan.cutoff is not None:
+        checkpoints.discard_from(plan.cutoff)
+    if not after.height or not (plan.todo or plan.cutoff is not None):
+        return
+    through, digest, chain = after["feed_as_of"][-1], ledger_digest(after), plan.start_from.chain
+    if (
+        plan.cutoff is None
+        and chain is not None
+        and chain.deltas < MAX_CHAIN
+        and chain.delta_rows + written.state_rows.height < chain.base_rows
+    ):
+        checkpoints.save(written.state_rows, through, digest, parent=chain.through)
+    else:
+        checkpoints.save(stored_form(outcome.state, through), through, digest)
+
+
+def _report(mode: str, plan: Plan, outcome, applied_rows: pl.DataFrame, written, after) -> ReconcileReport:
+    return ReconcileReport(
+        mode=mode,
+        applied=[a.feed.file_name for a, _ in plan.todo],
+        late=[a.feed.file_name for a in plan.late],
+        replay_from=plan.cutoff,
+        events=dict(outcome.events.group_by("event").len().iter_rows()),
+        skipped=dict(outcome.skipped.group_by("reason").len().iter_rows()),
+        per_dealer=_per_dealer(outcome),
+        guard=outcome.guard,
+        active=int((outcome.state["status"] == "active").sum()),
+        closed=int((outcome.state["status"] == "closed").sum()),
+        head=after["feed_as_of"][-1] if after.height else None,
+        applied_as_of=[a.feed.as_of for a, _ in plan.todo],
+        applied_rows=applied_rows,
+        written=written.rows,
+    )
 
 
 def _tracked(feeds: list[tuple[FeedRef, pl.DataFrame]], progress: Progress | None) -> Iterator:

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -21,7 +22,7 @@ from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.protractor.defs import build_defs
 from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
-from dealer_assets.protractor.defs.automation import BACKFILL_JOB
+from dealer_assets.protractor.defs.automation import BACKFILL_JOB, resync_due
 from dealer_assets.protractor.fake import FakeProtractor
 
 from .conftest import NORTH
@@ -62,8 +63,20 @@ def test_lineage_and_definitions_load(setup) -> None:
     dg.Definitions.validate_loadable(full)
     graph = full.resolve_asset_graph()
     assert graph.get(SNAPSHOTS).parent_keys == {EVENTS}
-    assert graph.get(LINKS).parent_keys == {SNAPSHOTS, dg.AssetKey(["generic", "service_requests"])}
-    assert full.get_schedule_def("protractor_resync_schedule").cron_schedule == "7 */3 * * *"
+    assert graph.get(LINKS).parent_keys == {SNAPSHOTS, dg.AssetKey(["dms", "generic", "service_requests"])}
+    schedule = full.get_schedule_def("protractor_resync_schedule")
+    assert schedule.cron_schedule == "7 * * * *" and "every 3 h" in schedule.description
+
+
+@pytest.mark.parametrize("every", range(1, 169))
+def test_resync_schedule_keeps_every_interval_from_1_to_168_hours(every: int) -> None:
+    """Five weeks of hourly ticks from a month end across a year end: every gap between resyncs is exact."""
+    start = datetime(2026, 12, 28, 0, 7, tzinfo=UTC)
+    ticks = [start + timedelta(hours=h) for h in range(24 * 35)]
+    runs = [tick for tick in ticks if resync_due(tick, every)]
+    gaps = {b - a for a, b in itertools.pairwise(runs)}
+    assert gaps == {timedelta(hours=every)}
+    assert runs[0] - start < timedelta(hours=every)
 
 
 def test_materialize_metadata_checks_and_sweep(setup, fake: FakeProtractor) -> None:

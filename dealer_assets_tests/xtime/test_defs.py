@@ -70,7 +70,7 @@ def materialization(result: dg.ExecuteInProcessResult, key: str) -> dict:
     [event] = [
         e
         for e in result.get_asset_materialization_events()
-        if e.event_specific_data.materialization.asset_key == dg.AssetKey(key)
+        if e.event_specific_data.materialization.asset_key == dg.AssetKey(["xtime", key])
     ]
     return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
@@ -88,7 +88,7 @@ def test_catalog_then_requests_then_bookings_with_metadata_and_checks(area, fake
 
     catalog = run(defs, CATALOG_JOB)
     assert catalog.success
-    meta = materialization(catalog, "xtime_service_catalog")
+    meta = materialization(catalog, "service_catalog")
     assert meta["dagster/table_name"] == "xtime_services" and meta["dagster/row_count"] > 0
     assert "opcode" in {c.name for c in meta["dagster/column_schema"].columns}
     opcode = checks(catalog)["opcode_in_catalog"]
@@ -100,7 +100,7 @@ def test_catalog_then_requests_then_bookings_with_metadata_and_checks(area, fake
     requests_meta = materialization(booking, "appointment_requests")
     assert (requests_meta["dagster/row_count"], requests_meta["new_from_files"]) == (3, 3)
     assert requests_meta["dagster/table_name"] == "appointment_requests"
-    bookings_meta = materialization(booking, "xtime_bookings")
+    bookings_meta = materialization(booking, "bookings")
     assert bookings_meta["dagster/row_count"] == 1 and bookings_meta["status_booked"] == 1
     assert bookings_meta["dagster/table_name"] == "xtime_bookings"
     result = checks(booking)
@@ -175,10 +175,10 @@ def test_service_requests_of_bookable_types_become_requests(area, fake):
 def test_lineage_from_service_requests_to_bookings(area):
     _, defs = area
     graph = defs.resolve_asset_graph()
-    requests = graph.get(dg.AssetKey("appointment_requests"))
-    bookings = graph.get(dg.AssetKey("xtime_bookings"))
-    assert dg.AssetKey(["generic", "service_requests"]) in requests.parent_keys
-    assert {dg.AssetKey("appointment_requests"), dg.AssetKey("xtime_service_catalog")} == set(
+    requests = graph.get(dg.AssetKey(["xtime", "appointment_requests"]))
+    bookings = graph.get(dg.AssetKey(["xtime", "bookings"]))
+    assert dg.AssetKey(["dms", "generic", "service_requests"]) in requests.parent_keys
+    assert {dg.AssetKey(["xtime", "appointment_requests"]), dg.AssetKey(["xtime", "service_catalog"])} == set(
         bookings.parent_keys
     )
 
@@ -226,7 +226,7 @@ def test_the_catalog_asset_through_materialize(area, fake):
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
-    meta = materialization(result, "xtime_service_catalog")
+    meta = materialization(result, "service_catalog")
     assert meta["dagster/row_count"] == 12  # three dealerships, four published services each
     services = store.read_services(engine_for(root.paths.warehouse_url))
     assert services.filter(services["dealership"] == "d100")["opcode"].sort().to_list() == [

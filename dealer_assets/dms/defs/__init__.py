@@ -9,7 +9,7 @@ from dealer_assets.core.executors import executor_for
 from dealer_assets.dms.settings import load_settings
 
 from .assets import build_source_assets, misdelivered_feed_files, source_tables
-from .jobs import build_source_job, misdelivered_job
+from .jobs import build_source_job, dms_what_if_job, misdelivered_job
 from .partitions import feed_partitions
 from .schedules import build_misdelivered_schedule, build_safety_net_schedule
 from .sensors import build_drop_zone_sensor
@@ -29,7 +29,7 @@ def build_defs(env: DealerEnv) -> dg.Definitions:
     cron = env.safety_net_cron
     return dg.Definitions(
         assets=assets,
-        jobs=jobs,
+        jobs=[*jobs, dms_what_if_job],
         sensors=[build_drop_zone_sensor(jobs)],
         schedules=[build_safety_net_schedule(s, cron) for s in sources] + [build_misdelivered_schedule(cron)],
     )

@@ -178,7 +178,7 @@ def _raw_dms_feeds(
         window.end,
         received_at=datetime.now(UTC),
         only_new=_incremental(context),
-        progress=_progress(context, f"{source}/raw_dms_feeds"),
+        progress=_progress(context, keys_for(source)[0].to_user_string()),
     )
     quarantined = pl.DataFrame(
         [(q.file_name, q.reason, q.detail) for q in report.quarantined],
@@ -276,7 +276,7 @@ def _normalized_vehicles(
         window.start,
         window.end,
         only_new=_incremental(context),
-        progress=_progress(context, f"{source}/normalized_vehicles"),
+        progress=_progress(context, keys_for(source)[1].to_user_string()),
     )
     total = report.vehicles + report.rejected
     share = report.rejected / total if total else 0.0

@@ -16,6 +16,7 @@ import dagster as dg
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from dealer_assets.core.lineage import dms_key
 from dealer_assets.core.warehouse import read_frame
 from dealer_assets.dms.domain.feed_names import PARTITION_FORMAT
 
@@ -79,7 +80,7 @@ def daily_observations(
 def table_written(source: str, table: str, rows: int, extra: dict | None = None) -> dg.AssetMaterialization:
     """One materialization per run of a table the step wrote, with the rows this run wrote."""
     return dg.AssetMaterialization(
-        asset_key=dg.AssetKey([source, table]), metadata={"run/rows_written": rows, **(extra or {})}
+        asset_key=dms_key(source, table), metadata={"run/rows_written": rows, **(extra or {})}
     )
 
 

@@ -100,7 +100,7 @@ def _service_requests(
         end=window.end,
         mode=mode,
         replay_from=replay_from,
-        progress=Progress(f"{source}/service_requests ({context.run.run_id[:8]})", context.log.info),
+        progress=Progress(f"{sr_key.to_user_string()} ({context.run.run_id[:8]})", context.log.info),
     )
     context.log.info(
         f"{mode}: applied {len(report.applied)} feed(s), late {len(report.late)}; "

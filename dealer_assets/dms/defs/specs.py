@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
+from dealer_assets.core.lineage import dms_key, service_requests_key
 from dealer_assets.core.metadata import table_metadata
 from dealer_assets.dms import tables as t
 
@@ -42,10 +43,11 @@ PER_DAY_NOTE = (
 
 
 def keys_for(source: str) -> tuple[dg.AssetKey, dg.AssetKey, dg.AssetKey]:
+    """The source's three steps, under `dms/<source>/`."""
     return (
-        dg.AssetKey([source, "raw_dms_feeds"]),
-        dg.AssetKey([source, "normalized_vehicles"]),
-        dg.AssetKey([source, "service_requests"]),
+        dms_key(source, "raw_dms_feeds"),
+        dms_key(source, "normalized_vehicles"),
+        service_requests_key(source),
     )
 
 
@@ -90,7 +92,7 @@ def table_spec(source: str, table: sa.Table, written_by: dg.AssetKey) -> dg.Asse
     upstream asset, and a run's one materialization of it carries the rows that run wrote.
     """
     return dg.AssetSpec(
-        key=dg.AssetKey([source, table.name]),
+        key=dms_key(source, table.name),
         deps=[written_by],
         group_name=f"dms_{source}",
         kinds={"sql"},

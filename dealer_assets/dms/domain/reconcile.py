@@ -134,21 +134,62 @@ def apply_feed(
     feed: FeedRef,
     released: frozenset[str] = frozenset(),
 ) -> FeedOutcome:
-    """`released`: dealers whose hold on this feed an operator released (rule 8): their closes apply.
+    """Apply one feed under rules 2-9. `released`: dealers whose hold on this feed an operator released
+    (rule 8): their closes apply.
 
     The new state lists `state`'s rows in their order, then the SRs this feed created, so that what changed
     can be found by comparing rows in place.
     """
     t = pl.lit(feed.as_of, TS)
     ident = {"source": pl.lit(feed.source), "feed_as_of": t, "feed_file": pl.lit(feed.file_name)}
-    tracking_days = (
-        settings.track_stock_no_and_client.days
-        if settings.track_stock_no_and_client.mode == "for_days"
-        else None
+    rows = _eligible_rows(vehicles, settings)
+    coverage_rows = _covered_dealers(rows, settings, ident, t)
+    prior = state.lazy().with_row_index("_row")
+    active = prior.filter(pl.col("status") == "active")
+    closed = prior.filter(pl.col("status") != "active")
+    seen, unclaimed = _sightings(active, rows)
+    created, skipped = _creates(rows, unclaimed, closed, settings, feed, ident, t)
+    updated = _track_and_reset(active, seen, settings, t)
+    judged = _closes_due(updated, coverage_rows, settings, t)
+    dealers = _guard_dealers(judged, settings)
+    judged = _apply_closes(judged, dealers, released, t)
+    guard_report = (
+        dealers.select(
+            pl.lit(feed.source).alias("source"),
+            t.alias("feed_as_of"),
+            "dealer_id",
+            pl.col("_dealer_active").alias("active"),
+            pl.col("_dealer_due").alias("to_close"),
+            pl.col("_tripped").alias("held"),
+        )
+        .cast(GUARD_SCHEMA)
+        .sort("dealer_id")
     )
-    close_mode = settings.auto_close.mode
-    close_after = timedelta(days=settings.auto_close.days or 0)
-    rows = (
+    created_rows, skipped_rows = pl.collect_all(
+        [created, skipped.select(list(SKIPPED_SCHEMA)).cast(SKIPPED_SCHEMA)]
+    )
+    events = _events(created_rows, judged, dealers, settings.auto_close_guard).with_columns(**ident)
+    kept = closed.select("_row", *SR_SCHEMA).cast(SR_SCHEMA).collect()
+    new_state = pl.concat(
+        [
+            kept.merge_sorted(judged.select("_row", *SR_SCHEMA).cast(SR_SCHEMA), key="_row").drop("_row")
+            if kept.height
+            else judged.select(list(SR_SCHEMA)).cast(SR_SCHEMA),
+            created_rows.cast(SR_SCHEMA),
+        ]
+    )
+    return FeedOutcome(
+        state=new_state,
+        events=events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA),
+        skipped=skipped_rows,
+        coverage=coverage_rows,
+        guard=guard_report,
+    )
+
+
+def _eligible_rows(vehicles: pl.DataFrame, settings: SourceSettings) -> pl.DataFrame:
+    """Rule 3: each vehicle of the feed with its client and types, or the reason it is skipped."""
+    return (
         feed_rows(vehicles, settings)
         .select(
             "dealer_id",
@@ -164,7 +205,9 @@ def apply_feed(
         .collect()
     )
 
-    # Rule 2: covered dealers.
+
+def _covered_dealers(rows: pl.DataFrame, settings: SourceSettings, ident: dict, t: pl.Expr) -> pl.DataFrame:
+    """Rule 2: the dealers the feed covers, with their vehicle counts."""
     coverage = rows.lazy().group_by("dealer_id").agg(pl.len().cast(pl.UInt32).alias("vehicles"))
     if settings.coverage == "all_mapped_dealers":
         coverage = (
@@ -175,7 +218,7 @@ def apply_feed(
             .join(coverage, on="dealer_id", how="full", coalesce=True)
             .with_columns(pl.col("vehicles").fill_null(0))
         )
-    coverage_rows = (
+    return (
         coverage.with_columns(source=ident["source"], feed_as_of=t)
         .select(list(COVERAGE_SCHEMA))
         .cast(COVERAGE_SCHEMA)
@@ -183,12 +226,20 @@ def apply_feed(
         .collect()
     )
 
-    prior = state.lazy().with_row_index("_row")
-    active = prior.filter(pl.col("status") == "active")
-    closed = prior.filter(pl.col("status") != "active")
-    seen, unclaimed = _sightings(active, rows)
 
-    # Rule 4: create, unless a recent SR for the VIN exists and the client mapping says to ignore.
+def _creates(
+    rows: pl.DataFrame,
+    unclaimed: pl.DataFrame,
+    closed: pl.LazyFrame,
+    settings: SourceSettings,
+    feed: FeedRef,
+    ident: dict,
+    t: pl.Expr,
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Rule 4: an SR for every eligible VIN without an active one, unless a recent SR for the VIN exists and
+    the client mapping says to ignore it; with every skipped vehicle and its reason."""
+    close_mode = settings.auto_close.mode
+    close_after = timedelta(days=settings.auto_close.days or 0)
     candidates = (
         rows.lazy().filter(pl.col("skip_reason").is_null()).join(unclaimed.lazy(), on="vin", how="semi")
     )
@@ -239,13 +290,27 @@ def apply_feed(
         ]
     ).with_columns(**ident)
 
-    # Rules 5 and 7 on the active SRs: the feed's row for each VIN, then updates, sightings, auto-close resets.
+    return created, skipped
+
+
+def _track_and_reset(
+    active: pl.LazyFrame, seen: pl.DataFrame, settings: SourceSettings, t: pl.Expr
+) -> pl.LazyFrame:
+    """Rules 5 and 7 on the active SRs: the feed's row for each VIN, then stock number and client updates
+    within the tracking window, sightings, and auto-close resets."""
+    tracking_days = (
+        settings.track_stock_no_and_client.days
+        if settings.track_stock_no_and_client.mode == "for_days"
+        else None
+    )
+    close_mode = settings.auto_close.mode
+    close_after = timedelta(days=settings.auto_close.days or 0)
     tracking = (
         pl.col("_eligible") & (t <= pl.col("created_at") + timedelta(days=tracking_days))
         if tracking_days is not None
         else pl.lit(False)
     )
-    updated = (
+    return (
         pl.concat([active, seen.lazy()], how="horizontal")
         .with_columns(
             (
@@ -278,14 +343,19 @@ def apply_feed(
         )
     )
 
-    # Rule 6: auto close what a covering feed no longer lists.
+
+def _closes_due(
+    updated: pl.LazyFrame, coverage_rows: pl.DataFrame, settings: SourceSettings, t: pl.Expr
+) -> pl.DataFrame:
+    """Rule 6: the active SRs of covered dealers that the feed no longer lists, and whether their close is due."""
+    close_mode = settings.auto_close.mode
     if close_mode == "immediately":
         due = pl.col("_missing")
     elif close_mode == "after_days":
         due = pl.col("_missing") & (t > pl.col("auto_close_at"))
     else:
         due = pl.lit(False)
-    judged = (
+    return (
         updated.with_columns(
             (pl.col("dealer_id").is_in(coverage_rows["dealer_id"].implode()) & ~pl.col("_seen")).alias(
                 "_missing"
@@ -310,8 +380,10 @@ def apply_feed(
         .collect()
     )
 
-    # Rule 8 (amended): the guard measures the share of the dealer's SRs that existed before the feed (after
-    # its updates) whose VINs the feed lacks; only dealers with closes due are judged.
+
+def _guard_dealers(judged: pl.DataFrame, settings: SourceSettings) -> pl.DataFrame:
+    """Rule 8 (amended): the guard measures the share of the dealer's SRs that existed before the feed (after
+    its updates) whose VINs the feed lacks; only dealers with closes due are judged."""
     dealers = (
         judged.lazy()
         .group_by("dealer_id")
@@ -323,7 +395,7 @@ def apply_feed(
         .filter(pl.col("_dealer_due") > 0)
     )
     guard = settings.auto_close_guard
-    dealers = dealers.with_columns(
+    return dealers.with_columns(
         (
             (pl.col("_dealer_active") >= guard.min_active)
             & (pl.col("_dealer_missing") > guard.max_fraction * pl.col("_dealer_active"))
@@ -331,9 +403,16 @@ def apply_feed(
             else pl.lit(False)
         ).alias("_tripped")
     ).collect()
+
+
+def _apply_closes(
+    judged: pl.DataFrame, dealers: pl.DataFrame, released: frozenset[str], t: pl.Expr
+) -> pl.DataFrame:
+    """Rules 6 and 8: close what is due, except at dealers whose closes the guard holds and no operator
+    released; a closed SR never changes again (rule 9)."""
     held_dealers = [d for d, tripped in dealers.select("dealer_id", "_tripped").iter_rows() if tripped]
     held_dealers = [d for d in held_dealers if d not in released]
-    judged = (
+    return (
         judged.lazy()
         .with_columns((pl.col("_due") & pl.col("dealer_id").is_in(held_dealers)).alias("_held"))
         .with_columns((pl.col("_due") & ~pl.col("_held")).alias("_close"))
@@ -347,40 +426,6 @@ def apply_feed(
             pl.when("_close").then(t).otherwise("updated_at").alias("updated_at"),
         )
         .collect()
-    )
-    guard_report = (
-        dealers.select(
-            pl.lit(feed.source).alias("source"),
-            t.alias("feed_as_of"),
-            "dealer_id",
-            pl.col("_dealer_active").alias("active"),
-            pl.col("_dealer_due").alias("to_close"),
-            pl.col("_tripped").alias("held"),
-        )
-        .cast(GUARD_SCHEMA)
-        .sort("dealer_id")
-    )
-
-    created_rows, skipped_rows = pl.collect_all(
-        [created, skipped.select(list(SKIPPED_SCHEMA)).cast(SKIPPED_SCHEMA)]
-    )
-    events = _events(created_rows, judged, dealers, guard).with_columns(**ident)
-
-    kept = closed.select("_row", *SR_SCHEMA).cast(SR_SCHEMA).collect()
-    new_state = pl.concat(
-        [
-            kept.merge_sorted(judged.select("_row", *SR_SCHEMA).cast(SR_SCHEMA), key="_row").drop("_row")
-            if kept.height
-            else judged.select(list(SR_SCHEMA)).cast(SR_SCHEMA),
-            created_rows.cast(SR_SCHEMA),
-        ]
-    )
-    return FeedOutcome(
-        state=new_state,
-        events=events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA),
-        skipped=skipped_rows,
-        coverage=coverage_rows,
-        guard=guard_report,
     )
 
 
@@ -452,27 +497,32 @@ def _events(created: pl.DataFrame, judged: pl.DataFrame, dealers: pl.DataFrame, 
             )
         )
     if made["_held"]:
-        frames.append(
-            judged.filter("_held")
-            .join(dealers, on="dealer_id", how="left")
-            .select(
-                "sr_id",
-                "vin",
-                pl.lit("close_held").alias("event"),
-                _json(
-                    dealer_id=pl.col("dealer_id"),
-                    active=pl.col("_dealer_active"),
-                    missing=pl.col("_dealer_missing"),
-                    to_close=pl.col("_dealer_due"),
-                    max_fraction=pl.lit(guard.max_fraction if guard else None, pl.Float64),
-                ).alias("details"),
-            )
-        )
+        frames.append(_held_events(judged, dealers, guard))
     if not frames:
         return pl.DataFrame(
             schema={k: v for k, v in EVENT_SCHEMA.items() if k in ("sr_id", "vin", "event", "details")}
         )
     return pl.concat(frames, how="vertical_relaxed")
+
+
+def _held_events(judged: pl.DataFrame, dealers: pl.DataFrame, guard) -> pl.DataFrame:
+    """Rule 8: one `close_held` event per SR whose close the guard held, with the dealer's figures."""
+    return (
+        judged.filter("_held")
+        .join(dealers, on="dealer_id", how="left")
+        .select(
+            "sr_id",
+            "vin",
+            pl.lit("close_held").alias("event"),
+            _json(
+                dealer_id=pl.col("dealer_id"),
+                active=pl.col("_dealer_active"),
+                missing=pl.col("_dealer_missing"),
+                to_close=pl.col("_dealer_due"),
+                max_fraction=pl.lit(guard.max_fraction if guard else None, pl.Float64),
+            ).alias("details"),
+        )
+    )
 
 
 @dataclass(frozen=True)

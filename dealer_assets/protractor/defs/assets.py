@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
+from dealer_assets.core.lineage import service_requests_key
 from dealer_assets.core.metadata import column_schema
 from dealer_assets.protractor import store, sync
 from dealer_assets.protractor import tables as t
@@ -96,7 +97,7 @@ def build_assets(settings: ProtractorSettings, dms_sources: list[str], resource_
 
     @dg.asset(
         key=LINKS,
-        deps=[SNAPSHOTS, *[dg.AssetKey([s, "service_requests"]) for s in dms_sources]],
+        deps=[SNAPSHOTS, *[service_requests_key(s) for s in dms_sources]],
         group_name=GROUP,
         kinds={"sql"},
         required_resource_keys=resource_keys,

@@ -91,12 +91,25 @@ def build_sensor(settings: ProtractorSettings, jobs: list) -> dg.SensorDefinitio
     return protractor_events_sensor
 
 
+def resync_due(tick: datetime, every_hours: int) -> bool:
+    """Whether the hourly tick at `tick` is one of the resyncs `every_hours` apart, counted in whole hours
+    since the Unix epoch: any interval from 1 to 168 hours is kept exactly, across days, months and years."""
+    return int(tick.timestamp() // 3600) % every_hours == 0
+
+
 def build_schedule(settings: ProtractorSettings) -> dg.ScheduleDefinition:
+    """Ticks hourly and runs on the ticks `resync_every_hours` apart (cron alone cannot step 5 or 30 hours)."""
     hours = settings.resync_every_hours
-    cron = "7 * * * *" if hours == 1 else f"7 */{hours} * * *" if hours < 24 else "7 3 * * *"
-    return dg.ScheduleDefinition(name="protractor_resync_schedule", job_name=RESYNC_JOB, cron_schedule=cron,
-                                 default_status=dg.DefaultScheduleStatus.RUNNING,
-                                 description=f"Resync every {hours} h: callbacks can be lost for days.")  # fmt: skip
+    return dg.ScheduleDefinition(
+        name="protractor_resync_schedule",
+        job_name=RESYNC_JOB,
+        cron_schedule="7 * * * *",
+        execution_timezone="UTC",
+        should_execute=lambda context: resync_due(context.scheduled_execution_time, hours),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Resync every {hours} h (UTC hours since the epoch divisible by {hours}): callbacks can be "
+        "lost for days.",
+    )
 
 
 def build_backfill_job(

@@ -7,6 +7,7 @@ import dagster as dg
 import httpx
 import polars as pl
 
+from dealer_assets.core.lineage import service_requests_key
 from dealer_assets.core.metadata import markdown_table, table_metadata
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.warehouse import exclusive_lock
@@ -33,9 +34,9 @@ from .checks import (
 )
 
 GROUP = "xtime"
-CATALOG_KEY = dg.AssetKey("xtime_service_catalog")
-REQUESTS_KEY = dg.AssetKey("appointment_requests")
-BOOKINGS_KEY = dg.AssetKey("xtime_bookings")
+CATALOG_KEY = dg.AssetKey(["xtime", "service_catalog"])
+REQUESTS_KEY = dg.AssetKey(["xtime", "appointment_requests"])
+BOOKINGS_KEY = dg.AssetKey(["xtime", "bookings"])
 PREVIEW = ("request_id", "origin", "dealership", "status", "reason", "earliest", "latest")
 STATUSES = ("pending", "booked", "no_slot", "held_not_enrolled", "unconfirmed", "rejected", "invalid")
 
@@ -106,7 +107,7 @@ def build_requests_asset(sources: list[str]) -> dg.AssetsDefinition:
         key=REQUESTS_KEY,
         group_name=GROUP,
         kinds={"sql", "filesystem"},
-        deps=[dg.AssetKey([source, "service_requests"]) for source in sources],
+        deps=[service_requests_key(source) for source in sources],
         metadata=table_metadata(requests_table),
         check_specs=[dg.AssetCheckSpec(INVALID_CHECK, asset=REQUESTS_KEY, description="request lines valid")],
         description="Appointment requests from request files and from service requests of bookable types.",
