@@ -227,13 +227,13 @@ def test_a_catch_up_meanwhile_is_not_held_up_and_the_preview_says_it_is_stale(
     assert code == 0, "a what-if never waits for a running catch-up"
 
     data_root.drop_feed("generic", at(5), [("D1", vin(1), "S1", "U")])
-    real = settings_preview.apply_plan
+    real = settings_preview.replay_streamed
 
     def while_a_catch_up_lands(*args, **kwargs):
         assert dms_cli.catch_up(data_root.dealer_env(), instance)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(settings_preview, "apply_plan", while_a_catch_up_lands)
+    monkeypatch.setattr(settings_preview, "replay_streamed", while_a_catch_up_lands)
     code, printed, _ = _what_if(data_root, monkeypatch, capsys, BASIC_SETTINGS)
     assert code == 0
     assert "generic: feeds were applied while this ran; the comparison may be stale" in printed

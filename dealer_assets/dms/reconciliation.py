@@ -143,11 +143,10 @@ def _accepted(
     source: str,
     settings: SourceSettings,
     feeds: list[ArchivedFeed],
-    read_only: bool = False,
 ) -> list[tuple[ArchivedFeed, pl.DataFrame]]:
     out = []
     for archived in feeds:
-        vehicles = vehicles_of(paths, source, settings, archived, keep=not read_only)
+        vehicles = vehicles_of(paths, source, settings, archived)
         if vehicles is not None:
             out.append((archived, vehicles))
     return out
@@ -201,19 +200,39 @@ def plan_replay(
     applied: pl.DataFrame,
     decisions: dict,
     cutoff: datetime,
-    read_only: bool = False,
 ) -> Plan:
-    """Every accepted feed from `cutoff` on, re-applied from the state just before it (CONTRACT section 6).
-    `read_only` (what-if): nothing on disk changes while the plan is made."""
+    """Every accepted feed from `cutoff` on, re-applied from the state just before it (CONTRACT section 6)."""
     store = FeedStore(paths)
     verify_archive(store, source, recorded_feeds(engine, source, cutoff, None))
     return Plan(
-        starting_state(paths, source, settings, applied, cutoff, decisions, read_only),
-        _accepted(paths, source, settings, store.archived_feeds(source, cutoff, None), read_only),
+        starting_state(paths, source, settings, applied, cutoff, decisions),
+        _accepted(paths, source, settings, store.archived_feeds(source, cutoff, None)),
         [],
         cutoff,
         applied["feed_as_of"].max() if applied.height else None,
     )
+
+
+def replay_streamed(
+    paths: DealerPaths,
+    source: str,
+    settings: SourceSettings,
+    engine: Engine,
+    applied: pl.DataFrame,
+    decisions: dict,
+    cutoff: datetime,
+) -> HistoryOutcome:
+    """What `plan_replay` + `apply_plan` compute, reading one feed's vehicles at a time and changing nothing
+    on disk (what-if): memory stays below a replay's, which holds every feed's vehicles to write them."""
+    store = FeedStore(paths)
+    verify_archive(store, source, recorded_feeds(engine, source, cutoff, None))
+    start = starting_state(paths, source, settings, applied, cutoff, decisions, read_only=True)
+    feeds = (
+        (FeedRef(source, a.feed.as_of, a.feed.file_name), vehicles)
+        for a in store.archived_feeds(source, cutoff, None)
+        if (vehicles := vehicles_of(paths, source, settings, a, keep=False)) is not None
+    )
+    return apply_feeds(start.state, feeds, settings, decisions)
 
 
 def apply_plan(

@@ -26,7 +26,7 @@ from dealer_assets.dms.checkpoints import ledger_digest
 from dealer_assets.dms.domain.reconcile import CONTRACT_SR_COLUMNS, SR_SCHEMA
 from dealer_assets.dms.domain.what_if import CHANGES, DIFF_SCHEMA, diff_service_requests, summarize
 from dealer_assets.dms.feed_store import FeedStore
-from dealer_assets.dms.reconciliation import apply_plan, contract_rows, plan_replay, read_applied
+from dealer_assets.dms.reconciliation import contract_rows, read_applied, replay_streamed
 from dealer_assets.dms.settings import DealerSettings, load_settings
 
 TRIP_SCHEMA = {
@@ -102,8 +102,7 @@ def _preview_source(
         decided = _decided(conn, source)
         result.now.append(contract_rows(conn, source))
     source_settings = settings.sources[source]
-    plan = plan_replay(paths, source, source_settings, engine, applied, released, cutoff, read_only=True)
-    outcome = apply_plan(plan, source, source_settings, released)
+    outcome = replay_streamed(paths, source, source_settings, engine, applied, released, cutoff)
     result.service_requests.append(outcome.state.select(CONTRACT_SR_COLUMNS))
     trips = outcome.guard.filter(pl.col("held")).join(decided, on=["feed_as_of", "dealer_id"], how="anti")
     result.trips.append(trips.select(list(TRIP_SCHEMA)).cast(TRIP_SCHEMA))
