@@ -2,33 +2,14 @@
 
 The DMS area publishes each source's reconciled `service_requests` (CONTRACT section 5) under
 `dms/<source>/service_requests`; Protractor links work orders to them and Xtime books appointments from them,
-reading the warehouse view `service_requests` with the columns below.
+reading the warehouse view `service_requests` with the columns of `core.service_requests`.
 """
 
 from __future__ import annotations
 
 import dagster as dg
-import polars as pl
 
 DMS_PREFIX = "dms"
-SERVICE_REQUEST_COLUMNS = {
-    "sr_id": pl.String,
-    "source": pl.String,
-    "vin": pl.String,
-    "dealer_id": pl.String,
-    "client": pl.String,
-    "stock_no": pl.String,
-    "vehicle_type": pl.String,
-    "service_request_type": pl.String,
-    "status": pl.String,
-    "created_at": pl.Datetime("us", "UTC"),
-    "updated_at": pl.Datetime("us", "UTC"),
-    "closed_at": pl.Datetime("us", "UTC"),
-    "close_reason": pl.String,
-    "last_seen_at": pl.Datetime("us", "UTC"),
-    "auto_close_at": pl.Datetime("us", "UTC"),
-}
-"""The contract's `service_requests` columns, as other areas read them."""
 
 
 def dms_key(source: str, name: str) -> dg.AssetKey:

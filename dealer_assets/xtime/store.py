@@ -8,6 +8,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from dealer_assets.core.service_requests import SERVICE_REQUEST_COLUMNS
 from dealer_assets.xtime.domain.booking import ATTEMPT_SCHEMA
 from dealer_assets.xtime.domain.requests import EXISTING_SCHEMA, REQUEST_SCHEMA, SERVICE_REQUEST_SCHEMA
 from dealer_assets.xtime.tables import (
@@ -193,17 +194,23 @@ def record_file(conn: Connection, **values) -> None:
     conn.execute(appointment_request_files.insert().values(**values))
 
 
-SR_COLUMNS = (
-    "sr_id",
-    "source",
-    "vin",
-    "dealer_id",
-    "client",
-    "stock_no",
-    "service_request_type",
-    "status",
-    "created_at",
+SR_COLUMNS = tuple(
+    c
+    for c in SERVICE_REQUEST_COLUMNS
+    if c
+    in {
+        "sr_id",
+        "source",
+        "vin",
+        "dealer_id",
+        "client",
+        "stock_no",
+        "service_request_type",
+        "status",
+        "created_at",
+    }
 )
+"""The columns of the DMS `service_requests` that requests are made from, in the table's order."""
 
 
 def read_service_requests(engine: Engine, settings) -> pl.DataFrame:

@@ -11,28 +11,12 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from dealer_assets.core.service_requests import SERVICE_REQUEST_COLUMNS
 from dealer_assets.dms.domain.eligibility import feed_rows
 from dealer_assets.dms.domain.normalize import TS, FeedRef
 from dealer_assets.dms.settings import SourceSettings
 
-SR_SCHEMA = {
-    "sr_id": pl.String,
-    "source": pl.String,
-    "vin": pl.String,
-    "dealer_id": pl.String,
-    "client": pl.String,
-    "stock_no": pl.String,
-    "vehicle_type": pl.String,
-    "service_request_type": pl.String,
-    "status": pl.String,
-    "created_at": TS,
-    "updated_at": TS,
-    "closed_at": TS,
-    "close_reason": pl.String,
-    "last_seen_at": TS,
-    "auto_close_at": TS,
-    "missing_since": TS,
-}
+SR_SCHEMA = {**SERVICE_REQUEST_COLUMNS, "missing_since": TS}
 """`missing_since` is engine state beyond the contract: the first covering feed that missed an active SR's VIN
 since it was last seen (rule 7 needs it; it is null while the VIN keeps being seen)."""
 CONTRACT_SR_COLUMNS = [c for c in SR_SCHEMA if c != "missing_since"]

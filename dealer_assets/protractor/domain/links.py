@@ -11,19 +11,23 @@ import uuid
 
 import polars as pl
 
-from dealer_assets.protractor.domain.workorders import TS
+from dealer_assets.core.service_requests import SERVICE_REQUEST_COLUMNS
 
 NAMESPACE = uuid.UUID("6f1c3a52-5d0e-4c57-9a4e-2f7b8e1d9c40")
 SR_SCHEMA: dict[str, pl.DataType] = {
-    "sr_id": pl.String,
-    "source": pl.String,
-    "vin": pl.String,
-    "dealer_id": pl.String,
-    "stock_no": pl.String,
-    "service_request_type": pl.String,
-    "status": pl.String,
-    "created_at": TS,
+    c: SERVICE_REQUEST_COLUMNS[c]
+    for c in (
+        "sr_id",
+        "source",
+        "vin",
+        "dealer_id",
+        "stock_no",
+        "service_request_type",
+        "status",
+        "created_at",
+    )
 }
+"""The columns of the DMS `service_requests` that links read."""
 LINK_SCHEMA: dict[str, pl.DataType] = {
     "location_id": pl.String,
     "work_order_id": pl.String,
