@@ -91,4 +91,4 @@ bench: install
 
 ## Forget every run and everything processed (archive, quarantine, warehouse, Dagster home); keeps the samples.
 clean-state:
-	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* data/appointments $(DAGSTER_HOME)
+	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* data/appointments data/what_if $(DAGSTER_HOME)
