@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from dealer_assets.core.landing import write_parquet_atomic
+from dealer_assets.core.files import write_parquet_atomically
 
 HELD = 2
 """Frames held at most: a step's last output and the one before, so a run over many feeds holds little."""
@@ -32,7 +32,7 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
 
 def write_parquet_handed_on(frame: pl.DataFrame, path: Path) -> None:
     """Write `frame` to `path` atomically and hold it for the next step's `read_parquet_handed_on`."""
-    write_parquet_atomic(frame, path)
+    write_parquet_atomically(frame, path)
     identity = _identity(path)
     with _lock:
         _held.pop(path, None)

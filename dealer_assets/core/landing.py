@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
-
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
 COPY_CHUNK = 1 << 20
 
@@ -115,35 +113,3 @@ def copy_verified(source: Path, target: Path, listed: Snapshot) -> str:
             f"{source.name} changed while it was being archived; it stays in the drop zone"
         )
     return digest.hexdigest()
-
-
-PARQUET_ZSTD_LEVEL = 1
-"""Feeds' text compresses as well at level 1 as at the default, in two thirds of the time."""
-
-
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.write_parquet(tmp, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, statistics=False)
-    os.replace(tmp, path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write beside, fsync, rename: a reader sees the whole file or none of it."""
-    tmp = path.with_name(f".{os.getpid()}.{time.monotonic_ns()}.tmp")
-    with open(tmp, "w") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
-def durable_append(path: Path, data: bytes) -> None:
-    """Append and fsync, so that what was acknowledged survives a power cut."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)

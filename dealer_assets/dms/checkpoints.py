@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from dealer_assets.core.landing import write_parquet_atomic
+from dealer_assets.core.files import write_parquet_atomically
 
 STAMP = "%Y%m%dT%H%M%SZ"
 DIGEST_CHARS = 16
@@ -145,7 +145,7 @@ class Checkpoints:
         """A base (`parent` None: `rows` is the whole state) or a delta on the checkpoint through `parent`."""
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".pending.{os.getpid()}.tmp"
-        write_parquet_atomic(rows, tmp)
+        write_parquet_atomically(rows, tmp)
         link = f".after-{_stamp(parent)}" if parent is not None else ""
         final = self.dir / f"{_stamp(through)}-{digest}-{_content_digest(tmp)}{link}.parquet"
         for older in self.listing():

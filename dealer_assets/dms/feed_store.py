@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dealer_assets.core.env import DealerPaths
+from dealer_assets.core.files import write_durably
 from dealer_assets.core.landing import (
     ChangedWhileReading,
     NotRegularFile,
@@ -27,7 +28,6 @@ from dealer_assets.core.landing import (
     entry_kind,
     is_candidate,
     sha256_of,
-    write_text_atomic,
 )
 from dealer_assets.dms.domain.feed_names import FeedName, parse_feed_name
 
@@ -171,7 +171,7 @@ class FeedStore:
                 try:
                     os.link(tmp, target)
                     self._archived_here[target] = (Snapshot.of(os.stat(target)), digest)
-                    write_text_atomic(target.with_name(target.name + ".sha256"), f"{digest}  {target.name}\n")
+                    write_durably(target.with_name(target.name + ".sha256"), f"{digest}  {target.name}\n")
                 except FileExistsError:
                     pass
                 existing = self.archived(feed)
@@ -196,7 +196,7 @@ class FeedStore:
             pass
 
     def _write_reason(self, target: Path, record: dict) -> None:
-        write_text_atomic(
+        write_durably(
             target.with_name(target.name + REASON_SUFFIX),
             json.dumps({**record, "quarantine_path": str(target)}, indent=2) + "\n",
         )

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 
 from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
+from dealer_assets.core.files import write_parquet_atomically
 from dealer_assets.core.handoff import read_parquet_handed_on, write_parquet_handed_on
-from dealer_assets.core.landing import write_parquet_atomic
 from dealer_assets.core.progress import Progress
 from dealer_assets.core.warehouse import insert_frame
 from dealer_assets.core.workers import in_order
@@ -225,5 +225,5 @@ def vehicles_of(
         parsed.rows, settings.file_layout, FeedRef(source, archived.feed.as_of, archived.feed.file_name)
     )
     if keep:
-        write_parquet_atomic(result.vehicles, path)
+        write_parquet_atomically(result.vehicles, path)
     return result.vehicles.select(FEED_COLUMNS)

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from dealer_assets.core.checks import Verdict
 from dealer_assets.core.warehouse import read_frame
 from dealer_assets.dms import guard
 from dealer_assets.dms.domain.normalize import TS
 
 UNCOVERED_AFTER = timedelta(days=3)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    description: str
-    rows: pl.DataFrame
 
 
 def duplicate_active(engine: Engine, source: str, since: datetime | None) -> Verdict:

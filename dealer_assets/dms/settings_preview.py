@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.errors import ConfigError
-from dealer_assets.core.landing import write_text_atomic
+from dealer_assets.core.files import write_durably
 from dealer_assets.core.timeutil import iso_z
 from dealer_assets.core.warehouse import read_frame
 from dealer_assets.dms import guard
@@ -126,8 +126,8 @@ def write_preview(result: Preview, out: Path) -> tuple[pl.DataFrame, pl.DataFram
     out.mkdir(parents=True, exist_ok=True)
     would_be = result.would_be().sort("source", "sr_id")
     diff = result.diff()
-    write_text_atomic(out / "service_requests.csv", _csv(would_be))
-    write_text_atomic(out / "service_requests_diff.csv", _csv(diff.cast(DIFF_SCHEMA)))
+    write_durably(out / "service_requests.csv", _csv(would_be))
+    write_durably(out / "service_requests_diff.csv", _csv(diff.cast(DIFF_SCHEMA)))
     return diff, summarize(result.current(), result.would_be(), diff)
 
 

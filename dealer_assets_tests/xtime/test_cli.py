@@ -18,7 +18,7 @@ from dealer_assets import cli
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.xtime import store
 from dealer_assets.xtime.intake import RequestPaths
-from dealer_assets_tests.conftest import BASIC_SETTINGS, make_root
+from dealer_assets_tests.support import BASIC_SETTINGS, make_root
 from dealer_assets_tests.xtime.conftest import CREDENTIALS, settings_document
 
 PROJECT = Path(__file__).resolve().parents[2]

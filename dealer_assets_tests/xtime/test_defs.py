@@ -20,7 +20,7 @@ from dealer_assets.xtime.defs.assets import xtime_service_catalog
 from dealer_assets.xtime.defs.sensors import BOOKING_JOB, CATALOG_JOB
 from dealer_assets.xtime.intake import RequestPaths
 from dealer_assets.xtime.settings import load_xtime_settings
-from dealer_assets_tests.conftest import BASIC_SETTINGS, make_root
+from dealer_assets_tests.support import BASIC_SETTINGS, make_root
 from dealer_assets_tests.xtime.conftest import CREDENTIALS, control, make_client, settings_document
 
 REQUEST = {

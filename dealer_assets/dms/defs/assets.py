@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from dealer_assets.core.metadata import markdown_table, table_metadata
+from dealer_assets.core.asset_metadata import markdown_table, table_metadata
 from dealer_assets.core.progress import Progress
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.tags import MODE_TAG, SOURCE_TAG

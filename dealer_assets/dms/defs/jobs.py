@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from dealer_assets.core.metadata import markdown_table
+from dealer_assets.core.asset_metadata import markdown_table
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.tags import SOURCE_TAG
 from dealer_assets.core.timeutil import parse_utc

@@ -5,7 +5,7 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
-from dealer_assets.core.metadata import table_metadata
+from dealer_assets.core.asset_metadata import table_metadata
 from dealer_assets.core.progress import Progress
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.tags import MODE_TAG, REPLAY_FROM_TAG

@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
+from dealer_assets.core.asset_metadata import table_metadata
 from dealer_assets.core.lineage import dms_key, service_requests_key
-from dealer_assets.core.metadata import table_metadata
 from dealer_assets.dms import tables as t
 
 OWNERS = ["team:dealer-data"]

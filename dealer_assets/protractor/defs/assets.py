@@ -5,8 +5,8 @@ import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
+from dealer_assets.core.asset_metadata import column_schema
 from dealer_assets.core.lineage import service_requests_key
-from dealer_assets.core.metadata import column_schema
 from dealer_assets.protractor import store, sync
 from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.defs.support import ProtractorRun, runtime

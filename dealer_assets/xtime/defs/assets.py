@@ -7,8 +7,8 @@ import dagster as dg
 import httpx
 import polars as pl
 
+from dealer_assets.core.asset_metadata import markdown_table, table_metadata
 from dealer_assets.core.lineage import service_requests_key
-from dealer_assets.core.metadata import markdown_table, table_metadata
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.warehouse import exclusive_lock
 from dealer_assets.xtime import store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from dealer_assets.core.metadata import markdown_table
+from dealer_assets.core.asset_metadata import markdown_table
 
 OPCODE_CHECK = "opcode_in_catalog"
 EXPIRED_CHECK = "invitation_not_expired"

@@ -1,4 +1,4 @@
-"""What a data engineer sees (issue 9): each partition's own figures read back from the instance, every table
+"""What a data engineer sees: each partition's own figures read back from the instance, every table
 the project writes as an asset of its step, the drop zone upstream, descriptions, freshness, a quiet load, and
 the README's backfill command pasted from the project root."""
 
@@ -16,8 +16,7 @@ import pytest
 from dealer_assets.definitions import build_definitions
 from dealer_assets.dms.defs.figures import NO_FEED
 from dealer_assets.dms.defs.specs import DROP_ZONE_KEY, GUARD_DECISIONS_KEY
-
-from .conftest import PROJECT, DataRoot, at, range_tags, vin
+from dealer_assets_tests.support import PROJECT, DataRoot, at, range_tags, vin
 
 BIN = Path(sys.executable).parent
 WRITTEN_TABLES = {

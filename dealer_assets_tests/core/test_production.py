@@ -29,8 +29,7 @@ from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION
 from dealer_assets.definitions import build_definitions
 from dealer_assets.dms.defs.assets import build_source_assets, keys_for
 from dealer_assets.dms.defs.partitions import feed_partitions
-
-from .conftest import (
+from dealer_assets_tests.support import (
     BASIC_SETTINGS,
     BIN,
     DEPLOY,

@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from .conftest import BIN, DEPLOY, PROJECT, at, group_alive, make_root, stop_group, vin
+from dealer_assets_tests.support import BIN, DEPLOY, PROJECT, at, group_alive, make_root, stop_group, vin
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -20,8 +20,7 @@ from dealer_assets.dms.ingest import ingest_raw_feeds
 from dealer_assets.dms.normalization import normalize_window
 from dealer_assets.dms.reconciliation import ReconcileReport, contract_rows, reconcile
 from dealer_assets.dms.settings import load_settings
-
-from .conftest import DataRoot, at, make_root, snapshot, vin
+from dealer_assets_tests.support import DataRoot, at, make_root, snapshot, vin
 
 FAR = datetime(2030, 1, 1, tzinfo=UTC)
 INVENTORY = [("D1" if n % 2 else "D2", vin(n), f"S{n}", "U") for n in range(1, 31)]

@@ -17,8 +17,7 @@ from dealer_assets.dms.ingest import ingest_raw_feeds
 from dealer_assets.dms.normalization import normalize_window
 from dealer_assets.dms.reconciliation import reconcile
 from dealer_assets.dms.settings import load_settings
-
-from .conftest import TABLES, DataRoot, at, make_root, snapshot, vin
+from dealer_assets_tests.support import TABLES, DataRoot, at, make_root, snapshot, vin
 
 pytestmark = pytest.mark.slow
 

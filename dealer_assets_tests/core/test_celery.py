@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType
 
-from .conftest import (
+from dealer_assets_tests.support import (
     BIN,
     DEPLOY,
     PROJECT,

@@ -20,7 +20,7 @@ from dealer_assets.dms.feed_store import FeedStore
 from dealer_assets.dms.ingest import RawFeedsReport, ingest_raw_feeds, triage_misdelivered
 from dealer_assets.dms.normalization import NormalizedReport, normalize_window
 from dealer_assets.dms.settings import DealerSettings, load_settings
-from dealer_assets_tests.conftest import HEADER, DataRoot, at, feed_body, feed_name, make_root, vin
+from dealer_assets_tests.support import HEADER, DataRoot, at, feed_body, feed_name, make_root, vin
 
 SOURCE = "generic"
 START, END = at(0, 0), at(10, 0)

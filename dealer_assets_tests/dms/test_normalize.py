@@ -25,7 +25,7 @@ from dealer_assets.dms.domain.normalize import (
 )
 from dealer_assets.dms.domain.parsing import parse_feed
 from dealer_assets.dms.settings import GENERIC_LAYOUT, parse_settings
-from dealer_assets_tests.conftest import feed_body, vin
+from dealer_assets_tests.support import feed_body, vin
 
 FEED = FeedRef("generic", datetime(2026, 11, 1, 12, tzinfo=UTC), "generic-20261101T120000Z.csv")
 HEADER = "DealerID,VIN,StockNo,SystemCode,Year,Make,Model,Trim,Mileage,DateInStock\n"

@@ -20,8 +20,7 @@ from dealer_assets.dms import cli as dms_cli
 from dealer_assets.dms.defs import sensors
 from dealer_assets.dms.defs.figures import NO_FEED
 from dealer_assets.dms.defs.specs import keys_for
-
-from .conftest import DataRoot, at, range_tags, vin
+from dealer_assets_tests.support import DataRoot, at, range_tags, vin
 
 RAW, NORMALIZED, SRS = keys_for("generic")
 

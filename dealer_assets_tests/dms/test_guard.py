@@ -1,4 +1,4 @@
-"""The auto-close guard as a decision (issue 9; issue 10 item 3): the check reads the warehouse, a resolved trip
+"""The auto-close guard as a decision: the check reads the warehouse, a resolved trip
 replays green, and an operator's release or keep is recorded and honoured by every replay."""
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from dealer_assets.definitions import build_definitions
 from dealer_assets.dms import guard
 from dealer_assets.dms.domain.normalize import FeedRef
 from dealer_assets.dms.domain.reconcile import apply_feeds, empty_state
-
-from .conftest import DataRoot, at, make_root, snapshot, vin
+from dealer_assets_tests.support import DataRoot, at, make_root, snapshot, vin
 
 DEALER_ASSETS = str(Path(sys.executable).parent / "dealer-assets")
 GUARDED = "auto_close: {mode: immediately}\n    auto_close_guard: {max_fraction: 0.5, min_active: 4}"
@@ -43,7 +42,7 @@ def trip(root: DataRoot, resolve: bool = False) -> None:
 
 
 def run(root: DataRoot, instance: dg.DagsterInstance, first: str, last: str, mode: str, **extra: str):
-    from .conftest import range_tags
+    from dealer_assets_tests.support import range_tags
 
     defs = build_definitions(root.dealer_env())
     result = defs.resolve_job_def("dms_generic_feeds").execute_in_process(
@@ -95,7 +94,7 @@ def test_hold_stays_red_from_the_warehouse_until_an_operator_keeps_it(warehouse_
     assert (
         "dealer D1: 4 of 5 active SRs would close on feed generic-20261102T120000Z.csv" in check.description
     )
-    # A re-run that applies nothing (a killed run's retry, a later tick) still names the hold: issue 10 item 3.
+    # A re-run that applies nothing (a killed run's retry, a later tick) still names the hold.
     again = run(root, instance, "2026-11-02", "2026-11-02", "incremental")
     assert not guard_check(again).passed and "dealer D1" in guard_check(again).description
     engine = engine_for(warehouse_url)
@@ -198,7 +197,7 @@ def test_cli_exits_3_while_a_hold_awaits_and_records_decisions(tmp_path: Path):
     trip(root)
     home = tmp_path / "home"
     killed = _cli(["catch-up"], root, home, {"DEALER_CRASH_AT": "reconcile:after_commit"})
-    assert killed.returncode == -9, "killed after the commit that recorded the hold (issue 10 item 3)"
+    assert killed.returncode == -9, "killed after the commit that recorded the hold"
     out = _cli(["catch-up"], root, home)
     assert out.returncode == 3, out.stdout + out.stderr[-3000:]
     assert (
@@ -268,7 +267,7 @@ def test_cli_exits_3_while_a_hold_awaits_and_records_decisions(tmp_path: Path):
 
 @pytest.mark.e2e
 def test_sample_replay_through_the_resolved_trip_exits_0(tmp_path: Path):
-    """Issue 9 item 2: `replay --from 2026-11-18T00:00:00Z` on the samples reproduces the tables and succeeds."""
+    """`replay --from 2026-11-18T00:00:00Z` on the samples reproduces the tables and succeeds."""
     from dealer_assets.dms.samples import SAMPLES
 
     sample_settings = yaml.safe_load((SAMPLES.parent / "config" / "dealer_feeds.yaml").read_text())

@@ -26,7 +26,7 @@ from dealer_assets.dms.domain.normalize import FeedRef, NormalizedFeed, normaliz
 from dealer_assets.dms.domain.parsing import parse_feed
 from dealer_assets.dms.domain.reconcile import HistoryOutcome, apply_feeds, empty_state
 from dealer_assets.dms.settings import SourceSettings, parse_settings
-from dealer_assets_tests.conftest import SHARED
+from dealer_assets_tests.support import SHARED
 
 REALDATA = SHARED / "realdata"
 SNAPSHOTS = sorted((REALDATA / "car-inventory-scraper").glob("inventory_*.json.gz"))

@@ -17,10 +17,9 @@ from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.definitions import build_definitions
 from dealer_assets.dms.defs.assets import keys_for
+from dealer_assets_tests.support import DataRoot, at, snapshot, vin
 
-from .conftest import DataRoot, at, snapshot, vin
-
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 DEALER_ASSETS = str(Path(sys.executable).parent / "dealer-assets")
 
 
@@ -140,7 +139,7 @@ def test_materialize_with_assets_api(data_root: DataRoot):
 
 
 def test_guard_check_fails_naming_the_dealer_while_the_run_succeeds(data_root: DataRoot):
-    """Issue 9: the guard is a decision, not a failure: the run succeeds, the check is red and names the hold."""
+    """The guard is a decision, not a failure: the run succeeds, the check is red and names the hold."""
     data_root.settings(
         data_root.paths.settings_file.read_text().replace(
             "auto_close: {mode: after_days, days: 3}",
@@ -262,7 +261,7 @@ def _run_cli(
 
 @pytest.mark.e2e
 def test_catch_up_end_to_end_and_runs_show_in_the_instance(warehouse_url: str, tmp_path: Path):
-    from .conftest import make_root
+    from dealer_assets_tests.support import make_root
 
     root = make_root(tmp_path / "root", warehouse_url)
     for d in range(3):
@@ -325,7 +324,7 @@ def test_cli_reports_invalid_settings_and_bad_arguments(data_root: DataRoot, tmp
     ["ingest:after_archive", "normalize:before_commit", "reconcile:before_commit", "reconcile:after_commit"],
 )
 def test_killed_mid_run_then_rerun_equals_an_undisturbed_run(point: str, tmp_path: Path):
-    from .conftest import make_root
+    from dealer_assets_tests.support import make_root
 
     def feeds(root: DataRoot) -> None:  # an hour apart: a short range run (see the catch-up test above)
         for d in range(3):

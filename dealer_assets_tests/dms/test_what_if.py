@@ -18,8 +18,7 @@ from dealer_assets.definitions import build_definitions
 from dealer_assets.dms import cli as dms_cli
 from dealer_assets.dms import settings_preview
 from dealer_assets.dms.domain.what_if import diff_service_requests
-
-from .conftest import BASIC_SETTINGS, DataRoot, at, make_root, snapshot, use_root, vin
+from dealer_assets_tests.support import BASIC_SETTINGS, DataRoot, at, make_root, snapshot, use_root, vin
 
 OTHER = """
   other:

@@ -1,4 +1,4 @@
-"""Issue 10, the drop zone under an operator's worst day: files still being written, unreadable files, links,
+"""The drop zone under an operator's worst day: files still being written, unreadable files, links,
 FIFOs, names of 255 bytes or ending in a newline, NUL bytes. One bad file never holds up the others."""
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from dealer_assets.dms.ingest import ingest_raw_feeds, triage_misdelivered
 from dealer_assets.dms.normalization import normalize_window
 from dealer_assets.dms.reconciliation import reconcile
 from dealer_assets.dms.settings import load_settings
-
-from .conftest import HEADER, DataRoot, at, feed_body, feed_name, make_root, vin
+from dealer_assets_tests.support import HEADER, DataRoot, at, feed_body, feed_name, make_root, vin
 
 FAR = datetime(2030, 1, 1, tzinfo=UTC)
 START, END = at(0, 0), at(10, 0)
@@ -59,9 +58,7 @@ def everything_under(root: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink())
 
 
-def test_item1_a_file_still_being_written_is_not_taken(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_file_still_being_written_is_not_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_root(tmp_path, settings=IMMEDIATE)
     monkeypatch.setenv("DEALER_SETTLE_SECONDS", "5")
     located = {"data_dir": root.paths.data_dir, "settings_file": root.paths.settings_file}
@@ -91,7 +88,7 @@ def test_item1_a_file_still_being_written_is_not_taken(
     assert rows(root, "SELECT vin FROM service_requests WHERE status = 'closed'") == [(vins[19],)]
 
 
-def test_item1_a_file_that_changes_while_it_is_copied_stays(tmp_path: Path) -> None:
+def test_a_file_that_changes_while_it_is_copied_stays(tmp_path: Path) -> None:
     from dealer_assets.core.landing import ChangedWhileReading, Snapshot, copy_verified
 
     path = tmp_path / "generic-20261102T120000Z.csv"
@@ -105,7 +102,7 @@ def test_item1_a_file_that_changes_while_it_is_copied_stays(tmp_path: Path) -> N
     assert not Snapshot.of(os.lstat(path)).settled(5, now=os.lstat(path).st_mtime + 1)
 
 
-def test_item7_a_nul_byte_is_cleaned_the_same_on_both_backends(warehouse_url: str, tmp_path: Path) -> None:
+def test_a_nul_byte_is_cleaned_the_same_on_both_backends(warehouse_url: str, tmp_path: Path) -> None:
     root = make_root(tmp_path, warehouse_url)
     root.drop_feed("generic", at(1), [("D1", vin(1), "S1", "U")])
     root.drop_feed("generic", at(2), [("D1", vin(1), "S\x002", "U"), ("D\x001", vin(2), "T\x00", "U")])
@@ -121,7 +118,7 @@ def test_item7_a_nul_byte_is_cleaned_the_same_on_both_backends(warehouse_url: st
     ]
 
 
-def test_item8_an_unreadable_file_is_left_and_reported_while_the_others_flow(
+def test_an_unreadable_file_is_left_and_reported_while_the_others_flow(
     warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_root(tmp_path, warehouse_url)
@@ -162,9 +159,7 @@ def test_item8_an_unreadable_file_is_left_and_reported_while_the_others_flow(
     assert locked.exists() and unreadable.exists()
 
 
-def test_item9_names_of_255_bytes_are_quarantined_under_short_names(
-    warehouse_url: str, tmp_path: Path
-) -> None:
+def test_names_of_255_bytes_are_quarantined_under_short_names(warehouse_url: str, tmp_path: Path) -> None:
     root = make_root(tmp_path, warehouse_url)
     long_feed = "generic-20261102T120000Z." + "c" * 230
     long_junk = "x" * 251 + ".csv"
@@ -183,7 +178,7 @@ def test_item9_names_of_255_bytes_are_quarantined_under_short_names(
     assert "255 bytes long" in verdict.detail
 
 
-def test_item10_a_name_ending_in_a_newline_is_not_a_feed(data_root: DataRoot) -> None:
+def test_a_name_ending_in_a_newline_is_not_a_feed(data_root: DataRoot) -> None:
     name = feed_name("generic", at(1))
     assert parse_feed_name(name + "\n") is None and parse_feed_name(name) is not None
     data_root.drop(name + "\n", feed_body([("D1", vin(1), "S", "U")]))
@@ -196,7 +191,7 @@ def test_item10_a_name_ending_in_a_newline_is_not_a_feed(data_root: DataRoot) ->
     assert all("\n" not in p.name for p in data_root.paths.quarantine.iterdir())
 
 
-def test_item12_links_and_fifos_are_never_followed(data_root: DataRoot, tmp_path: Path) -> None:
+def test_links_and_fifos_are_never_followed(data_root: DataRoot, tmp_path: Path) -> None:
     secret = tmp_path / "secret.csv"
     secret.write_text(HEADER + f"D1,{vin(9)},TOP-SECRET,U,2022,FORD,F150,XL,1,2026-10-01\n")
     (data_root.incoming / feed_name("generic", at(1))).symlink_to(secret)
@@ -222,7 +217,7 @@ def test_item12_links_and_fifos_are_never_followed(data_root: DataRoot, tmp_path
     assert archived == [feed_name("generic", at(3))]
 
 
-def test_item1_and_12_the_sensor_asks_for_settled_files_and_sends_links_to_the_quarantine(
+def test_the_sensor_asks_for_settled_files_and_sends_links_to_the_quarantine(
     tmp_path: Path,
 ) -> None:
     import dagster as dg

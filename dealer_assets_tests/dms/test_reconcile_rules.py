@@ -11,8 +11,7 @@ from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
 from dealer_assets.dms.domain.parsing import parse_feed
 from dealer_assets.dms.domain.reconcile import HistoryOutcome, apply_feeds, empty_state
 from dealer_assets.dms.settings import GENERIC_LAYOUT, parse_settings
-
-from .conftest import at, feed_body, vin
+from dealer_assets_tests.support import at, feed_body, vin
 
 BASE = """
 sources:

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from dealer_assets.core import handoff
-from dealer_assets.core.landing import write_parquet_atomic
+from dealer_assets.core.files import write_parquet_atomically
 
 FRAME = pl.DataFrame({"vin": ["1HGCM82633A004352", "1FTFW1E5XNFA00001"], "line_number": [2, 3]})
 
@@ -40,7 +40,7 @@ def test_a_file_rewritten_since_is_read_from_disk(tmp_path: Path) -> None:
     path = tmp_path / "feed.parquet"
     handoff.write_parquet_handed_on(FRAME, path)
     newer = FRAME.with_columns(pl.col("line_number") + 10)
-    write_parquet_atomic(newer, path)
+    write_parquet_atomically(newer, path)
     assert handoff.read_parquet_handed_on(path).equals(newer)
 
 

@@ -1,4 +1,4 @@
-"""Issue 10, what a crash, a tampered archive or checkpoint, or two overlapping commands must not lose or
+"""What a crash, a tampered archive or checkpoint, or two overlapping commands must not lose or
 wedge; and the guard of the amended rule 8."""
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from dealer_assets.dms.ingest import ingest_raw_feeds, triage_misdelivered
 from dealer_assets.dms.normalization import normalize_window
 from dealer_assets.dms.reconciliation import pending_partitions, reconcile
 from dealer_assets.dms.settings import load_settings, parse_settings
-
-from .conftest import DataRoot, at, feed_body, feed_name, make_root, snapshot, vin
+from dealer_assets_tests.support import DataRoot, at, feed_body, feed_name, make_root, snapshot, vin
 
 FAR = datetime(2030, 1, 1, tzinfo=UTC)
 START, END = at(0, 0), at(20, 0)
@@ -52,7 +51,7 @@ class Killed(BaseException):
     """Stands in for SIGKILL inside the test process: nothing after the crash point runs."""
 
 
-def test_item2_what_was_moved_to_quarantine_is_recorded_after_a_crash(
+def test_what_was_moved_to_quarantine_is_recorded_after_a_crash(
     warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_root(tmp_path, warehouse_url)
@@ -98,9 +97,7 @@ def _tamper(path: Path, body: bytes, *, sidecar: bool) -> None:
 
 
 @pytest.mark.parametrize("damage", ["deleted", "altered_with_its_sidecar"])
-def test_item4_replay_stops_naming_a_missing_or_altered_archived_feed(
-    data_root: DataRoot, damage: str
-) -> None:
+def test_replay_stops_naming_a_missing_or_altered_archived_feed(data_root: DataRoot, damage: str) -> None:
     for d in range(3):
         data_root.drop_feed("generic", at(d), [("D1", vin(1), f"S{d}", "U"), ("D1", vin(d + 2), "S", "U")])
     steps(data_root)
@@ -124,7 +121,7 @@ def _history(root: DataRoot, days: range) -> None:
 
 
 @pytest.mark.parametrize("damage", ["stale_copy", "empty", "random_bytes", "flipped_bit"])
-def test_item5_a_checkpoint_that_does_not_verify_is_ignored_and_rebuilt(tmp_path: Path, damage: str) -> None:
+def test_a_checkpoint_that_does_not_verify_is_ignored_and_rebuilt(tmp_path: Path, damage: str) -> None:
     reference = make_root(tmp_path / "reference")
     _history(reference, range(6))
     damaged = make_root(tmp_path / "damaged")
@@ -146,7 +143,7 @@ def test_item5_a_checkpoint_that_does_not_verify_is_ignored_and_rebuilt(tmp_path
     assert rows(damaged, "SELECT COUNT(*) FROM service_requests GROUP BY vin HAVING COUNT(*) > 1") == []
 
 
-def test_item14_overlapping_normalize_steps_write_rejected_rows_once(
+def test_overlapping_normalize_steps_write_rejected_rows_once(
     warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_root(tmp_path, warehouse_url)
@@ -189,7 +186,7 @@ def test_item14_overlapping_normalize_steps_write_rejected_rows_once(
     assert got == [(2, "invalid_vin"), (3, "missing_dealer")]
 
 
-def test_item15_a_quarantined_newest_feed_is_reported_once_not_reprocessed(data_root: DataRoot) -> None:
+def test_a_quarantined_newest_feed_is_reported_once_not_reprocessed(data_root: DataRoot) -> None:
     data_root.drop_feed("generic", at(1), [("D1", vin(1), "S", "U")])
     steps(data_root)
     data_root.drop(feed_name("generic", at(2)), b"DealerID,VIN\n\xff\xfe\n")

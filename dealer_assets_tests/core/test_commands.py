@@ -1,4 +1,4 @@
-"""Issue 10 at the command line: configuration errors end in exit 2 naming the file or variable, without a
+"""At the command line: configuration errors end in exit 2 naming the file or variable, without a
 traceback; commands started together on a fresh DAGSTER_HOME leave what one leaves."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DataRoot, at, make_root, snapshot, vin
+from dealer_assets_tests.support import DataRoot, at, make_root, snapshot, vin
 
 DEALER_ASSETS = str(Path(sys.executable).parent / "dealer-assets")
 
@@ -69,7 +69,7 @@ def test_items6_and_13_configuration_errors_exit_2_naming_file_or_variable(tmp_p
 
 
 @pytest.mark.e2e
-def test_item11_three_catch_ups_on_a_fresh_dagster_home_leave_what_one_leaves(tmp_path: Path) -> None:
+def test_three_catch_ups_on_a_fresh_dagster_home_leave_what_one_leaves(tmp_path: Path) -> None:
     def feeds(root: DataRoot) -> None:  # an hour apart: each run's range (and its Dagster events) stays small
         for d in range(3):
             root.drop_feed(
@@ -103,7 +103,7 @@ def test_item11_three_catch_ups_on_a_fresh_dagster_home_leave_what_one_leaves(tm
 
 
 @pytest.mark.e2e
-def test_item1_catch_up_waits_for_a_young_file_to_settle(tmp_path: Path) -> None:
+def test_catch_up_waits_for_a_young_file_to_settle(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     root.drop_feed("generic", at(1), [("D1", vin(1), "S1", "U")])
     started = time.monotonic()
