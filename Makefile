@@ -36,7 +36,7 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.dev.yaml
 
 ## Stage the sample feeds into the drop zone (once: the archive remembers what was delivered).
 samples: install
-	$(BIN)/python -m dealer_assets.dms.samples stage
+	$(BIN)/python -m dealer_assets.dms.fake.dealer_feeds stage
 
 ## Stage the sample appointment requests into the Xtime drop zone (once).
 xtime-samples:

@@ -22,8 +22,8 @@ from bench.warehouse import postgres_databases, remove_sqlite
 
 def step(url: str, state: str, vehicles: str, settings: str) -> dict:
     from dealer_assets.core.warehouse import engine_for
-    from dealer_assets.dms.domain.normalize import FeedRef
-    from dealer_assets.dms.domain.reconcile import apply_feed
+    from dealer_assets.dms.domain.rules import apply_feed
+    from dealer_assets.dms.domain.vehicles import FeedRef
     from dealer_assets.dms.settings import parse_settings
     from dealer_assets.dms.state_writes import LATE_SCHEMA, applied_feed_rows, write_outcome
 

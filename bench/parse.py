@@ -33,8 +33,8 @@ def generate(path: str, rows: int) -> dict:
 def pipeline(path: str) -> dict:
     import time
 
-    from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
     from dealer_assets.dms.domain.parsing import parse_feed
+    from dealer_assets.dms.domain.vehicles import FeedRef, normalize_feed
     from dealer_assets.dms.settings import GENERIC_LAYOUT
 
     result: dict = {}

@@ -28,8 +28,8 @@ EVENTS = ("created", "stock_no_updated", "client_updated", "auto_close_reset", "
 
 
 def engine(state: str, vehicles: str, settings: str) -> dict:
-    from dealer_assets.dms.domain.normalize import FeedRef
-    from dealer_assets.dms.domain.reconcile import apply_feed
+    from dealer_assets.dms.domain.rules import apply_feed
+    from dealer_assets.dms.domain.vehicles import FeedRef
     from dealer_assets.dms.settings import parse_settings
 
     source = parse_settings(Path(settings).read_text()).sources["generic"]
@@ -81,8 +81,8 @@ def scenario(ctx: Context) -> dict[str, str]:
     if "reconcile" in ctx.cache:
         return ctx.cache["reconcile"]
     from bench import synthetic
-    from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
-    from dealer_assets.dms.domain.reconcile import SR_SCHEMA
+    from dealer_assets.dms.domain.state import SR_SCHEMA
+    from dealer_assets.dms.domain.vehicles import FeedRef, normalize_feed
     from dealer_assets.dms.settings import GENERIC_LAYOUT
 
     n, half = ctx.rows, ctx.rows // 2

@@ -83,9 +83,9 @@ def _engine(paths):
 
 def _run_hour(paths, engine, hour: int):
     """The step a run performs for one hourly partition: ingest, normalize, reconcile (no Dagster)."""
+    from dealer_assets.dms.apply_feeds import reconcile
     from dealer_assets.dms.ingest import ingest_raw_feeds
-    from dealer_assets.dms.normalization import normalize_window
-    from dealer_assets.dms.reconciliation import reconcile
+    from dealer_assets.dms.normalize_feeds import normalize_window
     from dealer_assets.dms.settings import load_settings
 
     settings = load_settings(paths.settings_file)
@@ -108,9 +108,9 @@ def _timed_hour(paths, engine, feeds: str, hour: int) -> tuple[dict, object]:
 
 
 def _state_and_vehicles(paths, engine, feeds: str, hour: int):
-    from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
     from dealer_assets.dms.domain.parsing import parse_feed
-    from dealer_assets.dms.reconciliation import read_applied, starting_state
+    from dealer_assets.dms.domain.vehicles import FeedRef, normalize_feed
+    from dealer_assets.dms.ledger import read_applied, starting_state
     from dealer_assets.dms.settings import load_settings
 
     source = load_settings(paths.settings_file).sources[SOURCE]
@@ -161,8 +161,8 @@ def load(
     data_dir: str, url: str | None, feeds: str, state_out: str, vehicles_out: str = "", changed_out: str = ""
 ) -> dict:
     """The reconciled inventory of hour 0, and the inputs the baselines of hour 1 read."""
-    from dealer_assets.dms.domain.normalize import FeedRef
-    from dealer_assets.dms.domain.reconcile import apply_feed
+    from dealer_assets.dms.domain.rules import apply_feed
+    from dealer_assets.dms.domain.vehicles import FeedRef
 
     paths = _paths(data_dir, url)
     paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
@@ -183,8 +183,8 @@ def load(
 
 
 def parse(feed: str, settings: str) -> dict:
-    from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
     from dealer_assets.dms.domain.parsing import parse_feed
+    from dealer_assets.dms.domain.vehicles import FeedRef, normalize_feed
     from dealer_assets.dms.settings import parse_settings
 
     layout = parse_settings(Path(settings).read_text()).sources[SOURCE].file_layout
@@ -206,9 +206,9 @@ def read_csv(feed: str) -> dict:
 
 def reconcile_step(data_dir: str, url: str | None, feeds: str) -> dict:
     """The state as a run finds it (checkpoint, verified against the ledger) and one feed applied to it."""
-    from dealer_assets.dms.domain.normalize import FeedRef
-    from dealer_assets.dms.domain.reconcile import apply_feed
-    from dealer_assets.dms.reconciliation import read_applied, starting_state
+    from dealer_assets.dms.domain.rules import apply_feed
+    from dealer_assets.dms.domain.vehicles import FeedRef
+    from dealer_assets.dms.ledger import read_applied, starting_state
     from dealer_assets.dms.settings import load_settings
 
     paths = _paths(data_dir, url)
@@ -250,8 +250,8 @@ def _anti_joins(state: pl.DataFrame, vehicles: pl.DataFrame) -> dict:
 
 def write_step(data_dir: str, url: str | None, feeds: str) -> dict:
     """`write_outcome` of hour 1's outcome, up to and including the commit."""
-    from dealer_assets.dms.domain.normalize import FeedRef
-    from dealer_assets.dms.domain.reconcile import apply_feed
+    from dealer_assets.dms.domain.rules import apply_feed
+    from dealer_assets.dms.domain.vehicles import FeedRef
     from dealer_assets.dms.state_writes import LATE_SCHEMA, applied_feed_rows, write_outcome
 
     paths = _paths(data_dir, url)
@@ -281,7 +281,7 @@ def _floor_table(conn) -> str:
     """An empty table shaped like the contract's `service_requests` (primary key included)."""
     import sqlalchemy as sa
 
-    from dealer_assets.dms.domain.reconcile import SR_SCHEMA
+    from dealer_assets.dms.domain.state import SR_SCHEMA
 
     columns = ", ".join(
         f'"{c}" {"TIMESTAMP" if isinstance(t, pl.Datetime) else "TEXT"}' for c, t in SR_SCHEMA.items()

@@ -27,8 +27,8 @@ def remove_sqlite(db: Path | str) -> None:
 
 
 def make_result(state: str, vehicles: str, settings: str, out: str, rows: int) -> dict:
-    from dealer_assets.dms.domain.normalize import FeedRef
-    from dealer_assets.dms.domain.reconcile import apply_feed
+    from dealer_assets.dms.domain.rules import apply_feed
+    from dealer_assets.dms.domain.vehicles import FeedRef
     from dealer_assets.dms.settings import parse_settings
 
     source = parse_settings(Path(settings).read_text()).sources["generic"]

@@ -17,11 +17,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+
 from dealer_assets.core.warehouse import dispose_engines, engine_for
-from dealer_assets.xtime.booker import Booker
-from dealer_assets.xtime.client import XtimeClient
+from dealer_assets.xtime.book_appointments import Booker
+from dealer_assets.xtime.defs.resources import XtimeResource
 from dealer_assets.xtime.fake import FakeDealership, FakeState, FakeXtimeServer
 from dealer_assets.xtime.intake import RequestPaths, ingest_files
+from dealer_assets.xtime.refresh_catalog import refresh_catalogs
 from dealer_assets.xtime.settings import settings_from_document
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -60,7 +63,7 @@ def run(requests: int, rate: float, workdir: Path) -> dict:
             },
             "bench.yaml",
         )
-        client = XtimeClient.from_settings(settings, dict(zip("CSK", CREDENTIALS, strict=True)))
+        client = XtimeResource.from_settings(settings, dict(zip("CSK", CREDENTIALS, strict=True))).client()
         engine = engine_for(f"sqlite:///{workdir / 'bench.db'}")
         paths = RequestPaths(workdir)
         paths.incoming.mkdir(parents=True, exist_ok=True)
@@ -82,12 +85,12 @@ def run(requests: int, rate: float, workdir: Path) -> dict:
         (paths.incoming / "bench.jsonl").write_text("\n".join(lines) + "\n")
         ingest_files(engine, settings, paths, NOW)
         booker = Booker(engine, client, settings, now=lambda: NOW)
-        booker.refresh_catalog()
+        refresh_catalogs(engine, client, settings, NOW)
         waited_before, calls_before = client.stats.limiter_wait_seconds, client.stats.calls
         started = time.perf_counter()
         result = booker.run()
         elapsed = time.perf_counter() - started
-        stats = json.loads(client._client().get(f"{server.url}/_control/stats").text)
+        stats = json.loads(httpx.get(f"{server.url}/_control/stats").text)
         dispose_engines()
     booked = result.outcomes.get("booked", 0)
     return {

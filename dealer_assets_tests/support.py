@@ -200,7 +200,7 @@ def reference_tables(root: DataRoot, ranges: dict[str, tuple[str, str]]) -> dict
     """The same feeds on a separate clean root: one in-process incremental run per source (what catch-up does)."""
     defs = build_definitions(root.dealer_env())
     for source, (first, last) in sorted(ranges.items()):
-        result = defs.resolve_job_def(f"dms_{source}_feeds").execute_in_process(
+        result = defs.resolve_job_def(f"dms_{source}_feeds_job").execute_in_process(
             instance=dg.DagsterInstance.ephemeral(), tags=range_tags(first, last)
         )
         assert result.success

@@ -44,7 +44,7 @@ class WaitRetryAfter:
     """tenacity wait: the failure's `retry_after` when it carries one (capped), else exponential backoff."""
 
     def __init__(self, initial: float, cap: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial, max=cap, jitter=initial)
+        self._backoff = wait_exponential_jitter(multiplier=initial, max=cap, jitter=initial)
         self._cap = cap
 
     def __call__(self, state: RetryCallState) -> float:
@@ -129,6 +129,17 @@ def shared_limiter(key: tuple, rates: list[Rate]) -> Limiter:
         if key not in _SHARED:
             _SHARED[key] = Limiter(rates, buffer_ms=10)
         return _SHARED[key]
+
+
+_SLOTS: dict[tuple, threading.BoundedSemaphore] = {}
+
+
+def shared_slots(key: tuple, size: int) -> threading.BoundedSemaphore:
+    """At most `size` calls in flight per key in this process, whichever client sends them."""
+    with _SHARED_LOCK:
+        if key not in _SLOTS:
+            _SLOTS[key] = threading.BoundedSemaphore(size)
+        return _SLOTS[key]
 
 
 def acquire(limiter: Limiter, name: str, stats: CallStats) -> float:

@@ -18,14 +18,14 @@ from dealer_assets.core.tags import MODE_TAG, REPLAY_FROM_TAG, range_tags
 from dealer_assets.core.timeutil import iso_z, parse_utc
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.dms import guard, quality
+from dealer_assets.dms.archive import FeedArchive
+from dealer_assets.dms.asset_specs import GUARD_DECISIONS_KEY
 from dealer_assets.dms.defs import build_defs
 from dealer_assets.dms.defs.checks import AUTO_CLOSE_GUARD
 from dealer_assets.dms.defs.jobs import MISDELIVERED_JOB, job_name
-from dealer_assets.dms.defs.specs import GUARD_DECISIONS_KEY
 from dealer_assets.dms.domain.deliveries import SourceRun, plan_deliveries
 from dealer_assets.dms.domain.feed_names import partition_key_of
-from dealer_assets.dms.feed_store import FeedStore
-from dealer_assets.dms.reconciliation import applied_through, pending_partitions
+from dealer_assets.dms.ledger import applied_through, pending_partitions
 from dealer_assets.dms.settings import load_settings
 from dealer_assets.dms.settings_preview import preview, summary_lines, write_preview
 
@@ -41,7 +41,7 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
     """Process every pending feed in the drop zone, per source in as-of order, through every DMS asset."""
     paths = env.paths()
     settings = load_settings(paths.settings_file)
-    store = FeedStore(paths)
+    store = FeedArchive(paths)
     if store.unsettled():
         print(f"waiting up to {SETTLE_WAIT_FACTOR * paths.settle_seconds:g} s for files still being written")
         for young in store.wait_until_settled(SETTLE_WAIT_FACTOR * paths.settle_seconds):
@@ -95,7 +95,7 @@ def replay(
         raise ConfigError(f"{paths.settings_file}: sources: {', '.join(unknown)} not configured")
     ok = True
     for source in chosen:
-        archived = FeedStore(paths).archived_feeds(source)
+        archived = FeedArchive(paths).archived_feeds(source)
         cutoff = from_as_of or (archived[0].feed.as_of if archived else paths.history_start)
         cutoff = max(cutoff, paths.history_start)
         later = [a.feed.as_of for a in archived if a.feed.as_of >= cutoff]

@@ -18,7 +18,7 @@ from dealer_assets.core.errors import ConfigError
 from dealer_assets.core.timeutil import iso_z
 from dealer_assets.core.warehouse import read_frame
 from dealer_assets.dms import tables as t
-from dealer_assets.dms.domain.normalize import TS
+from dealer_assets.dms.domain.vehicles import TS
 
 DECISIONS = ("release", "keep")
 

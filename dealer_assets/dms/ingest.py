@@ -1,4 +1,4 @@
-"""Steps from the drop zone to parsed feeds: archive, quarantine, parse (normalization is `normalization.py`).
+"""The raw-feeds step, from the drop zone to parsed feeds: archive, quarantine (`quarantine.py`), parse (normalizing is `normalize_feeds.py`).
 
 Each step works on a window of as-of times for one source and is idempotent: running it again over the
 same archive leaves the same files and rows.
@@ -6,12 +6,9 @@ same archive leaves the same files and rows.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
@@ -20,39 +17,19 @@ from sqlalchemy.engine import Engine
 from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
 from dealer_assets.core.handoff import write_parquet_handed_on
-from dealer_assets.core.landing import Snapshot, entry_kind, sha256_of
 from dealer_assets.core.progress import Progress
 from dealer_assets.core.warehouse import insert_frame
 from dealer_assets.core.workers import in_order
 from dealer_assets.dms import tables as t
+from dealer_assets.dms.archive import ArchivedFeed, FeedArchive
 from dealer_assets.dms.domain.feed_names import Misdelivery, classify, parse_feed_name
-from dealer_assets.dms.domain.normalize import (
+from dealer_assets.dms.domain.parsing import FeedUnreadable, parse_feed
+from dealer_assets.dms.domain.vehicles import (
     FeedRef,
     malformed_rejections,
 )
-from dealer_assets.dms.domain.parsing import FeedUnreadable, parse_feed
-from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
-from dealer_assets.dms.settings import DealerSettings, Layout, SourceSettings
-
-QUARANTINE_SCHEMA = {
-    "file_name": pl.String,
-    "sha256": pl.String,
-    "reason": pl.String,
-    "detail": pl.String,
-    "source": pl.String,
-    "quarantine_path": pl.String,
-    "quarantined_at": pl.Datetime("us", "UTC"),
-}
-
-
-@dataclass
-class Quarantined:
-    file_name: str
-    sha256: str
-    reason: str
-    detail: str
-    source: str | None
-    path: str
+from dealer_assets.dms.quarantine import Left, Quarantined, quarantine_rows, record_quarantine
+from dealer_assets.dms.settings import Layout, SourceSettings
 
 
 @dataclass
@@ -70,117 +47,6 @@ class RawFeedsReport:
     @property
     def malformed_rows(self) -> int:
         return sum(f["malformed_rows"] for f in self.feeds)
-
-
-def _quarantine_rows(items: list[Quarantined], at: datetime) -> pl.DataFrame:
-    return pl.DataFrame(
-        [(q.file_name, q.sha256, q.reason, q.detail, q.source, q.path, at) for q in items],
-        schema=QUARANTINE_SCHEMA,
-        orient="row",
-    )
-
-
-def record_quarantine(conn, store: FeedStore) -> int:
-    """Bring `quarantined_files` up to the quarantine folder: what was moved is recorded even when the run
-    that moved it died before its warehouse write."""
-    records = store.quarantine_records()
-    if not records:
-        return 0
-    frame = pl.DataFrame(
-        [
-            (
-                r.get("file_name"),
-                r.get("sha256"),
-                r.get("reason"),
-                r.get("detail"),
-                r.get("source"),
-                r.get("quarantine_path"),
-                datetime.fromisoformat(r["quarantined_at"]),
-            )
-            for r in records
-            if r.get("file_name") and r.get("sha256") and r.get("reason") and r.get("quarantined_at")
-        ],
-        schema=QUARANTINE_SCHEMA,
-        orient="row",
-    )
-    return insert_frame(conn, t.quarantined_files, frame, on_conflict="ignore")
-
-
-@dataclass
-class Left:
-    """A drop-zone file left where it is, and why (unreadable, not settled, changed while read)."""
-
-    file_name: str
-    detail: str
-
-
-def _irregular_digest(path: Path) -> str:
-    """What identifies an entry that is never opened: a link's target text, else its kind."""
-    text = os.readlink(path) if path.is_symlink() else entry_kind(path) or ""
-    return hashlib.sha256(str(text).encode()).hexdigest()
-
-
-def triage_misdelivered(
-    paths: DealerPaths,
-    settings: DealerSettings,
-    engine: Engine,
-    received_at: datetime,
-    left: list[Left] | None = None,
-) -> list[Quarantined]:
-    """Quarantine drop-zone files that no source can take: bad names, unknown sources, as-of out of range,
-    and entries that are not regular files (links are moved, never followed). A file that cannot be read
-    stays where it is and is reported in `left`."""
-    store = FeedStore(paths)
-    found = []
-    for path in store.irregular():
-        digest = _irregular_digest(path)
-        kind = entry_kind(path)
-        detail = f"a {kind}, not a regular file: only regular files are taken; it was moved, never followed"
-        target = store.quarantine(
-            path, sha256=digest, reason="not_a_regular_file", detail=detail, source=None, at=received_at
-        )
-        found.append(Quarantined(path.name, digest, "not_a_regular_file", detail, None, str(target)))
-    for path in store.incoming():
-        verdict = classify(path.name, set(settings.sources), paths.history_start, received_at)
-        if not isinstance(verdict, Misdelivery):
-            continue
-        try:
-            listed = Snapshot.of(os.lstat(path))
-            if not listed.settled(paths.settle_seconds):
-                continue
-            digest = sha256_of(path)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            if left is not None:
-                left.append(Left(path.name, f"cannot be read: {exc.strerror or exc}"))
-            continue
-        named = parse_feed_name(path.name)
-        target = store.quarantine(
-            path,
-            sha256=digest,
-            reason=verdict.reason,
-            detail=verdict.detail,
-            source=named.source if named else None,
-            at=received_at,
-        )
-        found.append(
-            Quarantined(
-                path.name,
-                digest,
-                verdict.reason,
-                verdict.detail,
-                named.source if named else None,
-                str(target),
-            )
-        )
-    with engine.begin() as conn:
-        if found:
-            insert_frame(
-                conn, t.quarantined_files, _quarantine_rows(found, received_at), on_conflict="ignore"
-            )
-        record_quarantine(conn, store)
-    return found
 
 
 def recorded_feeds(engine: Engine, source: str, start: datetime | None, end: datetime | None) -> dict:
@@ -214,7 +80,7 @@ def ingest_raw_feeds(
     A file that is not settled, changes while it is read, or cannot be read stays in the drop zone and is
     reported (`left`); the others flow. An archived feed is reported as quarantined once, when it first is.
     """
-    store = FeedStore(paths)
+    store = FeedArchive(paths)
     report = RawFeedsReport()
     _take_deliveries(store, source, all_sources, start, end, received_at, report)
     crash_point("ingest:after_archive")
@@ -228,7 +94,7 @@ def ingest_raw_feeds(
             insert_frame(
                 conn,
                 t.quarantined_files,
-                _quarantine_rows(report.quarantined, received_at),
+                quarantine_rows(report.quarantined, received_at),
                 on_conflict="ignore",
             )
         record_quarantine(conn, store)
@@ -249,7 +115,7 @@ def ingest_raw_feeds(
 
 
 def _take_deliveries(
-    store: FeedStore,
+    store: FeedArchive,
     source: str,
     all_sources: set[str],
     start: datetime,
@@ -293,7 +159,7 @@ def _take_deliveries(
 
 
 def _parse_archived(
-    store: FeedStore,
+    store: FeedArchive,
     source: str,
     settings: SourceSettings,
     todo: list[ArchivedFeed],
@@ -371,7 +237,7 @@ class _Unreadable:
     detail: str
 
 
-def _parse_one(store: FeedStore, layout: Layout, archived: ArchivedFeed) -> _Parsed | _Unreadable:
+def _parse_one(store: FeedArchive, layout: Layout, archived: ArchivedFeed) -> _Parsed | _Unreadable:
     """Parse one archived feed (its digest checked around the read) into its raw parquet (in a worker process
     for long ranges)."""
     try:
@@ -383,7 +249,7 @@ def _parse_one(store: FeedStore, layout: Layout, archived: ArchivedFeed) -> _Par
     return _Parsed(parsed.rows.height, parsed.malformed, parsed.header)
 
 
-def _parsed(store: FeedStore, archived: ArchivedFeed, recorded: dict) -> bool:
+def _parsed(store: FeedArchive, archived: ArchivedFeed, recorded: dict) -> bool:
     """Recorded in `feed_files` as these bytes, and quarantined or with its raw parquet in place."""
     known = recorded.get(archived.feed.as_of)
     if known is None or known[1] != archived.sha256:

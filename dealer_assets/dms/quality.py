@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from dealer_assets.core.checks import Verdict
 from dealer_assets.core.warehouse import read_frame
 from dealer_assets.dms import guard
-from dealer_assets.dms.domain.normalize import TS
+from dealer_assets.dms.domain.vehicles import TS
 
 UNCOVERED_AFTER = timedelta(days=3)
 

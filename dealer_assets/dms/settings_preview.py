@@ -22,11 +22,12 @@ from dealer_assets.core.files import write_durably
 from dealer_assets.core.timeutil import iso_z
 from dealer_assets.core.warehouse import read_frame
 from dealer_assets.dms import guard
+from dealer_assets.dms.apply_feeds import replay_streamed
+from dealer_assets.dms.archive import FeedArchive
 from dealer_assets.dms.checkpoints import ledger_digest
-from dealer_assets.dms.domain.reconcile import CONTRACT_SR_COLUMNS, SR_SCHEMA
+from dealer_assets.dms.domain.state import CONTRACT_SR_COLUMNS, SR_SCHEMA
 from dealer_assets.dms.domain.what_if import CHANGES, DIFF_SCHEMA, diff_service_requests, summarize
-from dealer_assets.dms.feed_store import FeedStore
-from dealer_assets.dms.reconciliation import contract_rows, read_applied, replay_streamed
+from dealer_assets.dms.ledger import contract_rows, read_applied
 from dealer_assets.dms.settings import DealerSettings, load_settings
 
 TRIP_SCHEMA = {
@@ -74,7 +75,7 @@ def preview(
     """Every selected source replayed under `settings_file` from `from_as_of` (default: all history);
     a settings error in the file raises ConfigError naming the file and the key."""
     settings = load_settings(settings_file)
-    store = FeedStore(paths)
+    store = FeedArchive(paths)
     chosen = sources or [s for s in sorted(settings.sources) if store.archived_feeds(s)]
     unknown = [s for s in chosen if s not in settings.sources]
     if unknown:
@@ -93,7 +94,7 @@ def _preview_source(
     from_as_of: datetime | None,
     result: Preview,
 ) -> None:
-    archived = FeedStore(paths).archived_feeds(source)
+    archived = FeedArchive(paths).archived_feeds(source)
     cutoff = from_as_of or (archived[0].feed.as_of if archived else paths.history_start)
     cutoff = max(cutoff, paths.history_start)
     with engine.connect() as conn, conn.begin():

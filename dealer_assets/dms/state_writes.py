@@ -14,9 +14,9 @@ import sqlalchemy as sa
 
 from dealer_assets.core.warehouse import insert_frame, read_frame
 from dealer_assets.dms import tables as t
-from dealer_assets.dms.domain.normalize import TS
-from dealer_assets.dms.domain.reconcile import UPDATE_EVENTS
+from dealer_assets.dms.domain.state import UPDATE_EVENTS
 from dealer_assets.dms.domain.stored import changed_rows, stored_form
+from dealer_assets.dms.domain.vehicles import TS
 
 LATE_SCHEMA = {"source": pl.String, "feed_as_of": TS, "feed_file": pl.String, "applied_through": TS}
 

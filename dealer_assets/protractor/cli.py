@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
-from dealer_assets.core.env import DealerEnv
+from dealer_assets.core.env import DealerEnv, DealerPaths
 from dealer_assets.core.errors import ConfigError
 from dealer_assets.core.settings_file import read_document
 from dealer_assets.core.timeutil import parse_utc
 
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from dealer_assets.protractor.defs.resources import ProtractorResource
+    from dealer_assets.protractor.receiver import Credential
+    from dealer_assets.protractor.settings import ProtractorSettings
+
 RECEIVER_PORT = 8711
 FAKE_PORT = 8710
-RESOURCE_ENV = "dealer_env"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,29 +54,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     resync.set_defaults(handler=resync_command)
 
 
-def _settings(paths):  # noqa: ANN001, ANN202
-    from dealer_assets.protractor.settings import load_protractor_settings
+def _settings(paths: DealerPaths) -> ProtractorSettings:
+    from dealer_assets.protractor.settings import required_protractor
 
-    settings = load_protractor_settings(paths.settings_file)
-    if settings is None:
-        raise ConfigError(
-            f"invalid settings:\n  {paths.settings_file}: protractor: the key is absent (no locations)"
-        )
-    return settings
+    return required_protractor(read_document(paths.settings_file), paths.settings_file)
 
 
-def credentials(settings):  # noqa: ANN001, ANN201
-    from dealer_assets.protractor.client import read_key
+def _api(settings: ProtractorSettings) -> ProtractorResource:
+    """The API resource with keys read now: a missing one is a ConfigError naming the variable and its key."""
+    from dealer_assets.protractor.defs.resources import ProtractorResource
+
+    return ProtractorResource.from_environment(settings)
+
+
+def credentials(settings: ProtractorSettings) -> list[Credential]:
     from dealer_assets.protractor.receiver import Credential
 
-    return [
-        Credential(
-            loc,
-            read_key(s.connection_id_env, loc, "connection_id_env"),
-            read_key(s.api_key_env, loc, "api_key_env"),
-        )
-        for loc, s in settings.locations.items()
-    ]
+    locations = _api(settings).locations
+    return [Credential(loc, c.connection_id, c.api_key) for loc, c in locations.items()]
 
 
 def serve_command(args: argparse.Namespace, env: DealerEnv) -> int:
@@ -82,8 +84,10 @@ def serve_command(args: argparse.Namespace, env: DealerEnv) -> int:
     settings = _settings(paths)
     app = create_app(credentials(settings), journal_dir(paths.data_dir))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    print(f"protractor receiver: http://{args.host}:{args.port}/integrations/protractor/events "
-          f"({', '.join(settings.locations)}); journal {journal_dir(paths.data_dir)}")  # fmt: skip
+    print(
+        f"protractor receiver: http://{args.host}:{args.port}/integrations/protractor/events "
+        f"({', '.join(settings.locations)}); journal {journal_dir(paths.data_dir)}"
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
@@ -111,13 +115,15 @@ def fake_command(args: argparse.Namespace, env: DealerEnv) -> int:
         )
         accounts.append(account)
     app, _, _ = create_fake_app(accounts, args.receiver_url, churn_seconds=args.churn_seconds)
-    print(f"fake protractor: http://{args.host}:{args.port} ({len(accounts)} locations, "
-          f"{args.work_orders} work orders each) -> callbacks to {args.receiver_url}")  # fmt: skip
+    print(
+        f"fake protractor: http://{args.host}:{args.port} ({len(accounts)} locations, "
+        f"{args.work_orders} work orders each) -> callbacks to {args.receiver_url}"
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 
-def _materialize(env: DealerEnv, instance, run_config: dict) -> bool:  # noqa: ANN001
+def _materialize(env: DealerEnv, instance: dg.DagsterInstance, run_config: dict) -> bool:
     import dagster as dg
 
     from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
@@ -127,13 +133,20 @@ def _materialize(env: DealerEnv, instance, run_config: dict) -> bool:  # noqa: A
     defs = build_defs(env)
     if not defs.assets:
         return True
+    _api(_settings(paths))
     resources = {
         "dealer_env": DealerEnvironment.of(paths),
         "warehouse": WarehouseResource(url=paths.warehouse_url),
         **(defs.resources or {}),
     }
-    result = dg.materialize(list(defs.assets), resources=resources, instance=instance, run_config=run_config,
-                            tags={"dealer_assets/area": "protractor"}, raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        list(defs.assets),
+        resources=resources,
+        instance=instance,
+        run_config=run_config,
+        tags={"dealer_assets/area": "protractor"},
+        raise_on_error=False,
+    )
     status = "succeeded" if result.success else "FAILED"
     print(f"  protractor: run {result.run_id} {status}")
     for check in result.get_asset_check_evaluations():
@@ -143,7 +156,8 @@ def _materialize(env: DealerEnv, instance, run_config: dict) -> bool:  # noqa: A
 
 
 def resync_command(args: argparse.Namespace, env: DealerEnv) -> int:
-    from dealer_assets.protractor.defs.automation import CONFIG_KEY
+    from dealer_assets.core.commands import instance
+    from dealer_assets.protractor.defs.assets import WORK_ORDERS_OP
 
     paths = env.paths()
     settings = _settings(paths)
@@ -154,19 +168,17 @@ def resync_command(args: argparse.Namespace, env: DealerEnv) -> int:
         )
     since = parse_utc(args.since, key="--since", origin="command line").isoformat() if args.since else None
     config = {"mode": "sweep", "locations": args.location or [], **({"since": since} if since else {})}
-    from dealer_assets.core.commands import instance
-
-    return 0 if _materialize(env, instance(), {"ops": {CONFIG_KEY: {"config": config}}}) else 1
+    return 0 if _materialize(env, instance(), {"ops": {WORK_ORDERS_OP: {"config": config}}}) else 1
 
 
 def require_credentials(env: DealerEnv) -> None:
     """With Protractor configured, every location's keys must be set: a ConfigError naming the variable and
     its settings key otherwise, before `catch-up` processes anything."""
     if "protractor" in read_document(env.paths().settings_file):
-        credentials(_settings(env.paths()))
+        _api(_settings(env.paths()))
 
 
-def catch_up(env: DealerEnv, instance) -> bool:  # noqa: ANN001
+def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
     """Process every pending notification (and whatever the receiver journaled) in one run."""
     if "protractor" not in read_document(env.paths().settings_file):
         return True

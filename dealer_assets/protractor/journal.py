@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
 
+from dealer_assets.core.files import append_durably
 from dealer_assets.protractor.domain.workorders import TS
 
 FLUSHES_IN_FLIGHT = 4
@@ -93,9 +93,10 @@ class Journal:
 
     @staticmethod
     async def _flush(batch: list[_Pending], slots: asyncio.Semaphore) -> None:
+        """Any failure is every waiter's answer: none may answer 2xx for a line that is not stored."""
         try:
             await asyncio.to_thread(_write_batch, batch)
-        except Exception as exc:  # noqa: BLE001 - every waiter must learn that its line is not stored
+        except Exception as exc:
             for item in batch:
                 if not item.done.done():
                     item.done.set_exception(exc)
@@ -112,25 +113,7 @@ def _write_batch(batch: list[_Pending]) -> None:
     for item in batch:
         by_path.setdefault(item.path, []).append(item.line)
     for path, lines in by_path.items():
-        durable_append(path, b"".join(lines))
-
-
-def durable_append(path: Path, data: bytes) -> None:
-    """Append and fsync (and fsync the directory when the file is new)."""
-    new = not path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if new:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        append_durably(path, b"".join(lines))
 
 
 def read_new(root: Path, offsets: dict[str, int]) -> tuple[pl.DataFrame, dict[str, int]]:

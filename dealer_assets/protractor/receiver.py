@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +99,94 @@ class _EventIds:
         return str(uuid.UUID(int=self._prefix | next(self._next)))
 
 
+def _notification(params: dict[str, str]) -> tuple[tuple[str, str, str] | None, list[str]]:
+    """(type, operation, object id) of a valid notification, else None and what is wrong with it."""
+    kind, operation, raw_id = _param(params, "type"), _param(params, "operation"), _param(params, "id")
+    problems = []
+    if kind not in TYPES:
+        problems.append(f"type must be one of {', '.join(TYPES)}")
+    if operation not in OPERATIONS:
+        problems.append(f"operation must be one of {', '.join(OPERATIONS)}")
+    try:
+        object_id = str(uuid.UUID(raw_id))
+    except ValueError:
+        problems.append("id must be a GUID")
+    return (None if problems else (kind, operation, object_id)), problems
+
+
+class _Events:
+    """`GET`/`POST /integrations/protractor/events`: bounds, credentials, validation, rate, then the journal."""
+
+    def __init__(
+        self,
+        credentials: list[Credential],
+        journal: Journal,
+        rate_per_second: float,
+        burst: int,
+        max_body_bytes: int,
+    ) -> None:
+        self._auth = _Auth(credentials)
+        self._journal = journal
+        self._limiters = {c.location_id: AsyncLimiter(burst, burst / rate_per_second) for c in credentials}
+        self._event_ids = _EventIds()
+        self._max_body_bytes = max_body_bytes
+
+    async def handle(self, request: Request) -> Response:
+        if len(request.url.query.encode()) > MAX_QUERY_BYTES:
+            return PlainTextResponse("request too large", status_code=414)
+        if request.method == "POST" and await self._body_too_large(request):
+            return PlainTextResponse("request too large", status_code=413)
+        params = _query(request.scope.get("query_string", b""))
+        location_id = self._auth.location(_param(params, "connectionId"), _param(params, "apiKey"))
+        if location_id is None:
+            host = request.client and request.client.host
+            log.warning("protractor callback rejected: unknown credentials from %s", host)
+            return PlainTextResponse("unauthorized", status_code=401)
+        notification, problems = _notification(params)
+        if notification is None:
+            log.info("protractor %s: callback rejected: %s", location_id, "; ".join(problems))
+            return JSONResponse({"error": "; ".join(problems)}, status_code=400)
+        limiter = self._limiters[location_id]
+        if not limiter.has_capacity():
+            log.warning("protractor %s: callback rate exceeded", location_id)
+            return PlainTextResponse("too many requests", status_code=429, headers={"Retry-After": "1"})
+        await limiter.acquire()
+        return await self._store(location_id, *notification)
+
+    async def _body_too_large(self, request: Request) -> bool:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self._max_body_bytes):
+            return True
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                return True
+        return False
+
+    async def _store(self, location_id: str, kind: str, operation: str, object_id: str) -> Response:
+        received_at = datetime.now(UTC)
+        record = {
+            "event_id": self._event_ids(),
+            "location_id": location_id,
+            "type": kind,
+            "object_id": object_id,
+            "operation": operation,
+            "received_at": received_at.isoformat(timespec="microseconds"),
+        }
+        try:
+            await self._journal.append(record, received_at)
+        except OSError:
+            log.exception("protractor %s: callback not stored", location_id)
+            return PlainTextResponse("not stored", status_code=503, headers={"Retry-After": "5"})
+        log.debug("protractor %s: stored %s %s %s", location_id, kind, operation, object_id)
+        return Response(STORED, media_type="application/json")
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
 def create_app(
     credentials: list[Credential],
     journal_root: Path,
@@ -107,71 +196,11 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """The ASGI app; `burst` notifications per location may arrive at once, then `rate_per_second`."""
-    auth = _Auth(credentials)
     journal = Journal(journal_root)
-    limiters = {c.location_id: AsyncLimiter(burst, burst / rate_per_second) for c in credentials}
-    event_ids = _EventIds()
-
-    async def events(request: Request) -> Response:
-        if len(request.url.query.encode()) > MAX_QUERY_BYTES:
-            return PlainTextResponse("request too large", status_code=414)
-        if request.method == "POST":
-            declared = request.headers.get("content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
-                return PlainTextResponse("request too large", status_code=413)
-            size = 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_body_bytes:
-                    return PlainTextResponse("request too large", status_code=413)
-        params = _query(request.scope.get("query_string", b""))
-        location_id = auth.location(_param(params, "connectionId"), _param(params, "apiKey"))
-        if location_id is None:
-            log.warning(
-                "protractor callback rejected: unknown credentials from %s",
-                request.client and request.client.host,
-            )
-            return PlainTextResponse("unauthorized", status_code=401)
-        kind, operation, raw_id = _param(params, "type"), _param(params, "operation"), _param(params, "id")
-        problems = []
-        if kind not in TYPES:
-            problems.append(f"type must be one of {', '.join(TYPES)}")
-        if operation not in OPERATIONS:
-            problems.append(f"operation must be one of {', '.join(OPERATIONS)}")
-        try:
-            object_id = str(uuid.UUID(raw_id))
-        except ValueError:
-            problems.append("id must be a GUID")
-        if problems:
-            log.info("protractor %s: callback rejected: %s", location_id, "; ".join(problems))
-            return JSONResponse({"error": "; ".join(problems)}, status_code=400)
-        limiter = limiters[location_id]
-        if not limiter.has_capacity():
-            log.warning("protractor %s: callback rate exceeded", location_id)
-            return PlainTextResponse("too many requests", status_code=429, headers={"Retry-After": "1"})
-        await limiter.acquire()
-        received_at = datetime.now(UTC)
-        record = {
-            "event_id": event_ids(),
-            "location_id": location_id,
-            "type": kind,
-            "object_id": object_id,
-            "operation": operation,
-            "received_at": received_at.isoformat(timespec="microseconds"),
-        }
-        try:
-            await journal.append(record, received_at)
-        except OSError:
-            log.exception("protractor %s: callback not stored", location_id)
-            return PlainTextResponse("not stored", status_code=503, headers={"Retry-After": "5"})
-        log.debug("protractor %s: stored %s %s %s", location_id, kind, operation, object_id)
-        return Response(STORED, media_type="application/json")
-
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+    events = _Events(credentials, journal, rate_per_second, burst, max_body_bytes)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette):
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await journal.start()
         try:
             yield
@@ -180,7 +209,7 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route(EVENTS_PATH, events, methods=["GET", "POST"]),
+            Route(EVENTS_PATH, events.handle, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,

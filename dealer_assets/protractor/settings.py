@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from dealer_assets.core.errors import ConfigError
 from dealer_assets.core.settings_file import read_document, validate_section
 
 DEFAULT_BASE_URL = "https://integration.protractor.com/IntegrationServices/2.0"
@@ -135,6 +136,14 @@ def _reword(err: dict, loc: list[str]) -> tuple[list[str], str | None]:
 def validate_protractor(document: dict, path: Path | str = "<settings>") -> ProtractorSettings | None:
     """The validated `protractor:` key of a parsed settings document; None when the key is absent."""
     return validate_section(ProtractorSettings, document, "protractor", path, reword=_reword)
+
+
+def required_protractor(document: dict, path: Path | str) -> ProtractorSettings:
+    """The validated `protractor:` key, for a command or a run that needs it: its absence is a ConfigError."""
+    settings = validate_protractor(document, path)
+    if settings is None:
+        raise ConfigError(f"invalid settings:\n  {path}: protractor: the key is absent (no locations)")
+    return settings
 
 
 def load_protractor_settings(path: Path | str) -> ProtractorSettings | None:

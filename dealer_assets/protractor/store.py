@@ -3,7 +3,7 @@ transaction per batch so a killed run leaves nothing half-written."""
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 import polars as pl
 import sqlalchemy as sa
@@ -14,6 +14,9 @@ from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.domain.events import EVENT_SCHEMA
 from dealer_assets.protractor.domain.links import SR_SCHEMA
 from dealer_assets.protractor.domain.versions import LINE_SCHEMA, SNAPSHOT_SCHEMA
+
+SENT_COLUMNS: dict[str, pl.DataType] = {"package_id": pl.String, "sent_at": pl.Datetime("us", "UTC")}
+WRITE_BACK_KEYS = ("package_id", "location_id", "work_order_id", "sr_id")
 
 
 def _cols(schema: dict) -> str:
@@ -106,7 +109,7 @@ def update_mapped(conn: Connection, changed: pl.DataFrame) -> None:
             c.location_id == sa.bindparam("b_loc"),
             c.work_order_id == sa.bindparam("b_wo"),
             c.valid_from == sa.bindparam("b_from"),
-        )  # fmt: skip
+        )
         .values(
             status=sa.bindparam("b_status"),
             service_advisor=sa.bindparam("b_adv"),
@@ -118,7 +121,7 @@ def update_mapped(conn: Connection, changed: pl.DataFrame) -> None:
     conn.execute(stmt, [dict(zip(keys, r, strict=True)) for r in changed.select(cols).rows()])
 
 
-def mark_processed(conn: Connection, event_ids: list[str], when) -> None:  # noqa: ANN001
+def mark_processed(conn: Connection, event_ids: list[str], when: datetime) -> None:
     for start in range(0, len(event_ids), 500):
         chunk = event_ids[start : start + 500]
         conn.execute(
@@ -137,23 +140,39 @@ def journal_offsets(conn: Connection) -> dict[str, int]:
 
 
 def save_offsets(conn: Connection, offsets: dict[str, int]) -> None:
-    frame = pl.DataFrame({"journal_file": list(offsets), "byte_offset": list(offsets.values())},
-                         schema={"journal_file": pl.String, "byte_offset": pl.Int64})  # fmt: skip
+    frame = pl.DataFrame(
+        {"journal_file": list(offsets), "byte_offset": list(offsets.values())},
+        schema={"journal_file": pl.String, "byte_offset": pl.Int64},
+    )
     insert_frame(conn, t.protractor_journal_offsets, frame, on_conflict="update")
 
 
-def swept_until(conn: Connection, location_id: str):  # noqa: ANN201
+def swept_until(conn: Connection, location_id: str) -> datetime | None:
     c = t.protractor_sweeps.c
     value = conn.execute(sa.select(c.swept_until).where(c.location_id == location_id)).scalar()
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def save_sweep(conn: Connection, location_id: str, until) -> None:  # noqa: ANN001
-    frame = pl.DataFrame({"location_id": [location_id], "swept_until": [until]},
-                         schema={"location_id": pl.String, "swept_until": pl.Datetime("us", "UTC")})  # fmt: skip
+def save_sweep(conn: Connection, location_id: str, until: datetime) -> None:
+    frame = pl.DataFrame(
+        {"location_id": [location_id], "swept_until": [until]},
+        schema={"location_id": pl.String, "swept_until": pl.Datetime("us", "UTC")},
+    )
     insert_frame(conn, t.protractor_sweeps, frame, on_conflict="update")
 
 
 def replace_links(conn: Connection, links: pl.DataFrame) -> None:
     conn.execute(t.service_request_work_orders.delete())
     insert_frame(conn, t.service_request_work_orders, links)
+
+
+def record_write_back(conn: Connection, package: dict, attempted_at: datetime) -> None:
+    """The attempt to add a package, kept before it is sent (a second attempt keeps the first's time)."""
+    row = {k: package[k] for k in WRITE_BACK_KEYS} | {"attempted_at": attempted_at}
+    frame = pl.DataFrame([row]).cast({"attempted_at": pl.Datetime("us", "UTC")})
+    insert_frame(conn, t.protractor_write_backs, frame, on_conflict="ignore")
+
+
+def mark_sent(conn: Connection, package_id: str, sent_at: datetime) -> None:
+    c = t.protractor_write_backs.c
+    conn.execute(t.protractor_write_backs.update().where(c.package_id == package_id).values(sent_at=sent_at))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,19 +19,43 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from dealer_assets.core.files import append_durably
 from dealer_assets.core.warehouse import exclusive_lock, insert_frame
 from dealer_assets.protractor import store
 from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.client import ProtractorClient
 from dealer_assets.protractor.domain.events import new_events, to_refetch, work_order_batch
-from dealer_assets.protractor.domain.links import link_service_requests, package_payload, plan_write_back
+from dealer_assets.protractor.domain.links import (
+    LINK_SCHEMA,
+    link_service_requests,
+    package_payload,
+    plan_write_back,
+)
 from dealer_assets.protractor.domain.versions import DELETE_SCHEMA, next_versions
 from dealer_assets.protractor.domain.workorders import RAW_SCHEMA, apply_mappings, flatten, read_documents
-from dealer_assets.protractor.journal import durable_append, journal_dir, read_new
+from dealer_assets.protractor.journal import journal_dir, read_new
 from dealer_assets.protractor.settings import LocationSettings, ProtractorSettings
 
 SWEEP_OVERLAP = timedelta(hours=2)
+MAPPED = ["status", "service_advisor", "technician"]
 ClientFor = Callable[[str], ProtractorClient]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    """What every step of a sync works with: the warehouse, this run's settings, each location's API, the data
+    root, where history starts, and the clock."""
+
+    engine: Engine
+    settings: ProtractorSettings
+    client_for: ClientFor
+    data_dir: Path
+    history_start: datetime
+    now: Callable[[], datetime] = utc_now
 
 
 @dataclass
@@ -55,7 +80,7 @@ class Outcome:
             mine[key] = mine.get(key, 0) + value
 
 
-def lock(engine: Engine, data_dir: Path):  # noqa: ANN201
+def lock(engine: Engine, data_dir: Path) -> AbstractContextManager[None]:
     return exclusive_lock(engine, data_dir / "protractor" / "locks", "protractor")
 
 
@@ -82,7 +107,7 @@ def _land(data_dir: Path, location_id: str, docs: list[dict], observed_at: datet
     )
     if body:
         path = data_dir / "protractor" / "fetched" / location_id / f"{observed_at:%Y-%m-%d}.jsonl"
-        durable_append(path, body)
+        append_durably(path, body)
     return body
 
 
@@ -104,16 +129,7 @@ def apply_batch(
         out["snapshots"] = apply_mappings(out["snapshots"], status_map, user_map)
         store.write_versions(conn, out)
         after = store.current_snapshots(conn, location_id)
-        remapped = apply_mappings(after, status_map, user_map)
-        mapped = ["status", "service_advisor", "technician"]
-        differs = pl.any_horizontal([~pl.col(c).eq_missing(pl.col(f"{c}_old")) for c in mapped])
-        store.update_mapped(
-            conn,
-            remapped.join(
-                after.select("work_order_id", *[pl.col(c).alias(f"{c}_old") for c in mapped]),
-                on="work_order_id",
-            ).filter(differs),
-        )
+        store.update_mapped(conn, _remapped(after, apply_mappings(after, status_map, user_map)))
         store.mark_processed(conn, event_ids, processed_at)
     return {
         "snapshots_written": out["snapshots"].height,
@@ -122,46 +138,50 @@ def apply_batch(
     }
 
 
-def process_events(
-    engine: Engine,
-    settings: ProtractorSettings,
-    client_for: ClientFor,
-    data_dir: Path,
-    now: Callable[[], datetime],
-) -> Outcome:
+def _remapped(current: pl.DataFrame, remapped: pl.DataFrame) -> pl.DataFrame:
+    """The current rows whose status or users change under the maps of this run."""
+    differs = pl.any_horizontal([~pl.col(c).eq_missing(pl.col(f"{c}_old")) for c in MAPPED])
+    old = current.select("work_order_id", *[pl.col(c).alias(f"{c}_old") for c in MAPPED])
+    return remapped.join(old, on="work_order_id").filter(differs)
+
+
+def _fetch(client: ProtractorClient, ids: list[str]) -> list[dict]:
+    return [doc for _, doc in client.fetch_many(ids) if doc is not None]
+
+
+def process_events(ctx: SyncContext) -> Outcome:
     """Load the journal, then fetch what pending notifications name and version it, location by location."""
     outcome = Outcome()
-    with lock(engine, data_dir):
-        outcome.events_loaded = load_journal(engine, data_dir)
-        with engine.connect() as conn:
+    with lock(ctx.engine, ctx.data_dir):
+        outcome.events_loaded = load_journal(ctx.engine, ctx.data_dir)
+        with ctx.engine.connect() as conn:
             pending = store.pending_events(conn)
-        for location_id, location in settings.locations.items():
+        for location_id in ctx.settings.locations:
             mine = pending.filter(pl.col("location_id") == location_id)
-            if mine.is_empty():
-                continue
-            fetch, deletes = work_order_batch(mine)
-            docs: list[dict] = []
-            if fetch.height:
-                with client_for(location_id) as client:
-                    docs = [
-                        d for _, d in client.fetch_many(fetch["work_order_id"].to_list()) if d is not None
-                    ]
-            observed = now()
-            body = _land(data_dir, location_id, docs, observed)
-            counts = apply_batch(engine, location_id, location, body, deletes.cast(DELETE_SCHEMA),
-                                 mine["event_id"].to_list(), observed)  # fmt: skip
-            outcome.add(location_id, events_processed=mine.height, fetched=len(docs), **counts)
+            if not mine.is_empty():
+                outcome.add(location_id, **_process_location(ctx, location_id, mine))
     return outcome
 
 
+def _process_location(ctx: SyncContext, location_id: str, pending: pl.DataFrame) -> dict[str, int]:
+    fetch, deletes = work_order_batch(pending)
+    docs: list[dict] = []
+    if fetch.height:
+        with ctx.client_for(location_id) as client:
+            docs = _fetch(client, fetch["work_order_id"].to_list())
+    observed = ctx.now()
+    body = _land(ctx.data_dir, location_id, docs, observed)
+    location = ctx.settings.locations[location_id]
+    event_ids = pending["event_id"].to_list()
+    counts = apply_batch(
+        ctx.engine, location_id, location, body, deletes.cast(DELETE_SCHEMA), event_ids, observed
+    )
+    return {"events_processed": pending.height, "fetched": len(docs), **counts}
+
+
 def sweep(
-    engine: Engine,
-    settings: ProtractorSettings,
-    client_for: ClientFor,
-    data_dir: Path,
-    now: Callable[[], datetime],
+    ctx: SyncContext,
     *,
-    history_start: datetime,
     since: datetime | None = None,
     locations: list[str] | None = None,
     days: tuple[date, date] | None = None,
@@ -170,38 +190,40 @@ def sweep(
 
     With `days` (a backfill), list exactly those local dates and fetch every work order listed."""
     outcome = Outcome()
-    with lock(engine, data_dir):
-        for location_id, location in settings.locations.items():
-            if locations and location_id not in locations:
-                continue
-            started = now()
-            zone = ZoneInfo(location.time_zone)
-            with engine.connect() as conn:
-                last = since or store.swept_until(conn, location_id)
-                current = store.current_snapshots(conn, location_id)
-            if days is None:
-                start_at = (last - SWEEP_OVERLAP) if last else history_start
-                first, last_day = start_at.astimezone(zone).date(), started.astimezone(zone).date()
-            else:
-                first, last_day = days
-            with client_for(location_id) as client:
-                listed = pl.DataFrame(client.list_changed(first, last_day), schema=RAW_SCHEMA, strict=False)
-                if days is None:
-                    ids = to_refetch(listed, current, location_id, location.time_zone)[
-                        "work_order_id"
-                    ].to_list()
-                else:
-                    ids = listed["ID"].str.to_lowercase().unique().sort().to_list()
-                docs = [d for _, d in client.fetch_many(ids) if d is not None]
-            body = _land(data_dir, location_id, docs, started)
-            counts = apply_batch(
-                engine, location_id, location, body, pl.DataFrame(schema=DELETE_SCHEMA), [], started
-            )
-            if days is None:
-                with engine.begin() as conn:
-                    store.save_sweep(conn, location_id, started)
-            outcome.add(location_id, fetched=len(docs), **counts)
+    with lock(ctx.engine, ctx.data_dir):
+        for location_id in ctx.settings.locations:
+            if not locations or location_id in locations:
+                outcome.add(location_id, **_sweep_location(ctx, location_id, since, days))
     return outcome
+
+
+def _sweep_location(
+    ctx: SyncContext, location_id: str, since: datetime | None, days: tuple[date, date] | None
+) -> dict[str, int]:
+    started = ctx.now()
+    location = ctx.settings.locations[location_id]
+    with ctx.engine.connect() as conn:
+        last = since or store.swept_until(conn, location_id)
+        current = store.current_snapshots(conn, location_id)
+    backfill = days is not None
+    if days is None:
+        zone = ZoneInfo(location.time_zone)
+        start_at = (last - SWEEP_OVERLAP) if last else ctx.history_start
+        days = (start_at.astimezone(zone).date(), started.astimezone(zone).date())
+    with ctx.client_for(location_id) as client:
+        listed = pl.DataFrame(client.list_changed(*days), schema=RAW_SCHEMA, strict=False)
+        if backfill:
+            ids = listed["ID"].str.to_lowercase().unique().sort().to_list()
+        else:
+            ids = to_refetch(listed, current, location_id, location.time_zone)["work_order_id"].to_list()
+        docs = _fetch(client, ids)
+    body = _land(ctx.data_dir, location_id, docs, started)
+    no_deletes = pl.DataFrame(schema=DELETE_SCHEMA)
+    counts = apply_batch(ctx.engine, location_id, location, body, no_deletes, [], started)
+    if not backfill:
+        with ctx.engine.begin() as conn:
+            store.save_sweep(conn, location_id, started)
+    return {"fetched": len(docs), **counts}
 
 
 def refresh_links(engine: Engine) -> pl.DataFrame:
@@ -213,45 +235,37 @@ def refresh_links(engine: Engine) -> pl.DataFrame:
     return links
 
 
-def write_back(
-    engine: Engine,
-    settings: ProtractorSettings,
-    client_for: ClientFor,
-    data_dir: Path,
-    now: Callable[[], datetime],
-) -> int:
+def write_back(ctx: SyncContext) -> int:
     """Add one package per active linked SR to its work order, at locations with `write_back: true`.
 
     The attempt is committed before the POST and its GUID comes from our ids: a killed run's retry sends the
     same package, which Protractor upserts, so it is added once."""
-    enabled = [loc for loc, s in settings.locations.items() if s.write_back]
+    enabled = [loc for loc, s in ctx.settings.locations.items() if s.write_back]
     if not enabled:
         return 0
-    with lock(engine, data_dir):
-        with engine.connect() as conn:
-            links = store.all_rows(conn, t.service_request_work_orders,
-                                   {"location_id": pl.String, "work_order_id": pl.String, "vin": pl.String, "sr_id": pl.String})  # fmt: skip
-            plan = plan_write_back(links, store.service_requests(conn), store.current_lines(conn), enabled)
-            done = store.all_rows(
-                conn, t.protractor_write_backs, {"package_id": pl.String, "sent_at": pl.Datetime("us", "UTC")}
-            )
-        plan = plan.join(done.filter(pl.col("sent_at").is_not_null()), on="package_id", how="anti")
-        sent = 0
+    sent = 0
+    with lock(ctx.engine, ctx.data_dir):
+        plan = _unsent_packages(ctx.engine, enabled)
         for location_id in plan["location_id"].unique().sort().to_list():
-            with client_for(location_id) as client:
+            with ctx.client_for(location_id) as client:
                 for row in plan.filter(pl.col("location_id") == location_id).iter_rows(named=True):
-                    record = pl.DataFrame([{k: row[k] for k in ("package_id", "location_id", "work_order_id", "sr_id")}
-                                           | {"attempted_at": now()}]).cast({"attempted_at": pl.Datetime("us", "UTC")})  # fmt: skip
-                    with engine.begin() as conn:
-                        insert_frame(conn, t.protractor_write_backs, record, on_conflict="ignore")
-                    client.post_work_order(row["work_order_id"], package_payload(row))
-                    with engine.begin() as conn:
-                        conn.execute(t.protractor_write_backs.update()
-                                     .where(t.protractor_write_backs.c.package_id == row["package_id"])
-                                     .values(sent_at=now()))  # fmt: skip
+                    _send_package(ctx, client, row)
                     sent += 1
-        return sent
+    return sent
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+def _unsent_packages(engine: Engine, locations: list[str]) -> pl.DataFrame:
+    with engine.connect() as conn:
+        links = store.all_rows(conn, t.service_request_work_orders, LINK_SCHEMA)
+        plan = plan_write_back(links, store.service_requests(conn), store.current_lines(conn), locations)
+        done = store.all_rows(conn, t.protractor_write_backs, store.SENT_COLUMNS)
+    return plan.join(done.filter(pl.col("sent_at").is_not_null()), on="package_id", how="anti")
+
+
+def _send_package(ctx: SyncContext, client: ProtractorClient, row: dict) -> None:
+    """Record the attempt, POST, then record that it was sent (each in a transaction of its own)."""
+    with ctx.engine.begin() as conn:
+        store.record_write_back(conn, row, ctx.now())
+    client.post_work_order(row["work_order_id"], package_payload(row))
+    with ctx.engine.begin() as conn:
+        store.mark_sent(conn, row["package_id"], ctx.now())

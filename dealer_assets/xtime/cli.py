@@ -62,17 +62,17 @@ def show_status(args: argparse.Namespace, env: DealerEnv) -> int:
 def require_credentials(env: DealerEnv) -> None:
     """With Xtime configured, its credentials must be set: a ConfigError naming the variable and its settings
     key otherwise, before `catch-up` processes anything."""
-    from dealer_assets.xtime.client import XtimeClient
+    from dealer_assets.xtime.defs.resources import XtimeResource
 
     settings = load_xtime_settings(env.paths().settings_file)
     if settings is not None:
-        XtimeClient.from_settings(settings)
+        XtimeResource.from_settings(settings)
 
 
 def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
     """Refreshes a stale catalog, then takes in every pending request and books what can be booked."""
     from dealer_assets.xtime.defs import build_defs
-    from dealer_assets.xtime.defs.sensors import BOOKING_JOB, CATALOG_JOB
+    from dealer_assets.xtime.defs.jobs import BOOKINGS_JOB, CATALOG_JOB
 
     paths = env.paths()
     settings = load_xtime_settings(paths.settings_file)
@@ -89,6 +89,6 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
         result = defs.resolve_job_def(CATALOG_JOB).execute_in_process(instance=instance, raise_on_error=False)
         print_run(f"xtime catalog ({len(stale)} dealership(s) stale)", result)
         ok &= result.success
-    result = defs.resolve_job_def(BOOKING_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    result = defs.resolve_job_def(BOOKINGS_JOB).execute_in_process(instance=instance, raise_on_error=False)
     print_run("xtime requests and bookings", result)
     return ok and result.success

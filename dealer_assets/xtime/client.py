@@ -1,9 +1,9 @@
-"""The Xtime scheduling API over httpx, as a Dagster resource.
+"""The Xtime scheduling API over httpx.
 
 OAuth2 client credentials (HTTP Basic at `token_url`); every call sends `Authorization: Bearer` and
 `x-api-key`. The token is reused until shortly before `expires_in` and refreshed once on a 401. 429, 5xx and
-timeouts are retried by tenacity with exponential backoff, honouring `Retry-After`; a booking POST is retried
-only when it cannot have reached Xtime (429, a refused connection). Any other failure of a booking POST raises
+timeouts are retried (core/http.py: backoff, or the server's `Retry-After`); a booking POST is retried only
+when it cannot have reached Xtime (429, a refused connection). Any other failure of a booking POST raises
 `AnswerLost`: the caller looks the request up instead of sending it again. Logs carry method, path, dealer code,
 status and timing, never credentials, tokens, bodies or customers' contact details.
 """
@@ -11,26 +11,32 @@ status and timing, never credentials, tokens, bodies or customers' contact detai
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-import dagster as dg
 import httpx
-from pydantic import PrivateAttr
-from pyrate_limiter import Duration, Limiter, Rate
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-from tenacity.wait import wait_base
+from pyrate_limiter import Limiter
 
-from dealer_assets.core.errors import ConfigError
-from dealer_assets.xtime.settings import SCOPE, XtimeSettings
+from dealer_assets.core.http import (
+    CallStats,
+    RetryPolicy,
+    acquire,
+    is_transient,
+    never_reached_server,
+    retry_after_of,
+    second_rate,
+)
+from dealer_assets.xtime.settings import SCOPE
 
 log = logging.getLogger(__name__)
 BOOKING_PATH = "/service/appointments-bookings"
+JITTER_MARGIN = 1.05
+"""Calls are spaced 1/rate + 5% apart: against a fake enforcing the same limit, bursts of 10 per second drew
+one or two 429s per 200 calls, since our clock and Xtime's never agree exactly."""
 
 
 class XtimeError(Exception):
@@ -63,185 +69,106 @@ class AnswerLost(Exception):
     """A booking POST may have reached Xtime but its answer did not come back: look it up, never resend."""
 
 
-@dataclass
-class ClientStats:
-    calls: int = 0
-    token_fetches: int = 0
-    retries: int = 0
-    limiter_wait_seconds: float = 0.0
+def _read_retryable(exc: BaseException) -> bool:
+    return is_transient(exc) or (isinstance(exc, XtimeError) and exc.retryable)
 
 
-class _WaitRetryAfter(wait_base):
-    """Xtime's `Retry-After` when it sends one (capped), else exponential backoff."""
-
-    def __init__(self, fallback: wait_base, cap: float) -> None:
-        self.fallback, self.cap = fallback, cap
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        after = getattr(exc, "retry_after", None)
-        return min(float(after), self.cap) if after is not None else self.fallback(retry_state)
+def _booking_retryable(exc: BaseException) -> bool:
+    """Only what cannot have booked anything: a throttled POST, or one that never left this machine."""
+    return never_reached_server(exc) or (isinstance(exc, XtimeError) and exc.status == 429)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
-
-
-def _safe_transport_error(exc: BaseException) -> bool:
-    """Errors raised before a request left this machine: resending cannot duplicate anything."""
-    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-
-
-JITTER_MARGIN = 1.05
-
-
-def limiter_rate(requests_per_second: float) -> Rate:
-    """One call per 1/rate seconds plus 5%: spaced evenly rather than in bursts, so that the jitter between our
-    clock and Xtime's never lets an extra call into one of Xtime's seconds (measured against a fake enforcing
-    the same limit: bursts of 10 per second drew one or two 429s per 200 calls)."""
-    return Rate(1, max(1, round(int(Duration.SECOND) / requests_per_second * JITTER_MARGIN)))
-
-
-class XtimeClient(dg.ConfigurableResource):
-    """Xtime scheduling API; one limiter per resource instance (all dealerships share the API key)."""
-
-    base_url: str
-    token_url: str
+@dataclass(frozen=True)
+class Credentials:
     client_id: str
     client_secret: str
     api_key: str
-    requests_per_second: float = 10.0
-    timeout_seconds: float = 10.0
-    max_attempts: int = 5
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 30.0
 
-    _http: httpx.Client | None = PrivateAttr(default=None)
-    _token: str | None = PrivateAttr(default=None)
-    _token_valid_until: float = PrivateAttr(default=0.0)
-    _limiter: Limiter | None = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _stats: ClientStats = PrivateAttr(default_factory=ClientStats)
 
-    @classmethod
-    def from_settings(
-        cls, settings: XtimeSettings, environ: dict[str, str] | None = None, **kw: Any
-    ) -> XtimeClient:
-        """Credentials from the environment variables the settings name; a missing one is a ConfigError."""
-        env = os.environ if environ is None else environ
-        values = {}
-        for field, var in (
-            ("client_id", settings.client_id_env),
-            ("client_secret", settings.client_secret_env),
-            ("api_key", settings.api_key_env),
-        ):
-            if not env.get(var):
-                raise ConfigError(f"environment: {var}: not set (named by xtime.{field}_env in the settings)")
-            values[field] = env[var]
-        return cls(
-            base_url=settings.base_url,
-            token_url=settings.token_url,
-            requests_per_second=float(settings.requests_per_second),
-            **values,
-            **kw,
-        )
+class TokenCache:
+    """The bearer token, reused until `expires_in` less 10% (at most 60 s) as measured by `clock`."""
 
-    @property
-    def stats(self) -> ClientStats:
-        return self._stats
+    def __init__(self, fetch: Callable[[], tuple[str, float]], clock: Callable[[], float]) -> None:
+        self._fetch, self._clock = fetch, clock
+        self._token: str | None = None
+        self._valid_until = 0.0
+        self._lock = threading.Lock()
 
-    def _client(self) -> httpx.Client:
-        if self._http is None:
-            self._http = httpx.Client(timeout=httpx.Timeout(self.timeout_seconds))
-            self._limiter = Limiter(limiter_rate(self.requests_per_second), buffer_ms=1)
-        return self._http
+    def get(self, *, refresh: bool = False) -> str:
+        with self._lock:
+            if refresh or self._token is None or self._clock() >= self._valid_until:
+                started = self._clock()
+                self._token, expires_in = self._fetch()
+                self._valid_until = started + expires_in - min(60.0, expires_in * 0.1)
+            return self._token
 
-    def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+class XtimeClient:
+    """One Xtime account (all dealerships share its API key): one connection pool, token and rate limit."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token_url: str,
+        credentials: Credentials,
+        *,
+        requests_per_second: float = 10.0,
+        timeout_seconds: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url, self.token_url, self.retry = base_url, token_url, retry
+        self._credentials = credentials
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout_seconds))
+        self._limiter = Limiter(second_rate(requests_per_second, JITTER_MARGIN), buffer_ms=1)
+        self._tokens = TokenCache(self._fetch_token_retrying, clock)
+        self.stats = CallStats()
+
+    def __enter__(self) -> XtimeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _retrying(self, retry_on) -> Retrying:
-        def count(_: RetryCallState) -> None:
-            self._stats.retries += 1
+    def close(self) -> None:
+        self._http.close()
 
-        return Retrying(
-            retry=retry_if_exception(retry_on),
-            stop=stop_after_attempt(self.max_attempts),
-            wait=_WaitRetryAfter(
-                wait_exponential(multiplier=self.backoff_seconds, max=self.max_backoff_seconds),
-                self.max_backoff_seconds,
-            ),
-            before_sleep=count,
-            reraise=True,
-        )
-
-    # -- token ------------------------------------------------------------------------------------------------
-
-    def _access_token(self, *, refresh: bool = False) -> str:
-        with self._lock:
-            if refresh or self._token is None or time.monotonic() >= self._token_valid_until:
-                self._token, self._token_valid_until = self._retrying(
-                    lambda e: (
-                        isinstance(e, httpx.TimeoutException | httpx.TransportError)
-                        or (isinstance(e, XtimeError) and e.retryable)
-                    )
-                )(self._fetch_token)
-            return self._token
+    def _fetch_token_retrying(self) -> tuple[str, float]:
+        return self.retry.retrying(_read_retryable, self.stats)(self._fetch_token)
 
     def _fetch_token(self) -> tuple[str, float]:
         started = time.monotonic()
-        response = self._client().post(
+        response = self._http.post(
             self.token_url,
-            auth=(self.client_id, self.client_secret),
+            auth=(self._credentials.client_id, self._credentials.client_secret),
             data={"grant_type": "client_credentials", "scope": SCOPE},
             headers={"Accept": "application/json"},
         )
-        self._stats.token_fetches += 1
+        self.stats.add(token_fetches=1)
         log.info("POST token -> %s in %.0f ms", response.status_code, (time.monotonic() - started) * 1000)
         if response.status_code >= 400:
             raise XtimeError(
                 "TOKEN",
                 f"token request refused: HTTP {response.status_code}",
                 response.status_code,
-                _retry_after(response),
+                retry_after_of(response),
             )
         body = response.json()
-        expires_in = float(body.get("expires_in") or 300)
-        margin = min(60.0, expires_in * 0.1)
-        return body["access_token"], started + expires_in - margin
-
-    # -- calls ------------------------------------------------------------------------------------------------
+        return body["access_token"], float(body.get("expires_in") or 300)
 
     def _send(self, method: str, path: str, params: dict[str, Any], body: dict | None) -> dict:
-        http = self._client()
-        token = self._access_token()
+        token = self._tokens.get()
         for refreshed in (False, True):
             started = time.monotonic()
-            self._limiter.try_acquire("xtime", blocking=True)
-            waited = time.monotonic() - started
-            self._stats.limiter_wait_seconds += waited
-            self._stats.calls += 1
-            response = http.request(
+            waited = acquire(self._limiter, "xtime", self.stats)
+            response = self._http.request(
                 method,
                 self.base_url + path,
                 params=params,
                 json=body,
                 headers={
                     "Authorization": f"Bearer {token}",
-                    "x-api-key": self.api_key,
+                    "x-api-key": self._credentials.api_key,
                     "Accept": "application/json",
                 },
             )
@@ -254,41 +181,13 @@ class XtimeClient(dg.ConfigurableResource):
                 (time.monotonic() - started - waited) * 1000,
             )
             if response.status_code == 401 and not refreshed:
-                token = self._access_token(refresh=True)
+                token = self._tokens.get(refresh=True)
                 continue
-            return self._answer(response)
+            return _answer(response)
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _answer(response: httpx.Response) -> dict:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and body.get("success") is False:
-            raise XtimeError(
-                str(body.get("code") or "UNKNOWN"),
-                str(body.get("message") or ""),
-                response.status_code,
-                _retry_after(response),
-            )
-        if response.status_code >= 400 or not isinstance(body, dict):
-            raise XtimeError(
-                f"HTTP_{response.status_code}",
-                "unexpected answer",
-                response.status_code,
-                _retry_after(response),
-                garbled=response.status_code < 400,
-            )
-        return body
-
     def _get(self, path: str, params: dict[str, Any]) -> dict:
-        def retry_on(exc: BaseException) -> bool:
-            return isinstance(exc, httpx.TimeoutException | httpx.TransportError) or (
-                isinstance(exc, XtimeError) and exc.retryable
-            )
-
-        return self._retrying(retry_on)(self._send, "GET", path, params, None)
+        return self.retry.retrying(_read_retryable, self.stats)(self._send, "GET", path, params, None)
 
     def services(self, dealer_code: str) -> list[dict]:
         return list(self._get("/service/services", {"dealerCode": dealer_code}).get("services") or [])
@@ -316,12 +215,8 @@ class XtimeClient(dg.ConfigurableResource):
     def book(self, dealer_code: str, payload: dict) -> str:
         """The new appointment's id; XtimeError when it was not booked (`about_request`: Xtime refused this
         request; otherwise credentials or throttling); AnswerLost when the outcome is unknown."""
-
-        def retry_on(exc: BaseException) -> bool:
-            return _safe_transport_error(exc) or (isinstance(exc, XtimeError) and exc.status == 429)
-
         try:
-            body = self._retrying(retry_on)(
+            body = self.retry.retrying(_booking_retryable, self.stats)(
                 self._send, "POST", BOOKING_PATH, {"dealerCode": dealer_code}, payload
             )
         except XtimeError as exc:
@@ -329,10 +224,34 @@ class XtimeClient(dg.ConfigurableResource):
                 raise AnswerLost(f"booking answered {exc.code} (HTTP {exc.status})") from exc
             raise
         except httpx.TransportError as exc:
-            if _safe_transport_error(exc):
+            if never_reached_server(exc):
                 raise
             raise AnswerLost(f"booking answer lost: {type(exc).__name__}") from exc
         appointment_id = body.get("appointmentId")
         if not appointment_id:
             raise AnswerLost("booking answered success without an appointmentId")
         return str(appointment_id)
+
+
+def _answer(response: httpx.Response) -> dict:
+    """The body of a success; an XtimeError for `success: false`, an HTTP error or a body that is not JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("success") is False:
+        raise XtimeError(
+            str(body.get("code") or "UNKNOWN"),
+            str(body.get("message") or ""),
+            response.status_code,
+            retry_after_of(response),
+        )
+    if response.status_code >= 400 or not isinstance(body, dict):
+        raise XtimeError(
+            f"HTTP_{response.status_code}",
+            "unexpected answer",
+            response.status_code,
+            retry_after_of(response),
+            garbled=response.status_code < 400,
+        )
+    return body

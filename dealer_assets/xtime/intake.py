@@ -8,7 +8,6 @@ point leaves either the file still incoming or the file recorded, never a file l
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from dealer_assets.core.files import write_durably
 from dealer_assets.xtime import store
 from dealer_assets.xtime.domain.requests import (
     LINES_SCHEMA,
@@ -47,13 +47,7 @@ def pending_files(paths: RequestPaths) -> list[Path]:
 def _archive(data: bytes, sha: str, name: str, archive: Path) -> Path:
     target = archive / f"{sha[:16]}-{name}"
     if not target.exists():
-        archive.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        write_durably(target, data)
     return target
 
 

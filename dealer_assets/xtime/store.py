@@ -8,7 +8,6 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dealer_assets.core.service_requests import SERVICE_REQUEST_COLUMNS
 from dealer_assets.xtime.domain.booking import ATTEMPT_SCHEMA
 from dealer_assets.xtime.domain.requests import EXISTING_SCHEMA, REQUEST_SCHEMA, SERVICE_REQUEST_SCHEMA
 from dealer_assets.xtime.tables import (
@@ -194,25 +193,6 @@ def record_file(conn: Connection, **values) -> None:
     conn.execute(appointment_request_files.insert().values(**values))
 
 
-SR_COLUMNS = tuple(
-    c
-    for c in SERVICE_REQUEST_COLUMNS
-    if c
-    in {
-        "sr_id",
-        "source",
-        "vin",
-        "dealer_id",
-        "client",
-        "stock_no",
-        "service_request_type",
-        "status",
-        "created_at",
-    }
-)
-"""The columns of the DMS `service_requests` that requests are made from, in the table's order."""
-
-
 def read_service_requests(engine: Engine, settings) -> pl.DataFrame:
     """Active DMS service requests that could become requests: read by table name, as the contract names it."""
     dealers = sorted(d.dms_dealer_id for d in settings.dealerships.values() if d.dms_dealer_id)
@@ -220,14 +200,15 @@ def read_service_requests(engine: Engine, settings) -> pl.DataFrame:
     if not dealers or not types or not sa.inspect(engine).has_table("service_requests"):
         return pl.DataFrame(schema=SERVICE_REQUEST_SCHEMA)
     sr = sa.table(
-        "service_requests", *(sa.column(c, TS if c == "created_at" else sa.Text) for c in SR_COLUMNS)
+        "service_requests",
+        *(sa.column(c, TS if c == "created_at" else sa.Text) for c in SERVICE_REQUEST_SCHEMA),
     )
     query = sa.select(sr).where(
         sr.c.status == "active", sr.c.dealer_id.in_(dealers), sr.c.service_request_type.in_(types)
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    data = [dict(zip(SR_COLUMNS, r, strict=True)) for r in rows]
+    data = [dict(zip(SERVICE_REQUEST_SCHEMA, r, strict=True)) for r in rows]
     for row in data:
         row["created_at"] = _utc(row["created_at"])
     return pl.DataFrame(data, schema=SERVICE_REQUEST_SCHEMA, orient="row")

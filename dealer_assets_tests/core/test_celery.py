@@ -1,5 +1,5 @@
 """DEALER_EXECUTOR=celery for real: a separate `dagster-celery worker` process on RabbitMQ executes the steps
-of the real `dms_generic_feeds` job, with PostgreSQL instance storage (deploy/dagster.yaml) and a PostgreSQL
+of the real `dms_generic_feeds_job` job, with PostgreSQL instance storage (deploy/dagster.yaml) and a PostgreSQL
 warehouse, and leaves the tables an in-process run leaves.
 
 Broker: DEALER_TEST_CELERY_BROKER (default pyamqp://guest@127.0.0.1:5672//). Each test uses its own queue,
@@ -136,7 +136,7 @@ def test_dms_job_steps_run_in_a_separate_celery_worker(production: Production, p
                 "-m",
                 "dealer_assets.definitions",
                 "-j",
-                "dms_generic_feeds",
+                "dms_generic_feeds_job",
                 "--tags",
                 json.dumps(range_tags(first, last)),
             ],
@@ -165,7 +165,7 @@ def test_dms_job_steps_run_in_a_separate_celery_worker(production: Production, p
     instance = production.instance()
     try:
         [run] = instance.get_runs()
-        assert run.is_success and run.job_name == "dms_generic_feeds"
+        assert run.is_success and run.job_name == "dms_generic_feeds_job"
         starts = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_START).records
         pids = {r.event_log_entry.step_key: r.event_log_entry.dagster_event.pid for r in starts}
         assert sorted(pids) == sorted(STEPS)

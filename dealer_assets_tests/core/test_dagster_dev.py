@@ -140,7 +140,7 @@ def test_dagster_dev_sensor_run_end_to_end(tmp_path: Path):
             while status != "SUCCESS":
                 if dev.poll() is not None:
                     fail(f"dagster dev exited with {dev.returncode} while waiting for the run")
-                runs = gql(RUNS_QUERY, {"job": "dms_generic_feeds"})["runsOrError"]
+                runs = gql(RUNS_QUERY, {"job": "dms_generic_feeds_job"})["runsOrError"]
                 assert runs["__typename"] == "Runs", runs
                 results = runs["results"]
                 assert len(results) <= 1, results
@@ -148,7 +148,7 @@ def test_dagster_dev_sensor_run_end_to_end(tmp_path: Path):
                 if status in ("FAILURE", "CANCELED"):
                     fail(f"the sensor's run ended {status}: {results[0]['runId']}")
                 if time.monotonic() > deadline:
-                    fail(f"no successful dms_generic_feeds run within 110 s (last status {status})")
+                    fail(f"no successful dms_generic_feeds_job run within 110 s (last status {status})")
                 time.sleep(2)
             tags = {t["key"]: t["value"] for t in results[0]["tags"]}
             assert tags["dagster/sensor_name"] == "dms_drop_zone_sensor"

@@ -28,7 +28,7 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, SOURCE_TAG
 from dealer_assets.definitions import build_definitions
 from dealer_assets.dms.defs.assets import build_source_assets, keys_for
-from dealer_assets.dms.defs.partitions import feed_partitions
+from dealer_assets.dms.partitions import feed_partitions
 from dealer_assets_tests.support import (
     BASIC_SETTINGS,
     BIN,
@@ -221,7 +221,7 @@ def test_sensor_tick_run_and_partitioned_materialization_on_postgres(
 
         first = tick(None)
         [request] = first.run_requests
-        assert request.job_name == "dms_generic_feeds"
+        assert request.job_name == "dms_generic_feeds_job"
         assert (request.tags[PARTITION_RANGE_START_TAG], request.tags[PARTITION_RANGE_END_TAG]) == (
             "2026-11-01",
             "2026-11-02",
@@ -406,8 +406,8 @@ def test_two_catch_ups_at_once_equal_one_catch_up(production: Production, pg_dat
         jobs = sorted(r.dagster_run.job_name for r in records)
         # each process ran both sources; the misdelivered run is skipped by the one that lists the drop zone
         # after the other has quarantined the file
-        assert [j for j in jobs if j != "dms_misdelivered_feeds"] == ["dms_generic_feeds"] * 2 + [
-            "dms_other_feeds"
+        assert [j for j in jobs if j != "dms_misdelivered_feeds_job"] == ["dms_generic_feeds_job"] * 2 + [
+            "dms_other_feeds_job"
         ] * 2
         spans = sorted((r.start_time, r.end_time) for r in records)
         assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False)), (

@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 
 from dealer_assets.definitions import build_definitions
-from dealer_assets.dms.defs.figures import NO_FEED
-from dealer_assets.dms.defs.specs import DROP_ZONE_KEY, GUARD_DECISIONS_KEY
+from dealer_assets.dms.asset_specs import DROP_ZONE_KEY, GUARD_DECISIONS_KEY
+from dealer_assets.dms.figures import NO_FEED
 from dealer_assets_tests.support import PROJECT, DataRoot, at, range_tags, vin
 
 BIN = Path(sys.executable).parent
@@ -57,7 +57,7 @@ def test_each_partition_of_a_range_run_carries_its_own_figures(data_root: DataRo
     (tmp_path / "home").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "home"))
     defs = build_definitions(data_root.dealer_env())
-    result = defs.resolve_job_def("dms_generic_feeds").execute_in_process(
+    result = defs.resolve_job_def("dms_generic_feeds_job").execute_in_process(
         instance=instance, tags=range_tags("2026-11-01", "2026-11-03")
     )
     assert result.success
@@ -143,7 +143,7 @@ def test_definitions_load_without_warnings_from_our_own_code(data_root: DataRoot
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         defs = build_definitions(data_root.dealer_env())
-        defs.resolve_job_def("dms_generic_feeds")
+        defs.resolve_job_def("dms_generic_feeds_job")
         defs.resolve_asset_graph()
     ours = [w for w in caught if "dealer_assets" in w.filename]
     assert ours == [], [f"{w.filename}:{w.lineno}: {w.message}" for w in ours]

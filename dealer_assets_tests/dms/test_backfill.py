@@ -17,9 +17,9 @@ from dealer_assets.core.progress import Progress
 from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from dealer_assets.definitions import build_definitions
 from dealer_assets.dms import cli as dms_cli
+from dealer_assets.dms.asset_specs import keys_for
 from dealer_assets.dms.defs import sensors
-from dealer_assets.dms.defs.figures import NO_FEED
-from dealer_assets.dms.defs.specs import keys_for
+from dealer_assets.dms.figures import NO_FEED
 from dealer_assets_tests.support import DataRoot, at, range_tags, vin
 
 RAW, NORMALIZED, SRS = keys_for("generic")
@@ -89,7 +89,7 @@ def test_a_range_run_writes_a_constant_number_of_events_per_day(data_root: DataR
     data_root.drop_feed("generic", at(29, 23), [("D1", vin(1), "S", "U")])
     instance = _instance(tmp_path)
     defs = build_definitions(data_root.dealer_env())
-    result = defs.resolve_job_def("dms_generic_feeds").execute_in_process(
+    result = defs.resolve_job_def("dms_generic_feeds_job").execute_in_process(
         instance=instance, tags=range_tags("2026-11-01", "2026-11-30")
     )
     assert result.success
@@ -163,7 +163,7 @@ def test_a_replay_of_one_day_counts_only_that_day_and_notes_the_later_days(
             "generic", at(day), [("D1", vin(1), f"S{day}", "U"), ("D1", vin(day + 2), "S", "U")]
         )
     instance = _instance(tmp_path)
-    job = build_definitions(data_root.dealer_env()).resolve_job_def("dms_generic_feeds")
+    job = build_definitions(data_root.dealer_env()).resolve_job_def("dms_generic_feeds_job")
     assert job.execute_in_process(instance=instance, tags=range_tags("2026-11-01", "2026-11-04")).success
     replay = job.execute_in_process(instance=instance, tags=range_tags("2026-11-02", "2026-11-02", "replay"))
     assert replay.success

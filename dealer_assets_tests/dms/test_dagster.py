@@ -52,8 +52,8 @@ def test_sample_definitions_load_and_validate_with_dagster_and_dg():
         -3000:
     ]
     defs = build_definitions()
-    assert defs.resolve_job_def("dms_generic_feeds") is not None
-    assert defs.resolve_job_def("dms_northgate_feeds") is not None
+    assert defs.resolve_job_def("dms_generic_feeds_job") is not None
+    assert defs.resolve_job_def("dms_northgate_feeds_job") is not None
 
 
 def test_invalid_settings_stop_definitions_naming_file_and_key(data_root: DataRoot):
@@ -71,7 +71,7 @@ def test_materialize_a_partition_range_in_one_run(data_root: DataRoot):
     for d in range(3):
         data_root.drop_feed("generic", at(d), [("D1", vin(1), f"S{d}", "U"), ("D2", vin(d + 2), "X", "U")])
     instance = dg.DagsterInstance.ephemeral()
-    job = defs.resolve_job_def("dms_generic_feeds")
+    job = defs.resolve_job_def("dms_generic_feeds_job")
     result = job.execute_in_process(instance=instance, tags=range_tags("2026-11-01", "2026-11-03"))
     assert result.success
     raw, normalized, srs = keys_for("generic")
@@ -117,7 +117,7 @@ def test_materialize_with_assets_api(data_root: DataRoot):
     defs = build_definitions(data_root.dealer_env())
     data_root.drop_feed("generic", at(0), [("D1", vin(1), "S1", "U")])
     from dealer_assets.dms.defs.assets import build_source_assets
-    from dealer_assets.dms.defs.partitions import feed_partitions
+    from dealer_assets.dms.partitions import feed_partitions
 
     assets = build_source_assets("generic", feed_partitions(data_root.paths.history_start))
     result = dg.materialize(
@@ -149,7 +149,7 @@ def test_guard_check_fails_naming_the_dealer_while_the_run_succeeds(data_root: D
     defs = build_definitions(data_root.dealer_env())
     data_root.drop_feed("generic", at(0), [("D1", vin(i), "S", "U") for i in range(5)])
     data_root.drop_feed("generic", at(1), [("D1", vin(0), "S", "U")])
-    result = defs.resolve_job_def("dms_generic_feeds").execute_in_process(
+    result = defs.resolve_job_def("dms_generic_feeds_job").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
         tags=range_tags("2026-11-01", "2026-11-02"),
@@ -207,8 +207,8 @@ def test_sensor_requests_one_run_per_source_and_never_twice(data_root: DataRoot,
     data_root.drop("generic-20261101T120000Z.csv.tmp", "x")
     first = tick(None)
     requests = {r.job_name: r for r in first.run_requests}
-    assert set(requests) == {"dms_generic_feeds", "dms_other_feeds", "dms_misdelivered_feeds"}
-    generic = requests["dms_generic_feeds"]
+    assert set(requests) == {"dms_generic_feeds_job", "dms_other_feeds_job", "dms_misdelivered_feeds_job"}
+    generic = requests["dms_generic_feeds_job"]
     assert (generic.tags[PARTITION_RANGE_START_TAG], generic.tags[PARTITION_RANGE_END_TAG]) == (
         "2026-11-01",
         "2026-11-03",
@@ -229,10 +229,10 @@ def test_sensor_requests_one_run_per_source_and_never_twice(data_root: DataRoot,
     data_root.drop_feed("generic", at(3), [("D1", vin(2), "S1", "U")])
     third = tick(second.cursor)
     assert [(r.job_name, r.tags[PARTITION_RANGE_START_TAG]) for r in third.run_requests] == [
-        ("dms_generic_feeds", "2026-11-04")
+        ("dms_generic_feeds_job", "2026-11-04")
     ]
 
-    result = defs.resolve_job_def("dms_generic_feeds").execute_in_process(
+    result = defs.resolve_job_def("dms_generic_feeds_job").execute_in_process(
         instance=instance, tags=dict(generic.tags)
     )
     assert result.success
@@ -242,7 +242,7 @@ def test_sensor_requests_one_run_per_source_and_never_twice(data_root: DataRoot,
 
     data_root.drop_feed("generic", at(0), [("D1", vin(1), "S1", "U")])
     redelivered = tick(fourth.cursor)
-    assert [r.job_name for r in redelivered.run_requests] == ["dms_generic_feeds"]
+    assert [r.job_name for r in redelivered.run_requests] == ["dms_generic_feeds_job"]
 
 
 def _run_cli(
@@ -283,7 +283,7 @@ def test_catch_up_end_to_end_and_runs_show_in_the_instance(warehouse_url: str, t
 
     instance = dg.DagsterInstance.from_config(str(home))
     runs = instance.get_run_records()
-    assert {r.dagster_run.job_name for r in runs} == {"dms_generic_feeds", "dms_misdelivered_feeds"}
+    assert {r.dagster_run.job_name for r in runs} == {"dms_generic_feeds_job", "dms_misdelivered_feeds_job"}
     assert all(r.dagster_run.is_success for r in runs)
 
     again = _run_cli(["catch-up"], root, home, cwd=tmp_path)
@@ -349,7 +349,7 @@ def test_killed_mid_run_then_rerun_equals_an_undisturbed_run(point: str, tmp_pat
 
 def test_safety_net_schedule_requests_runs_for_files_left_waiting(data_root: DataRoot):
     defs = build_definitions(data_root.dealer_env())
-    schedule = defs.resolve_schedule_def("dms_generic_safety_net")
+    schedule = defs.resolve_schedule_def("dms_generic_safety_net_schedule")
     assert schedule.cron_schedule == "0 */2 * * *"
     fresh = data_root.drop_feed("generic", at(1), [("D1", vin(1), "S1", "U")])
     ctx = dg.build_schedule_context(instance=dg.DagsterInstance.ephemeral(), resources=defs.resources)

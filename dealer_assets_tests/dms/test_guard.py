@@ -17,8 +17,9 @@ import yaml
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.definitions import build_definitions
 from dealer_assets.dms import guard
-from dealer_assets.dms.domain.normalize import FeedRef
-from dealer_assets.dms.domain.reconcile import apply_feeds, empty_state
+from dealer_assets.dms.domain.rules import apply_feeds
+from dealer_assets.dms.domain.state import empty_state
+from dealer_assets.dms.domain.vehicles import FeedRef
 from dealer_assets_tests.support import DataRoot, at, make_root, snapshot, vin
 
 DEALER_ASSETS = str(Path(sys.executable).parent / "dealer-assets")
@@ -45,7 +46,7 @@ def run(root: DataRoot, instance: dg.DagsterInstance, first: str, last: str, mod
     from dealer_assets_tests.support import range_tags
 
     defs = build_definitions(root.dealer_env())
-    result = defs.resolve_job_def("dms_generic_feeds").execute_in_process(
+    result = defs.resolve_job_def("dms_generic_feeds_job").execute_in_process(
         instance=instance, raise_on_error=False, tags={**range_tags(first, last, mode), **extra}
     )
     assert result.success, "the run succeeds whatever the guard decided"
@@ -268,7 +269,7 @@ def test_cli_exits_3_while_a_hold_awaits_and_records_decisions(tmp_path: Path):
 @pytest.mark.e2e
 def test_sample_replay_through_the_resolved_trip_exits_0(tmp_path: Path):
     """`replay --from 2026-11-18T00:00:00Z` on the samples reproduces the tables and succeeds."""
-    from dealer_assets.dms.samples import SAMPLES
+    from dealer_assets.dms.fake.dealer_feeds import SAMPLES
 
     sample_settings = yaml.safe_load((SAMPLES.parent / "config" / "dealer_feeds.yaml").read_text())
     root = make_root(tmp_path / "root", settings=yaml.safe_dump({"sources": sample_settings["sources"]}))

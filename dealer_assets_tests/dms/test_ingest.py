@@ -16,9 +16,10 @@ from sqlalchemy.engine import Engine
 
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.dms import tables as t
-from dealer_assets.dms.feed_store import FeedStore
-from dealer_assets.dms.ingest import RawFeedsReport, ingest_raw_feeds, triage_misdelivered
-from dealer_assets.dms.normalization import NormalizedReport, normalize_window
+from dealer_assets.dms.archive import FeedArchive
+from dealer_assets.dms.ingest import RawFeedsReport, ingest_raw_feeds
+from dealer_assets.dms.normalize_feeds import NormalizedReport, normalize_window
+from dealer_assets.dms.quarantine import triage_misdelivered
 from dealer_assets.dms.settings import DealerSettings, load_settings
 from dealer_assets_tests.support import HEADER, DataRoot, at, feed_body, feed_name, make_root, vin
 
@@ -33,8 +34,8 @@ class Env:
     engine: Engine
 
     @property
-    def store(self) -> FeedStore:
-        return FeedStore(self.root.paths)
+    def store(self) -> FeedArchive:
+        return FeedArchive(self.root.paths)
 
     def ingest(
         self, received_at: datetime = at(9), start: datetime = START, end: datetime = END

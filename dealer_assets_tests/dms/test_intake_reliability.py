@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.dms import tables as t
+from dealer_assets.dms.apply_feeds import reconcile
 from dealer_assets.dms.domain.feed_names import classify, parse_feed_name
-from dealer_assets.dms.ingest import ingest_raw_feeds, triage_misdelivered
-from dealer_assets.dms.normalization import normalize_window
-from dealer_assets.dms.reconciliation import reconcile
+from dealer_assets.dms.ingest import ingest_raw_feeds
+from dealer_assets.dms.normalize_feeds import normalize_window
+from dealer_assets.dms.quarantine import triage_misdelivered
 from dealer_assets.dms.settings import load_settings
 from dealer_assets_tests.support import HEADER, DataRoot, at, feed_body, feed_name, make_root, vin
 
@@ -243,19 +244,19 @@ def test_the_sensor_asks_for_settled_files_and_sends_links_to_the_quarantine(
     old = young.stat().st_mtime - 60
     os.utime(young, (old, old))
     first = tick(None)
-    assert [r.job_name for r in first.run_requests] == ["dms_generic_feeds"]
+    assert [r.job_name for r in first.run_requests] == ["dms_generic_feeds_job"]
     (root.incoming / "passwd").symlink_to("/etc/passwd")
     second = tick(first.cursor)
-    assert [r.job_name for r in second.run_requests] == ["dms_misdelivered_feeds"]
+    assert [r.job_name for r in second.run_requests] == ["dms_misdelivered_feeds_job"]
 
 
 def test_an_archive_file_altered_after_intake_is_caught_by_the_same_store(data_root: DataRoot) -> None:
     """The store trusts the digest it took while archiving only while the file is the one it wrote."""
-    from dealer_assets.dms.feed_store import FeedStore
+    from dealer_assets.dms.archive import FeedArchive
 
     name = feed_name("generic", at(0, 1))
     data_root.drop_feed("generic", at(0, 1), [("D1", vin(1), "S1", "U")])
-    store = FeedStore(data_root.paths)
+    store = FeedArchive(data_root.paths)
     delivered = data_root.paths.incoming / name
     assert store.intake(delivered, parse_feed_name(name)).outcome == "archived"
     archived = store.archived(parse_feed_name(name))
@@ -269,11 +270,11 @@ def test_an_archive_file_altered_after_intake_is_caught_by_the_same_store(data_r
 
 def test_an_archive_file_changed_while_it_is_read_is_caught(data_root: DataRoot) -> None:
     """What was parsed is what was verified: a file written to in between fails the read."""
-    from dealer_assets.dms.feed_store import FeedStore
+    from dealer_assets.dms.archive import FeedArchive
 
     name = feed_name("generic", at(0, 1))
     data_root.drop_feed("generic", at(0, 1), [("D1", vin(1), "S1", "U")])
-    store = FeedStore(data_root.paths)
+    store = FeedArchive(data_root.paths)
     assert store.intake(data_root.paths.incoming / name, parse_feed_name(name)).outcome == "archived"
     archived = store.archived(parse_feed_name(name))
     with pytest.raises(OSError, match="archive changed while read"), store.verified(archived) as path:

@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 
 from dealer_assets.core.warehouse import dispose_engines, engine_for, metadata, read_frame
 from dealer_assets.dms import tables as t
-from dealer_assets.dms.domain.normalize import TS
+from dealer_assets.dms.domain.vehicles import TS
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 LATER_THAN_LEGACY = {"guard_decisions", "service_request_state", "service_request_events"}
@@ -136,11 +136,12 @@ def test_warehouse_made_before_migrations_upgrades_in_place(warehouse_url: str) 
             {"sr_id": pl.String, "feed_as_of": TS},
         )
         assert events.rows() == [("generic-1", NOW), ("generic-2", EARLIER), ("generic-3", EARLIER)]
-        stored = dict(
-            conn.execute(sa.select(t.service_request_state.c.sr_id, t.service_request_state.c.last_seen_at))
-            .tuples()
-            .all()
-        )
+        stored = {
+            sr_id: seen
+            for sr_id, seen in conn.execute(
+                sa.select(t.service_request_state.c.sr_id, t.service_request_state.c.last_seen_at)
+            )
+        }
         seen = read_frame(
             conn,
             "SELECT sr_id, last_seen_at FROM service_requests ORDER BY sr_id",

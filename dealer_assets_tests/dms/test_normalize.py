@@ -16,14 +16,14 @@ from dealer_assets.core.vin import (
     vin_flags,
     with_check_digit,
 )
-from dealer_assets.dms.domain.normalize import (
+from dealer_assets.dms.domain.parsing import parse_feed
+from dealer_assets.dms.domain.vehicles import (
     REJECTED_SCHEMA,
     VEHICLE_SCHEMA,
     FeedRef,
     malformed_rejections,
     normalize_feed,
 )
-from dealer_assets.dms.domain.parsing import parse_feed
 from dealer_assets.dms.settings import GENERIC_LAYOUT, parse_settings
 from dealer_assets_tests.support import feed_body, vin
 

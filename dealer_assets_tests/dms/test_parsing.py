@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from dealer_assets.dms.domain import parsing
+from dealer_assets.dms.domain import feed_text, parsing
 from dealer_assets.dms.domain.parsing import LINE_NUMBER, FeedUnreadable, parse_feed
 from dealer_assets.dms.settings import GENERIC_HEADERS, GENERIC_LAYOUT, Layout, parse_settings
 
@@ -407,7 +407,7 @@ def test_a_file_parses_from_its_path_as_from_its_bytes(
     a name, never a pattern."""
     path = tmp_path / "feed[1]*.csv"
     path.write_bytes(body)
-    assert (parsing._mapped(path, layout.encoding) is not None) is mapped
+    assert (feed_text.mapped(path, layout.encoding) is not None) is mapped
 
     def parse(feed):
         try:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
 from dealer_assets.dms.domain.parsing import LINE_NUMBER, FeedUnreadable, parse_feed
+from dealer_assets.dms.domain.vehicles import FeedRef, normalize_feed
 from dealer_assets.dms.settings import GENERIC_LAYOUT, parse_settings
 
 pytestmark = pytest.mark.slow

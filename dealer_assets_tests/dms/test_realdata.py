@@ -22,9 +22,10 @@ import polars as pl
 import pytest
 
 from dealer_assets.dms.domain.feed_names import parse_feed_name
-from dealer_assets.dms.domain.normalize import FeedRef, NormalizedFeed, normalize_feed
 from dealer_assets.dms.domain.parsing import parse_feed
-from dealer_assets.dms.domain.reconcile import HistoryOutcome, apply_feeds, empty_state
+from dealer_assets.dms.domain.rules import apply_feeds
+from dealer_assets.dms.domain.state import HistoryOutcome, empty_state
+from dealer_assets.dms.domain.vehicles import FeedRef, NormalizedFeed, normalize_feed
 from dealer_assets.dms.settings import SourceSettings, parse_settings
 from dealer_assets_tests.support import SHARED
 

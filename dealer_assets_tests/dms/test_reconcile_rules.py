@@ -7,9 +7,10 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from dealer_assets.dms.domain.normalize import FeedRef, normalize_feed
 from dealer_assets.dms.domain.parsing import parse_feed
-from dealer_assets.dms.domain.reconcile import HistoryOutcome, apply_feeds, empty_state
+from dealer_assets.dms.domain.rules import apply_feeds
+from dealer_assets.dms.domain.state import HistoryOutcome, empty_state
+from dealer_assets.dms.domain.vehicles import FeedRef, normalize_feed
 from dealer_assets.dms.settings import GENERIC_LAYOUT, parse_settings
 from dealer_assets_tests.support import at, feed_body, vin
 

@@ -16,12 +16,15 @@ import pytest
 
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.dms import ingest as ingest_module
-from dealer_assets.dms import normalization as normalization_module
-from dealer_assets.dms.domain.normalize import FeedRef
-from dealer_assets.dms.domain.reconcile import apply_feeds, empty_state
-from dealer_assets.dms.ingest import ingest_raw_feeds, triage_misdelivered
-from dealer_assets.dms.normalization import normalize_window
-from dealer_assets.dms.reconciliation import pending_partitions, reconcile
+from dealer_assets.dms import normalize_feeds as normalization_module
+from dealer_assets.dms.apply_feeds import reconcile
+from dealer_assets.dms.domain.rules import apply_feeds
+from dealer_assets.dms.domain.state import empty_state
+from dealer_assets.dms.domain.vehicles import FeedRef
+from dealer_assets.dms.ingest import ingest_raw_feeds
+from dealer_assets.dms.ledger import pending_partitions
+from dealer_assets.dms.normalize_feeds import normalize_window
+from dealer_assets.dms.quarantine import triage_misdelivered
 from dealer_assets.dms.settings import load_settings, parse_settings
 from dealer_assets_tests.support import DataRoot, at, feed_body, feed_name, make_root, snapshot, vin
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dealer_assets.core.warehouse import dispose_engines, engine_for
+from dealer_assets.dms.apply_feeds import reconcile
 from dealer_assets.dms.ingest import ingest_raw_feeds
-from dealer_assets.dms.normalization import normalize_window
-from dealer_assets.dms.reconciliation import reconcile
+from dealer_assets.dms.normalize_feeds import normalize_window
 from dealer_assets.dms.settings import load_settings
 from dealer_assets_tests.support import TABLES, DataRoot, at, make_root, snapshot, vin
 

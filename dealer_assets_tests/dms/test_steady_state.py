@@ -11,14 +11,15 @@ import sqlalchemy as sa
 
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.dms import quality
+from dealer_assets.dms.apply_feeds import ReconcileReport, reconcile
+from dealer_assets.dms.archive import FeedArchive
 from dealer_assets.dms.checkpoints import Checkpoints
-from dealer_assets.dms.domain.normalize import TS
-from dealer_assets.dms.domain.reconcile import SR_SCHEMA
+from dealer_assets.dms.domain.state import SR_SCHEMA
 from dealer_assets.dms.domain.stored import changed_rows, read_form, stored_form
-from dealer_assets.dms.feed_store import FeedStore
+from dealer_assets.dms.domain.vehicles import TS
 from dealer_assets.dms.ingest import ingest_raw_feeds
-from dealer_assets.dms.normalization import normalize_window
-from dealer_assets.dms.reconciliation import ReconcileReport, contract_rows, reconcile
+from dealer_assets.dms.ledger import contract_rows
+from dealer_assets.dms.normalize_feeds import normalize_window
 from dealer_assets.dms.settings import load_settings
 from dealer_assets_tests.support import DataRoot, at, make_root, snapshot, vin
 
@@ -99,7 +100,7 @@ def test_replay_from_the_middle_starts_from_a_delta(tmp_path) -> None:
     before = snapshot(root.paths.warehouse_url)
     # the state before hour 2 can only come from the checkpoint chain: hours 0 and 1 are gone
     shutil.rmtree(root.paths.normalized)
-    for archived in FeedStore(root.paths).archived_feeds("generic", at(0, 0), at(0, 2)):
+    for archived in FeedArchive(root.paths).archived_feeds("generic", at(0, 0), at(0, 2)):
         archived.path.unlink()
     report = step(root, at(0, 2), mode="replay")
     assert report.applied == [f"generic-20261101T0{h}0000Z.csv" for h in (2, 3)]

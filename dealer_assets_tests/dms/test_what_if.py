@@ -91,7 +91,7 @@ def test_the_settings_in_effect_change_nothing_and_nothing_is_written(
 
 def _export(root: DataRoot) -> Path:
     """The warehouse's `service_requests` as what-if writes its CSV."""
-    from dealer_assets.dms.reconciliation import contract_rows
+    from dealer_assets.dms.ledger import contract_rows
 
     with engine_for(root.paths.warehouse_url).connect() as conn:
         rows = contract_rows(conn).sort("source", "sr_id")

@@ -9,12 +9,28 @@ import pytest
 
 from bench import protractor as bench
 
+pytestmark = pytest.mark.e2e
 
-@pytest.mark.e2e
+
 def test_bench_protractor_tiny(tmp_path: Path) -> None:
     out = tmp_path / "protractor.json"
-    assert bench.main(["--callbacks", "200", "--concurrency", "8", "--work-orders", "300", "--repeat", "1",
-                       "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        bench.main(
+            [
+                "--callbacks",
+                "200",
+                "--concurrency",
+                "8",
+                "--work-orders",
+                "300",
+                "--repeat",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     figures = json.loads(out.read_text())
     receiver = figures["receiver"]
     assert receiver["bare"]["ok"] == 200 and receiver["receiver"]["ok"] == 200

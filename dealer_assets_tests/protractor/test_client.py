@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from datetime import date, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,23 +15,23 @@ from dealer_assets.core.errors import ConfigError
 from dealer_assets.protractor.client import (
     ProtractorClient,
     ProtractorError,
-    ProtractorResource,
+    ProtractorLocation,
     authentication,
 )
+from dealer_assets.protractor.defs.resources import ProtractorResource
 from dealer_assets.protractor.fake import Account, FakeProtractor, sample_vehicles
+from dealer_assets.protractor.settings import load_protractor_settings
+from dealer_assets_tests.protractor.support import NORTH
 
-from .conftest import NORTH
 
-
-def test_vector() -> None:
+def test_authentication_header_matches_a_known_vector() -> None:
     assert authentication(*NORTH) == "T0rBk/NPP/cJjKCYTgWoQFA4Wu8="
 
 
-def _client(fake: FakeProtractor, **kw: object) -> ProtractorClient:
+def _client(fake: FakeProtractor, api_key: str = NORTH[1], **kw: float) -> ProtractorClient:
     options = {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 2.0, "timeout_seconds": 2.0} | kw
-    return ProtractorClient(
-        location_id="north", base_url=fake.base_url, connection_id=NORTH[0], api_key=NORTH[1], **options
-    )
+    config = ProtractorLocation(connection_id=NORTH[0], api_key=api_key, **options)
+    return ProtractorClient("north", fake.base_url, config)
 
 
 def _faults(fake: FakeProtractor, *faults: tuple) -> None:
@@ -43,7 +45,7 @@ def _stats(fake: FakeProtractor) -> dict:
 
 
 @pytest.fixture
-def big_fake() -> FakeProtractor:
+def big_fake() -> Iterator[FakeProtractor]:
     north = Account("north", *NORTH, "America/Chicago")
     vehicles = sample_vehicles()
     north.shop.seed(vehicles * 5, datetime(2026, 11, 1, 7), 250, seed=3)
@@ -52,9 +54,7 @@ def big_fake() -> FakeProtractor:
 
 
 def test_headers_checked_and_wrong_key_fails_without_leaking(fake: FakeProtractor) -> None:
-    with ProtractorClient(
-        location_id="north", base_url=fake.base_url, connection_id=NORTH[0], api_key="0" * 32
-    ) as c:
+    with _client(fake, api_key="0" * 32) as c:
         with pytest.raises(ProtractorError) as err:
             c.list_changed(date(2026, 11, 1), date(2026, 11, 30))
     assert "401" in str(err.value) and "0" * 32 not in str(err.value) and NORTH[1] not in str(err.value)
@@ -112,13 +112,17 @@ def test_limits_never_exceeded_measured_at_the_fake(big_fake: FakeProtractor) ->
     assert elapsed >= 60.0, "40 requests at 30 a minute take over a minute"
 
 
-def test_resource_reads_keys_from_named_env(
-    fake: FakeProtractor, keys, monkeypatch: pytest.MonkeyPatch
+def test_resource_from_environment_reads_the_variables_the_settings_name(
+    fake: FakeProtractor, settings_file: Path, keys: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    resource = ProtractorResource(location_id="north", base_url=fake.base_url, connection_id_env="PT_NORTH_CONN",
-                                  api_key_env="PT_NORTH_KEY")  # fmt: skip
-    with resource.client() as c:
+    settings = load_protractor_settings(settings_file)
+    with ProtractorResource.from_environment(settings).client("north") as c:
         assert len(c.list_changed(date(2026, 11, 1), date(2026, 11, 30))) > 0
     monkeypatch.delenv("PT_NORTH_KEY")
     with pytest.raises(ConfigError, match=r"PT_NORTH_KEY \(protractor.locations.north.api_key_env\)"):
-        resource.client()
+        ProtractorResource.from_environment(settings)
+
+
+def test_keys_are_not_in_the_config_repr() -> None:
+    config = ProtractorLocation(connection_id=NORTH[0], api_key=NORTH[1])
+    assert NORTH[0] not in repr(config) and NORTH[1] not in repr(config)

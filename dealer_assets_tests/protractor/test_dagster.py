@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,51 +22,66 @@ from dealer_assets.core.env import DealerEnv, DealerPaths
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.protractor.defs import build_defs
-from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
-from dealer_assets.protractor.defs.automation import BACKFILL_JOB, resync_due
+from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS, WORK_ORDERS_OP
+from dealer_assets.protractor.defs.jobs import BACKFILL_JOB
+from dealer_assets.protractor.defs.schedules import resync_due
 from dealer_assets.protractor.fake import FakeProtractor
+from dealer_assets_tests.protractor.support import NORTH, journaled, wait_for
 
-from .conftest import NORTH
+SWEEP = {"ops": {WORK_ORDERS_OP: {"config": {"mode": "sweep"}}}}
+
+
+@dataclass(frozen=True)
+class Setup:
+    defs: dg.Definitions
+    resources: dict
+    engine: sa.Engine
+    data_dir: Path
+
+    @property
+    def full(self) -> dg.Definitions:
+        d = self.defs
+        return dg.Definitions(
+            assets=d.assets, jobs=d.jobs, sensors=d.sensors, schedules=d.schedules, resources=self.resources
+        )
+
+    def materialize(self, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+        return dg.materialize(list(self.defs.assets), resources=self.resources, run_config=run_config or {})
+
+    def count(self, sql: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql)).scalar()
 
 
 @pytest.fixture
-def setup(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys, warehouse_url: str):
+def setup(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys: dict, warehouse_url: str) -> Setup:
     text = settings_file.read_text().replace("  base_url:", "  resync_every_hours: 3\n  base_url:")
     settings_file.write_text(text)
     paths = DealerPaths(tmp_path, settings_file, datetime(2026, 11, 1, tzinfo=UTC), warehouse_url)
     defs = build_defs(DealerEnv.for_paths(paths))
     resources = {
-        "dealer_env": DealerEnvironment(data_dir=str(tmp_path), settings_file=str(settings_file),
-                                        history_start="2026-11-01T00:00:00Z"),
+        "dealer_env": DealerEnvironment(
+            data_dir=str(tmp_path), settings_file=str(settings_file), history_start="2026-11-01T00:00:00Z"
+        ),
         "warehouse": WarehouseResource(url=warehouse_url),
         **(defs.resources or {}),
-    }  # fmt: skip
-    return defs, resources, engine_for(warehouse_url)
+    }
+    return Setup(defs, resources, engine_for(warehouse_url), tmp_path)
 
 
-def _full(defs: dg.Definitions, resources: dict) -> dg.Definitions:
-    return dg.Definitions(assets=defs.assets, jobs=defs.jobs, sensors=defs.sensors, schedules=defs.schedules,
-                          resources=resources)  # fmt: skip
-
-
-def _assets(defs: dg.Definitions) -> list:
-    return list(defs.assets)
-
-
-def _count(engine, sql: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.text(sql)).scalar()
-
-
-def test_lineage_and_definitions_load(setup) -> None:
-    defs, resources, _ = setup
-    full = _full(defs, resources)
+def test_lineage_and_definitions_load(setup: Setup) -> None:
+    full = setup.full
     dg.Definitions.validate_loadable(full)
     graph = full.resolve_asset_graph()
     assert graph.get(SNAPSHOTS).parent_keys == {EVENTS}
     assert graph.get(LINKS).parent_keys == {SNAPSHOTS, dg.AssetKey(["dms", "generic", "service_requests"])}
-    schedule = full.get_schedule_def("protractor_resync_schedule")
+    schedule = full.resolve_schedule_def("protractor_resync_schedule")
     assert schedule.cron_schedule == "7 * * * *" and "every 3 h" in schedule.description
+
+
+def test_keys_reach_definitions_as_environment_variable_names(setup: Setup) -> None:
+    config = setup.defs.resources["protractor"].locations["north"]
+    assert config.connection_id == dg.EnvVar("PT_NORTH_CONN") and config.api_key == dg.EnvVar("PT_NORTH_KEY")
 
 
 @pytest.mark.parametrize("every", range(1, 169))
@@ -79,124 +95,149 @@ def test_resync_schedule_keeps_every_interval_from_1_to_168_hours(every: int) ->
     assert runs[0] - start < timedelta(hours=every)
 
 
-def test_materialize_metadata_checks_and_sweep(setup, fake: FakeProtractor) -> None:
-    defs, resources, engine = setup
-    result = dg.materialize(_assets(defs), resources=resources, run_config={
-        "ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}})  # fmt: skip
+def test_materialize_metadata_checks_and_sweep(setup: Setup, fake: FakeProtractor) -> None:
+    result = setup.materialize(SWEEP)
     assert result.success
     for key in (EVENTS, SNAPSHOTS, LINES, LINKS):
         events = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
         metadata = events[-1].materialization.metadata
         assert {"dagster/row_count", "dagster/table_name", "dagster/column_schema"} <= set(metadata)
-    snap_meta = [e for e in result.get_asset_materialization_events() if e.asset_key == SNAPSHOTS][
-        -1
-    ].materialization.metadata
+    snapshots = [e for e in result.get_asset_materialization_events() if e.asset_key == SNAPSHOTS]
+    snap_meta = snapshots[-1].materialization.metadata
     total = sum(len(a.shop.orders) for a in fake.accounts.values())
-    assert (
-        snap_meta["dagster/row_count"].value == total
-        and snap_meta["dagster/table_name"].value == "work_order_snapshots"
-    )
+    assert snap_meta["dagster/row_count"].value == total
+    assert snap_meta["dagster/table_name"].value == "work_order_snapshots"
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     mapped = checks["statuses_and_users_mapped"]
     assert not mapped.passed and mapped.severity == dg.AssetCheckSeverity.WARN
     unmapped = mapped.metadata["unmapped"].value
     assert "south" in unmapped and any(v.startswith("status: ") for v in unmapped["south"])
     assert "user: Morgan Diaz" in unmapped.get("north", []) + unmapped.get("south", [])
+    assert mapped.description.startswith("unmapped (kept raw, ours null) ")
     assert checks["one_current_version"].passed
+    assert checks["one_current_version"].description == "every work order has one current row"
+    assert checks["no_stale_pending_events"].description == "no notification is pending"
 
-    again = dg.materialize(_assets(defs), resources=resources, run_config={
-        "ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}})  # fmt: skip
-    assert again.success and _count(engine, "SELECT count(*) FROM work_order_snapshots") == total, (
-        "a re-run writes nothing"
+    again = setup.materialize(SWEEP)
+    total_after = setup.count("SELECT count(*) FROM work_order_snapshots")
+    assert again.success and total_after == total, "a re-run writes nothing"
+
+
+def test_a_run_reads_the_settings_file_as_it_stands_when_it_starts(setup: Setup, settings_file: Path) -> None:
+    assert setup.materialize(SWEEP).success
+    unmapped = "SELECT count(*) FROM work_order_snapshots WHERE location_id = 'south' AND status IS NULL"
+    assert setup.count(unmapped) > 0
+    text = settings_file.read_text()
+    stages = (
+        "{Work In Progress: QC, Parts On Order: QC, Quality Check: QC, Completed: QC, Waiting On Sublet: QC, "
     )
+    stages += "Approved: QC, Scheduled Work: QC, Unassigned: QC}"
+    south = "      api_key_env: PT_SOUTH_KEY\n"
+    settings_file.write_text(text.replace(south, south + f"      status_map: {stages}\n"))
+    assert setup.materialize(SWEEP).success
+    assert setup.count(unmapped) == 0, "the run mapped with the file as edited after the definitions loaded"
 
 
-def test_sensor_requests_a_run_for_new_callbacks(setup, fake: FakeProtractor, tmp_path: Path) -> None:
-    defs, resources, engine = setup
-    sensor = _full(defs, resources).get_sensor_def("protractor_events_sensor")
+def test_sensor_requests_a_run_for_new_callbacks(setup: Setup, fake: FakeProtractor) -> None:
+    sensor = setup.full.resolve_sensor_def("protractor_events_sensor")
     instance = dg.DagsterInstance.ephemeral()
-    with dg.build_sensor_context(resources=resources, instance=instance) as ctx:
+    with dg.build_sensor_context(resources=setup.resources, instance=instance) as ctx:
         first = sensor(ctx)
         assert isinstance(first, dg.RunRequest) and first.job_name == "protractor_resync_job", (
             "the initial load"
         )
-    assert dg.materialize(_assets(defs), resources=resources, run_config={
-        "ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}}).success  # fmt: skip
-    with dg.build_sensor_context(resources=resources, instance=instance) as ctx:
+    assert setup.materialize(SWEEP).success
+    with dg.build_sensor_context(resources=setup.resources, instance=instance) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason)
     shop = fake.accounts["north"].shop
     wo = next(iter(shop.orders))
     fake.notify("north", [shop.set_stage(wo, "Work In Progress", datetime(2026, 11, 22, 8))])
-    with dg.build_sensor_context(resources=resources, instance=instance) as ctx:
+    with dg.build_sensor_context(resources=setup.resources, instance=instance) as ctx:
         request = sensor(ctx)
         assert isinstance(request, dg.RunRequest) and request.job_name == "protractor_events_job"
         cursor = ctx.cursor
-    with dg.build_sensor_context(resources=resources, cursor=cursor, instance=instance) as ctx:
+    with dg.build_sensor_context(resources=setup.resources, cursor=cursor, instance=instance) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason), "the same notifications are not asked for twice"
-    assert dg.materialize(_assets(defs), resources=resources).success
-    assert _count(engine, "SELECT count(*) FROM protractor_events WHERE processed_at IS NULL") == 0
-    with dg.build_sensor_context(resources=resources, cursor=cursor, instance=instance) as ctx:
+    assert setup.materialize().success
+    assert setup.count("SELECT count(*) FROM protractor_events WHERE processed_at IS NULL") == 0
+    with dg.build_sensor_context(resources=setup.resources, cursor=cursor, instance=instance) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason)
-    assert (
-        _count(engine, f"SELECT count(*) FROM work_order_snapshots WHERE work_order_id = '{wo.lower()}'") == 2
-    )
+    versions = f"SELECT count(*) FROM work_order_snapshots WHERE work_order_id = '{wo.lower()}'"
+    assert setup.count(versions) == 2
+
+
+class Callbacks:
+    """2,000 Contact callbacks sent at 64 connections from a thread, each answer's status and time kept.
+
+    A connection dropped before an answer (the receiver shares this busy process with the run) is sent again,
+    as a webhook sender does with a callback it got no answer for; any other error is kept by name."""
+
+    def __init__(self, receiver: str, count: int = 2000) -> None:
+        self.receiver = receiver
+        self.ids = [str(uuid.UUID(int=10_000 + i)) for i in range(count)]
+        self.codes: list[int | str] = []
+        self.answered_at: list[float] = []
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._send_all()))
+
+    async def _send_all(self) -> None:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
+            sem = asyncio.Semaphore(64)
+            await asyncio.gather(*(self._send(client, sem, i) for i in self.ids))
+
+    async def _send(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, object_id: str) -> None:
+        params = {"connectionId": NORTH[0], "apiKey": NORTH[1], "type": "Contact", "id": object_id}
+        params["operation"] = "Update"
+        async with sem:
+            for attempt in range(3):
+                try:
+                    response = await client.get(self.receiver, params=params)
+                    self._answered(response.status_code)
+                    return
+                except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                    if attempt == 2:
+                        self._answered(type(exc).__name__)
+                except httpx.HTTPError as exc:
+                    self._answered(type(exc).__name__)
+                    return
+
+    def _answered(self, code: int | str) -> None:
+        self.codes.append(code)
+        self.answered_at.append(time.monotonic())
+
+    def answered_between(self, start: float, end: float) -> int:
+        return sum(1 for t in self.answered_at if start <= t <= end)
 
 
 @pytest.mark.slow
-def test_2000_callbacks_during_a_snapshot_run_none_lost(setup, fake: FakeProtractor, receiver: str) -> None:
-    """Every callback is answered 200 and stored. A connection dropped before an answer (the receiver shares
-    this busy process with the run) is sent again, as a webhook sender does with a callback it got no answer
-    for; any other error or status is reported by name."""
-    defs, resources, engine = setup
-    ids = [str(uuid.UUID(int=10_000 + i)) for i in range(2000)]
-    codes: list[int | str] = []
-
-    async def send() -> None:
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
-            sem = asyncio.Semaphore(64)
-
-            async def one(object_id: str) -> None:
-                async with sem:
-                    params = {"connectionId": NORTH[0], "apiKey": NORTH[1], "type": "Contact", "id": object_id,
-                              "operation": "Update"}  # fmt: skip
-                    for attempt in range(3):
-                        try:
-                            codes.append((await client.get(receiver, params=params)).status_code)
-                            return
-                        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
-                            if attempt == 2:
-                                codes.append(type(exc).__name__)
-                        except httpx.HTTPError as exc:
-                            codes.append(type(exc).__name__)
-                            return
-
-            await asyncio.gather(*(one(i) for i in ids))
-
-    config = {"ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}}
-    sender = threading.Thread(target=lambda: asyncio.run(send()))
-    sender.start()
-    time.sleep(0.2)
-    assert dg.materialize(_assets(defs), resources=resources, run_config=config).success
-    sender.join(600)
-    assert not sender.is_alive(), "the 2,000 callbacks were all answered"
-    assert dg.materialize(_assets(defs), resources=resources).success
-    assert Counter(codes) == {200: 2000}
-    assert (
-        _count(engine, "SELECT count(DISTINCT object_id) FROM protractor_events WHERE type = 'Contact'")
-        == 2000
-    )
-    assert _count(engine, "SELECT count(*) FROM protractor_events WHERE processed_at IS NULL") == 0
+def test_2000_callbacks_during_a_snapshot_run_none_lost(
+    setup: Setup, fake: FakeProtractor, receiver: str
+) -> None:
+    """Every callback is answered 200 and stored, and some of them are answered while the run is going on."""
+    callbacks = Callbacks(receiver)
+    callbacks.thread.start()
+    wait_for(lambda: len(callbacks.codes) >= 50, "the first 50 callbacks answered")
+    started = time.monotonic()
+    assert setup.materialize(SWEEP).success
+    ended = time.monotonic()
+    callbacks.thread.join(600)
+    assert not callbacks.thread.is_alive(), "the 2,000 callbacks were all answered"
+    during = callbacks.answered_between(started, ended)
+    assert 0 < during < 2000, f"{during} callbacks answered while the run was going on"
+    assert setup.materialize().success
+    assert Counter(callbacks.codes) == {200: 2000}
+    contacts = "SELECT count(DISTINCT object_id) FROM protractor_events WHERE type = 'Contact'"
+    assert setup.count(contacts) == 2000
+    assert setup.count("SELECT count(*) FROM protractor_events WHERE processed_at IS NULL") == 0
 
 
-def test_backfill_job_refetches_a_day(setup, fake: FakeProtractor) -> None:
-    defs, resources, engine = setup
-    job = _full(defs, resources).resolve_job_def(BACKFILL_JOB)
+def test_backfill_job_refetches_a_day(setup: Setup) -> None:
+    job = setup.full.resolve_job_def(BACKFILL_JOB)
     first = job.execute_in_process(partition_key="2026-11-16", instance=dg.DagsterInstance.ephemeral())
     assert first.success
-    day = _count(engine, "SELECT count(*) FROM work_order_snapshots")
+    day = setup.count("SELECT count(*) FROM work_order_snapshots")
     assert day > 0
     assert job.execute_in_process(partition_key="2026-11-16", instance=dg.DagsterInstance.ephemeral()).success
-    assert _count(engine, "SELECT count(*) FROM work_order_snapshots") == day, (
+    assert setup.count("SELECT count(*) FROM work_order_snapshots") == day, (
         "re-fetching the same day writes nothing"
     )
     mats = [e for e in first.get_asset_materialization_events() if e.asset_key == SNAPSHOTS]
@@ -206,16 +247,17 @@ def test_backfill_job_refetches_a_day(setup, fake: FakeProtractor) -> None:
     )
 
 
-def test_sensor_waits_for_a_queued_run(setup, fake: FakeProtractor) -> None:
-    defs, resources, _ = setup
-    sensor = _full(defs, resources).get_sensor_def("protractor_events_sensor")
-    instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize(_assets(defs), resources=resources, run_config={
-        "ops": {"protractor_work_orders": {"config": {"mode": "sweep"}}}}).success  # fmt: skip
-    instance.add_run(dg.DagsterRun(job_name="protractor_events_job", status=dg.DagsterRunStatus.NOT_STARTED))
+def test_sensor_waits_for_a_queued_run(setup: Setup, fake: FakeProtractor) -> None:
+    sensor = setup.full.resolve_sensor_def("protractor_events_sensor")
+    assert setup.materialize(SWEEP).success
     shop = fake.accounts["south"].shop
     fake.notify("south", [shop.set_stage(next(iter(shop.orders)), "Approved", datetime(2026, 11, 22, 9))])
-    time.sleep(0.5)
-    with dg.build_sensor_context(resources=resources, instance=instance) as ctx:
+    wait_for(lambda: journaled(setup.data_dir) >= 1, "the callback journaled")
+    without_queue = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(resources=setup.resources, instance=without_queue) as ctx:
+        assert isinstance(sensor(ctx), dg.RunRequest), "the notification alone asks for a run"
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_run(dg.DagsterRun(job_name="protractor_events_job", status=dg.DagsterRunStatus.NOT_STARTED))
+    with dg.build_sensor_context(resources=setup.resources, instance=instance) as ctx:
         skipped = sensor(ctx)
     assert isinstance(skipped, dg.SkipReason) and "queued run" in skipped.skip_message

@@ -37,20 +37,54 @@ VIN = "1FTFW1E50NFA00001"
 
 
 def order(modified: str, stage: str = "Work In Progress", qty: float = 1.0, extra_line: bool = False) -> dict:
-    lines = [{"ID": "AAAA0000-0000-4000-8000-000000000001", "Type": "Labor", "Description": "Brakes",
-              "Quantity": qty, "Price": 100.0, "Total": 100.0 * qty, "PartNumber": None, "Completed": False,
-              "Technician": "Chris Olsen"}]  # fmt: skip
+    lines = [
+        {
+            "ID": "AAAA0000-0000-4000-8000-000000000001",
+            "Type": "Labor",
+            "Description": "Brakes",
+            "Quantity": qty,
+            "Price": 100.0,
+            "Total": 100.0 * qty,
+            "PartNumber": None,
+            "Completed": False,
+            "Technician": "Chris Olsen",
+        }
+    ]
     if extra_line:
-        lines.append({"ID": "AAAA0000-0000-4000-8000-000000000002", "Type": "Part", "Description": "Pads",
-                      "Quantity": 1, "Price": 50, "Total": 50, "PartNumber": "BP-1", "Completed": False})  # fmt: skip
+        lines.append(
+            {
+                "ID": "AAAA0000-0000-4000-8000-000000000002",
+                "Type": "Part",
+                "Description": "Pads",
+                "Quantity": 1,
+                "Price": 50,
+                "Total": 50,
+                "PartNumber": "BP-1",
+                "Completed": False,
+            }
+        )
     return {
-        "ID": WO, "WorkOrderNumber": 1001, "Type": "WorkOrder", "WorkflowStage": stage, "Completed": False,
+        "ID": WO,
+        "WorkOrderNumber": 1001,
+        "Type": "WorkOrder",
+        "WorkflowStage": stage,
+        "Completed": False,
         "ServiceItem": {"ID": "x", "VIN": VIN.lower()},
-        "Header": {"CreationTime": "2026-11-16T08:00:00", "LastModifiedTime": modified, "ServiceAdvisor": "Dana Smith"},
-        "ServicePackages": {"ItemCollection": [{"ID": "BBBB0000-0000-4000-8000-000000000001",
-                            "ServicePackageHeader": {"Title": "Brakes", "Description": ""},
-                            "ServicePackageLines": {"ItemCollection": lines}}]},
-    }  # fmt: skip
+        "Header": {
+            "CreationTime": "2026-11-16T08:00:00",
+            "LastModifiedTime": modified,
+            "ServiceAdvisor": "Dana Smith",
+        },
+        "ServicePackages": {
+            "ItemCollection": [
+                {
+                    "ID": "BBBB0000-0000-4000-8000-000000000001",
+                    "ServicePackageHeader": {"Title": "Brakes", "Description": ""},
+                    "ServicePackageLines": {"ItemCollection": lines},
+                }
+            ]
+        },
+    }
 
 
 def fetched(*docs: dict, observed: str = "2026-11-20T00:00:00+00:00") -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -102,8 +136,17 @@ def test_flatten_shapes_and_conversion() -> None:
 
 
 def test_local_times_across_dst() -> None:
-    values = ["2026-03-08T01:59:00", "2026-03-08T02:30:00", "2026-03-08T03:00:00", "2026-11-01T01:30:00",
-              "2026-11-01T02:00:00", "2026-07-01T12:00:00.250", "0001-01-01T00:00:00", "", None]  # fmt: skip
+    values = [
+        "2026-03-08T01:59:00",
+        "2026-03-08T02:30:00",
+        "2026-03-08T03:00:00",
+        "2026-11-01T01:30:00",
+        "2026-11-01T02:00:00",
+        "2026-07-01T12:00:00.250",
+        "0001-01-01T00:00:00",
+        "",
+        None,
+    ]
     got = pl.DataFrame({"t": values}).select(local_to_utc(pl.col("t"), ZONE).alias("t"))["t"].to_list()
     assert got == [
         utc(2026, 3, 8, 7, 59),  # CST
@@ -112,22 +155,33 @@ def test_local_times_across_dst() -> None:
         utc(2026, 11, 1, 6, 30),  # ambiguous: first occurrence (CDT)
         utc(2026, 11, 1, 8, 0),  # CST
         datetime(2026, 7, 1, 17, 0, 0, 250000, tzinfo=UTC),
-        None, None, None,
-    ]  # fmt: skip
+        None,
+        None,
+        None,
+    ]
 
 
 def test_status_and_user_mapping_with_unmapped_values() -> None:
     location = LocationSettings(
-        name="N", time_zone=ZONE, connection_id_env="A", api_key_env="B",
-        status_map={"work in progress": "WIP"}, user_map={"dana smith": "dana.smith"},
-    )  # fmt: skip
-    docs = [order("2026-11-16T09:30:00"), {**order("2026-11-16T09:30:00", stage="Waiting On Sublet"), "ID": "C" * 8 + WO[8:]},
-            {**order("2026-11-16T09:30:00", stage="InspectionCompleted"), "ID": "D" * 8 + WO[8:]}]  # fmt: skip
+        name="N",
+        time_zone=ZONE,
+        connection_id_env="A",
+        api_key_env="B",
+        status_map={"work in progress": "WIP"},
+        user_map={"dana smith": "dana.smith"},
+    )
+    docs = [
+        order("2026-11-16T09:30:00"),
+        {**order("2026-11-16T09:30:00", stage="Waiting On Sublet"), "ID": "C" * 8 + WO[8:]},
+        {**order("2026-11-16T09:30:00", stage="InspectionCompleted"), "ID": "D" * 8 + WO[8:]},
+    ]
     snap, _ = fetched(*docs)
     mapped = apply_mappings(snap, location.effective_status_map(), location.effective_user_map())
     assert dict(zip(mapped["protractor_stage"], mapped["status"], strict=True)) == {
-        "Work In Progress": "WIP", "Waiting On Sublet": None, "InspectionCompleted": "Estimating"
-    }  # fmt: skip
+        "Work In Progress": "WIP",
+        "Waiting On Sublet": None,
+        "InspectionCompleted": "Estimating",
+    }
     assert set(mapped["service_advisor"]) == {"dana.smith"}
     report = unmapped_values(mapped)
     assert report.rows() == [("north", "status", "Waiting On Sublet"), ("north", "user", "Chris Olsen")]
@@ -177,11 +231,16 @@ def test_change_without_a_later_time_never_overlaps() -> None:
 def test_event_dedupe_and_batch() -> None:
     t = [utc(2026, 11, 16, 12, 0, i) for i in range(5)]
     rows = pl.DataFrame(
-        [("e1", "north", "WorkOrder", "a", "Update", t[0]), ("e2", "north", "WorkOrder", "a", "Update", t[1]),
-         ("e3", "north", "WorkOrder", "b", "Create", t[2]), ("e4", "north", "WorkOrder", "c", "Delete", t[3]),
-         ("e5", "north", "WorkOrder", "b", "Create", t[4])],
-        schema=["event_id", "location_id", "type", "object_id", "operation", "received_at"], orient="row",
-    ).cast({"received_at": pl.Datetime("us", "UTC")})  # fmt: skip
+        [
+            ("e1", "north", "WorkOrder", "a", "Update", t[0]),
+            ("e2", "north", "WorkOrder", "a", "Update", t[1]),
+            ("e3", "north", "WorkOrder", "b", "Create", t[2]),
+            ("e4", "north", "WorkOrder", "c", "Delete", t[3]),
+            ("e5", "north", "WorkOrder", "b", "Create", t[4]),
+        ],
+        schema=["event_id", "location_id", "type", "object_id", "operation", "received_at"],
+        orient="row",
+    ).cast({"received_at": pl.Datetime("us", "UTC")})
     pending = rows.filter(pl.col("event_id") == "e3")
     inserted = new_events(rows, pending, pending)
     assert inserted["event_id"].to_list() == ["e1", "e4"], "duplicates of pending or earlier rows are dropped"
@@ -195,7 +254,7 @@ def test_refetch_only_what_differs() -> None:
         [
             {k: v for k, v in order("2026-11-16T09:00:00").items() if k != "ServicePackages"},
             {**order("2026-11-16T09:00:00"), "ID": "E" * 8 + WO[8:]},
-        ]  # fmt: skip
+        ]
     )
     assert to_refetch(listed, s["snapshots"], "north", ZONE)["work_order_id"].to_list() == [
         ("e" * 8 + WO[8:]).lower()
@@ -203,14 +262,26 @@ def test_refetch_only_what_differs() -> None:
 
 
 def test_links_active_else_latest_else_null_and_write_back_plan() -> None:
-    s = apply(empty_state(), [order("2026-11-16T09:00:00"), {**order("2026-11-16T09:00:00"), "ID": "F" * 8 + WO[8:],
-                                                             "ServiceItem": {"VIN": "2T1BURHE0NC000002"}}])  # fmt: skip
+    s = apply(
+        empty_state(),
+        [
+            order("2026-11-16T09:00:00"),
+            {
+                **order("2026-11-16T09:00:00"),
+                "ID": "F" * 8 + WO[8:],
+                "ServiceItem": {"VIN": "2T1BURHE0NC000002"},
+            },
+        ],
+    )
     srs = pl.DataFrame(
-        [("sr-old", "generic", VIN, "D1", "S1", "Recon", "closed", utc(2026, 10, 1)),
-         ("sr-new", "generic", VIN, "D1", "S2", "Recon", "active", utc(2026, 9, 1)),
-         ("sr-x", "northgate", VIN, "D1", "S3", "Recon", "closed", utc(2026, 11, 1))],
-        schema=SR_SCHEMA, orient="row",
-    )  # fmt: skip
+        [
+            ("sr-old", "generic", VIN, "D1", "S1", "Recon", "closed", utc(2026, 10, 1)),
+            ("sr-new", "generic", VIN, "D1", "S2", "Recon", "active", utc(2026, 9, 1)),
+            ("sr-x", "northgate", VIN, "D1", "S3", "Recon", "closed", utc(2026, 11, 1)),
+        ],
+        schema=SR_SCHEMA,
+        orient="row",
+    )
     links = link_service_requests(s["snapshots"], srs)
     assert dict(zip(links["vin"], links["sr_id"], strict=True)) == {VIN: "sr-new", "2T1BURHE0NC000002": None}
     closed_only = link_service_requests(s["snapshots"], srs.filter(pl.col("status") == "closed"))

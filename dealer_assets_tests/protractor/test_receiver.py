@@ -11,11 +11,10 @@ import polars as pl
 import pytest
 
 from dealer_assets.protractor.domain.events import EVENT_SCHEMA, new_events
-from dealer_assets.protractor.fake.app import ServerThread
+from dealer_assets.protractor.fake import ServerThread
 from dealer_assets.protractor.journal import read_new
 from dealer_assets.protractor.receiver import EVENTS_PATH, Credential, create_app
-
-from .conftest import NORTH, SOUTH
+from dealer_assets_tests.protractor.support import NORTH, SOUTH
 
 WO = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 
@@ -78,8 +77,9 @@ def test_get_and_post_stored_durably_before_2xx_keys_never_written(
     )
     rows = _stored(journal_root).sort("location_id")
     assert rows.select("location_id", "type", "object_id", "operation").rows() == [
-        ("north", "WorkOrder", WO, "Create"), ("south", "Contact", WO, "Update")
-    ]  # fmt: skip
+        ("north", "WorkOrder", WO, "Create"),
+        ("south", "Contact", WO, "Update"),
+    ]
     text = b"".join(p.read_bytes() for p in journal_root.rglob("*.jsonl")).decode()
     for secret in (*NORTH, *SOUTH):
         assert secret not in text and secret not in caplog.text
@@ -107,6 +107,7 @@ def test_per_location_rate_429(tmp_path: Path) -> None:
     assert read_new(tmp_path / "j", {})[0].height == codes.count(200)
 
 
+@pytest.mark.slow
 def test_2000_callbacks_none_lost_while_loading(receiver: str, journal_root: Path) -> None:
     ids = [str(uuid.UUID(int=i + 1)) for i in range(2000)]
     loaded: list[pl.DataFrame] = []

@@ -3,73 +3,55 @@ processing them versions the work orders in the warehouse (SQLite, and PostgreSQ
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from dealer_assets.core.warehouse import engine_for
 from dealer_assets.protractor import sync
-from dealer_assets.protractor.client import ProtractorResource
 from dealer_assets.protractor.domain.versions import DELETE_SCHEMA
 from dealer_assets.protractor.fake import FakeProtractor
-from dealer_assets.protractor.journal import journal_dir, read_new
 from dealer_assets.protractor.settings import load_protractor_settings
+from dealer_assets_tests.protractor.support import FAST_LIMITS, journaled, sync_context, wait_for
 
-HISTORY = datetime(2025, 1, 1, tzinfo=UTC)
+
+@dataclass(frozen=True)
+class World:
+    ctx: sync.SyncContext
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.ctx.engine
+
+    def process(self) -> sync.Outcome:
+        return sync.process_events(self.ctx)
+
+    def sweep(self, **kw: object) -> sync.Outcome:
+        return sync.sweep(self.ctx, **kw)
+
+    def table(self, name: str) -> pl.DataFrame:
+        with self.engine.connect() as conn:
+            return pl.DataFrame([dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM {name}"))])
+
+    def wait_journal(self, count: int) -> None:
+        wait_for(lambda: journaled(self.ctx.data_dir) >= count, f"{count} callbacks journaled")
 
 
 @pytest.fixture
-def world(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys, warehouse_url: str):
-    settings = load_protractor_settings(settings_file)
-    data_dir = tmp_path
-
-    def client_for(location_id: str):
-        loc = settings.locations[location_id]
-        return ProtractorResource(location_id=location_id, base_url=settings.base_url, requests_per_second=50,
-                                  requests_per_minute=3000, backoff_initial_seconds=0.05,
-                                  connection_id_env=loc.connection_id_env,
-                                  api_key_env=loc.api_key_env).client()  # fmt: skip
-
-    class World:
-        engine = engine_for(warehouse_url)
-        data_dir = tmp_path
-
-        def process(self) -> sync.Outcome:
-            return sync.process_events(self.engine, settings, client_for, data_dir, sync.utc_now)
-
-        def sweep(self, **kw) -> sync.Outcome:
-            return sync.sweep(
-                self.engine, settings, client_for, data_dir, sync.utc_now, history_start=HISTORY, **kw
-            )
-
-        def write_back(self) -> int:
-            return sync.write_back(self.engine, settings, client_for, data_dir, sync.utc_now)
-
-        def table(self, name: str) -> pl.DataFrame:
-            with self.engine.connect() as conn:
-                return pl.DataFrame(
-                    [dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM {name}"))]
-                )
-
-        def wait_journal(self, count: int) -> None:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                root = journal_dir(data_dir)
-                if root.exists() and read_new(root, {})[0].height >= count:
-                    return
-                time.sleep(0.05)
-            raise AssertionError(f"fewer than {count} callbacks arrived")
-
-    world = World()
+def world(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys: dict, warehouse_url: str) -> World:
+    world = World(sync_context(settings_file, warehouse_url, tmp_path, **FAST_LIMITS))
     world.sweep()  # the first sweep loads what the shops already hold
     return world
 
 
-def _change(fake: FakeProtractor, location: str, action, *args, **kw) -> str:
+def _change(
+    fake: FakeProtractor, location: str, action: Callable[..., tuple[str, str]], *args: object, **kw: object
+) -> str:
     shop = fake.accounts[location].shop
     operation, wo_id = action(shop, *args, **kw)
     fake.notify(location, [(operation, wo_id)])
@@ -89,11 +71,34 @@ def test_create_package_update_line_update_delete(world, fake: FakeProtractor) -
     wo_l = wo.lower()
     local = datetime(2026, 11, 20, 9, 0)
     _change(fake, "north", type(shop).set_stage, wo, "Work In Progress", local)
-    _change(fake, "north", type(shop).upsert, wo, {"ServicePackages": {"ItemCollection": [
-        {"ID": "11111111-2222-4333-8444-555555555555", "ServicePackageHeader": {"Title": "Tires", "Description": ""},
-         "ServicePackageLines": {"ItemCollection": [{"ID": "11111111-2222-4333-8444-666666666666", "Type": "Part",
-                                                     "Description": "Tire", "Quantity": 4, "Price": 120.0}]}}]}},
-        datetime(2026, 11, 20, 10, 0))  # fmt: skip
+    _change(
+        fake,
+        "north",
+        type(shop).upsert,
+        wo,
+        {
+            "ServicePackages": {
+                "ItemCollection": [
+                    {
+                        "ID": "11111111-2222-4333-8444-555555555555",
+                        "ServicePackageHeader": {"Title": "Tires", "Description": ""},
+                        "ServicePackageLines": {
+                            "ItemCollection": [
+                                {
+                                    "ID": "11111111-2222-4333-8444-666666666666",
+                                    "Type": "Part",
+                                    "Description": "Tire",
+                                    "Quantity": 4,
+                                    "Price": 120.0,
+                                }
+                            ]
+                        },
+                    }
+                ]
+            }
+        },
+        datetime(2026, 11, 20, 10, 0),
+    )
     world.wait_journal(2)
     out = world.process()
     assert out.events_loaded == 1 and out.snapshots_written == 1, (
@@ -136,8 +141,6 @@ def test_create_package_update_line_update_delete(world, fake: FakeProtractor) -
 def test_duplicate_callbacks_processed_once(world, fake: FakeProtractor) -> None:
     shop = fake.accounts["south"].shop
     wo = next(iter(shop.orders))
-    import httpx
-
     httpx.post(fake.base_url + "/_control/faults", json={"duplicate_callbacks": 1}).raise_for_status()
     _change(fake, "south", type(shop).set_stage, wo, "Approved", datetime(2026, 11, 21, 9, 0))
     world.wait_journal(2)
@@ -147,8 +150,6 @@ def test_duplicate_callbacks_processed_once(world, fake: FakeProtractor) -> None
 
 
 def test_dropped_callbacks_found_by_resync(world, fake: FakeProtractor) -> None:
-    import httpx
-
     shop = fake.accounts["north"].shop
     wo = list(shop.orders)[1]
     httpx.post(fake.base_url + "/_control/faults", json={"drop_callbacks": 5}).raise_for_status()
@@ -169,8 +170,6 @@ def test_unmapped_values_kept_raw(world) -> None:
 
 
 def test_failed_run_changes_nothing_and_rerun_completes(world, fake: FakeProtractor) -> None:
-    import httpx
-
     shop = fake.accounts["north"].shop
     wo = list(shop.orders)[2]
     _change(fake, "north", type(shop).set_stage, wo, "Approved", datetime(2026, 11, 23, 9, 0))
@@ -192,10 +191,10 @@ def test_journal_reread_after_lost_offsets_adds_nothing(world, fake: FakeProtrac
     for i, wo in enumerate(list(shop.orders)[:3]):
         _change(fake, "south", type(shop).set_stage, wo, "Approved", datetime(2026, 11, 24, 9, i))
     world.wait_journal(3)
-    assert sync.load_journal(world.engine, world.data_dir) == 3
+    assert sync.load_journal(world.engine, world.ctx.data_dir) == 3
     with world.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM protractor_journal_offsets"))
-    assert sync.load_journal(world.engine, world.data_dir) == 0
+    assert sync.load_journal(world.engine, world.ctx.data_dir) == 0
     assert world.table("protractor_events").height == 3
 
 

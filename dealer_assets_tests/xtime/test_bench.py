@@ -1,4 +1,4 @@
-"""The Xtime benchmark runs and its figures hold together (a small run; the README has the full one)."""
+"""The Xtime benchmark runs and its figures hold together (a small run; docs/benchmarks.md has the full one)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 
 from bench.xtime_booking import run
 
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
+
 def test_the_benchmark_books_everything_within_the_rate_limit(tmp_path):
     figures = run(requests=12, rate=20, workdir=tmp_path)
     assert figures["booked"] == 12 and figures["api_calls"] == 24

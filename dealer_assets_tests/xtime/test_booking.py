@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from dealer_assets.xtime import store
-from dealer_assets.xtime.booker import Booker
+from dealer_assets.xtime.book_appointments import Booker
 from dealer_assets.xtime.intake import RequestPaths, ingest_files
-from dealer_assets_tests.xtime.conftest import CREDENTIALS, NOW, control, make_client
+from dealer_assets.xtime.refresh_catalog import refresh_catalogs
+from dealer_assets_tests.xtime.support import CREDENTIALS, NOW, control, make_client
 
 VIN = "1FTFW1E50NFA00001"
 
@@ -43,6 +44,10 @@ def booker(engine, settings, **kw) -> Booker:
     return Booker(engine, make_client(settings, **kw), settings, now=lambda: NOW)
 
 
+def fetch_catalogs(b: Booker) -> None:
+    refresh_catalogs(b.engine, b.client, b.settings, NOW)
+
+
 def statuses(engine) -> dict[str, str]:
     return dict(store.read_requests(engine).select("request_id", "status").iter_rows())
 
@@ -51,7 +56,7 @@ def test_requests_are_booked_in_the_first_slot_of_their_window(fake, settings, e
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN), request("r2", earliest="2026-12-01T09:00")])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings)
-    b.refresh_catalog()
+    fetch_catalogs(b)
     b.run()
     assert statuses(engine) == {"r1": "booked", "r2": "booked"}
     bookings = store.read_bookings(engine).sort("request_id")
@@ -68,7 +73,7 @@ def test_a_lost_answer_is_looked_up_and_the_rerun_books_nothing(fake, settings, 
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings)
-    b.refresh_catalog()
+    fetch_catalogs(b)
     control(fake, "failures", {"kind": "lost", "path": "/service/appointments-bookings", "delay": 1.5})
     b.run()
     b.run()
@@ -85,7 +90,7 @@ def test_a_lost_answer_whose_lookup_also_fails_is_looked_up_next_run_never_resen
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings, max_attempts=2)
-    b.refresh_catalog()
+    fetch_catalogs(b)
     control(fake, "failures", {"kind": "lost", "path": "/service/appointments-bookings", "delay": 1.5})
     control(fake, "failures", {"kind": "500", "path": "/service/appointments", "count": 2})
     first = b.run()
@@ -99,7 +104,7 @@ def test_a_lost_answer_without_vin_is_unconfirmed_and_never_resent(fake, setting
     drop(tmp_path, "a.jsonl", [request("r1")])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings)
-    b.refresh_catalog()
+    fetch_catalogs(b)
     control(fake, "failures", {"kind": "lost", "path": "/service/appointments-bookings", "delay": 1.5})
     b.run()
     b.run()
@@ -116,7 +121,7 @@ def test_a_failed_booking_goes_through_lookup_and_is_sent_again_only_on_the_next
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings)
-    b.refresh_catalog()
+    fetch_catalogs(b)
     control(fake, "failures", {"kind": kind, "path": "/service/appointments-bookings", "delay": 1.0})
     b.run()
     assert statuses(engine) == {"r1": "pending"}
@@ -141,7 +146,7 @@ def test_holds_opcode_missing_no_slot_and_rejections(fake, settings, engine, tmp
     )
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings)
-    b.refresh_catalog()
+    fetch_catalogs(b)
     control(
         fake,
         "failures",
@@ -173,11 +178,7 @@ def test_holds_opcode_missing_no_slot_and_rejections(fake, settings, engine, tmp
         ("2026-03-08T01:45", None, "2026-03-08T03:00-0700"),  # spring forward: 02:00-03:00 does not exist
         ("2026-03-08T02:30", None, "2026-03-08T03:00-0700"),  # a skipped time means the end of the gap
         ("2026-03-08T01:45", "2026-03-08T03:00", None),  # strictly before latest: 03:00 PDT is excluded
-        (
-            "2026-11-01T01:10",
-            None,
-            "2026-11-01T01:30-0700",
-        ),  # fall back: an ambiguous time is the first (PDT)
+        ("2026-11-01T01:10", None, "2026-11-01T01:30-0700"),  # fall back: an ambiguous time is the first
         ("2026-11-01T01:40", None, "2026-11-01T01:00-0800"),  # 01:40 PDT is before 01:00 PST
         ("2026-11-01T02:00", None, "2026-11-01T02:00-0800"),
     ],
@@ -189,7 +190,7 @@ def test_local_time_with_offset_across_both_dst_changes(
     drop(tmp_path, "a.jsonl", [request("r1", earliest=earliest) | ({"latest": latest} if latest else {})])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings)
-    b.refresh_catalog()
+    fetch_catalogs(b)
     b.run()
     if expected is None:
         assert statuses(engine) == {"r1": "no_slot"} and not fake.state.appointments
@@ -205,12 +206,12 @@ def test_local_time_with_offset_across_both_dst_changes(
 KILLED_RUN = """
 import sys
 import sqlalchemy as sa
-from dealer_assets.xtime.booker import Booker
-from dealer_assets.xtime.client import XtimeClient
+from dealer_assets.xtime.book_appointments import Booker
+from dealer_assets.xtime.defs.resources import XtimeResource
 from dealer_assets.xtime.settings import settings_from_document
 import json
 settings = settings_from_document(json.loads(sys.argv[2]), "test.yaml")
-client = XtimeClient.from_settings(settings, timeout_seconds=60)
+client = XtimeResource.from_settings(settings, timeout_seconds=60).client()
 Booker(sa.create_engine(sys.argv[1]), client, settings).run()
 """
 
@@ -222,7 +223,7 @@ def test_a_run_killed_after_booking_is_rerun_and_books_nothing_twice(
 ):
     drop(tmp_path, "a.jsonl", [request("r1", **({"vin": VIN} if with_vin else {})), request("r2", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
-    booker(engine, settings).refresh_catalog()
+    fetch_catalogs(booker(engine, settings))
     control(fake, "failures", {"kind": "lost", "path": "/service/appointments-bookings", "delay": 60})
     env = os.environ | CREDENTIALS | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     document = json.dumps({"xtime": settings.model_dump(mode="json")})
@@ -246,7 +247,7 @@ def test_a_run_killed_after_booking_is_rerun_and_books_nothing_twice(
 def test_throttling_or_refused_credentials_never_reject_a_request(fake, settings, engine, tmp_path):
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
-    booker(engine, settings).refresh_catalog()
+    fetch_catalogs(booker(engine, settings))
     control(
         fake,
         "failures",
@@ -266,7 +267,7 @@ def test_a_garbled_answer_to_a_booking_is_looked_up(fake, settings, engine, tmp_
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
     b = booker(engine, settings)
-    b.refresh_catalog()
+    fetch_catalogs(b)
     control(fake, "failures", {"kind": "garbled", "path": "/service/appointments-bookings"})
     b.run()
     assert statuses(engine) == {"r1": "booked"}

@@ -19,19 +19,9 @@ from dealer_assets.core.warehouse import engine_for
 from dealer_assets.xtime import store
 from dealer_assets.xtime.intake import RequestPaths
 from dealer_assets_tests.support import BASIC_SETTINGS, make_root
-from dealer_assets_tests.xtime.conftest import CREDENTIALS, settings_document
+from dealer_assets_tests.xtime.support import CREDENTIALS, REQUEST, settings_document
 
 PROJECT = Path(__file__).resolve().parents[2]
-REQUEST = {
-    "request_id": "web-1",
-    "dealership": "d100",
-    "first_name": "Ann",
-    "last_name": "Lee",
-    "email": "ann@example.com",
-    "phone": "555-201-3344",
-    "vin": "1FTFW1E50NFA00001",
-    "earliest": "2026-12-01T09:00",
-}
 
 
 def free_port() -> int:

@@ -10,15 +10,9 @@ import httpx
 import pytest
 
 from dealer_assets.xtime.client import AnswerLost, XtimeError
-from dealer_assets.xtime.fake import FakeState, FakeXtimeServer
+from dealer_assets.xtime.fake import FakeXtimeServer
 from dealer_assets.xtime.settings import settings_from_document
-from dealer_assets_tests.xtime.conftest import (
-    CREDENTIALS,
-    control,
-    fake_dealerships,
-    make_client,
-    settings_document,
-)
+from dealer_assets_tests.xtime.support import CREDENTIALS, control, fake_state, make_client, settings_document
 
 SLOT = {
     "firstName": "Ann",
@@ -32,13 +26,17 @@ SLOT = {
 
 
 def test_token_is_reused_until_shortly_before_expiry_then_fetched_again(fake, settings):
-    fake.state.token_ttl = 1.0
-    client = make_client(settings)
-    for _ in range(3):
+    """`expires_in` 100 s: reused for 90 s by the client's clock (10% margin), then fetched again before the
+    fake would refuse it (the fake's tokens still hold: a client that kept one would not be caught by a 401)."""
+    fake.state.token_ttl = 100.0
+    now = [0.0]
+    client = make_client(settings, clock=lambda: now[0])
+    for moment in (0.0, 45.0, 89.9):
+        now[0] = moment
         assert client.services("X100")
     assert client.stats.token_fetches == 1
     assert fake.state.calls["/token"] == 1
-    time.sleep(1.0)
+    now[0] = 90.0
     client.services("X100")
     assert client.stats.token_fetches == 2
     assert fake.state.calls.get("unauthorized", 0) == 0
@@ -137,9 +135,9 @@ def test_a_throttled_booking_is_retried_because_it_was_not_processed(fake, clien
     assert [a["appointmentId"] for a in client.appointments("X100", SLOT["vin"])] == [appointment_id]
 
 
+@pytest.mark.slow
 def test_the_rate_limit_holds_and_the_wait_is_measured():
-    state = FakeState(fake_dealerships(), *CREDENTIALS.values(), rate_limit=10)
-    with FakeXtimeServer(state) as server:
+    with FakeXtimeServer(fake_state(rate_limit=10)) as server:
         settings = settings_from_document(settings_document(server.url), "test.yaml")
         client = make_client(settings, timeout_seconds=5)
         started = time.monotonic()

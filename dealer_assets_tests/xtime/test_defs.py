@@ -17,22 +17,11 @@ from dealer_assets.core.warehouse import engine_for
 from dealer_assets.xtime import store
 from dealer_assets.xtime.defs import build_defs
 from dealer_assets.xtime.defs.assets import xtime_service_catalog
-from dealer_assets.xtime.defs.sensors import BOOKING_JOB, CATALOG_JOB
+from dealer_assets.xtime.defs.jobs import BOOKINGS_JOB, CATALOG_JOB
 from dealer_assets.xtime.intake import RequestPaths
 from dealer_assets.xtime.settings import load_xtime_settings
 from dealer_assets_tests.support import BASIC_SETTINGS, make_root
-from dealer_assets_tests.xtime.conftest import CREDENTIALS, control, make_client, settings_document
-
-REQUEST = {
-    "request_id": "web-1",
-    "dealership": "d100",
-    "first_name": "Ann",
-    "last_name": "Lee",
-    "email": "ann@example.com",
-    "phone": "555-201-3344",
-    "vin": "1FTFW1E50NFA00001",
-    "earliest": "2026-12-01T09:00",
-}
+from dealer_assets_tests.xtime.support import CREDENTIALS, REQUEST, control, make_resource, settings_document
 
 
 def iso(moment: datetime) -> str:
@@ -48,9 +37,8 @@ def area(tmp_path, fake, warehouse_url, monkeypatch):
     now = datetime.now(UTC)
     d = document["xtime"]["dealerships"]
     d["d300"]["invitation"]["issued_at"] = iso(now - timedelta(hours=80))  # expired
-    d["d200"]["invitation"].update(
-        completed_at=iso(now - timedelta(hours=2)), confirmed_at=None
-    )  # within 24 h
+    completed_2h_ago = {"completed_at": iso(now - timedelta(hours=2)), "confirmed_at": None}
+    d["d200"]["invitation"].update(completed_2h_ago)  # awaiting confirmation, within 24 h
     root.settings(yaml.safe_dump(document))
     env = root.dealer_env()
     return root, dg.Definitions.merge(build_core_defs(env), build_defs(env))
@@ -95,7 +83,7 @@ def test_catalog_then_requests_then_bookings_with_metadata_and_checks(area, fake
     assert not opcode.passed
     assert "d200: opcode 'DataClover Appt' is not in its Xtime catalog" in opcode.description
 
-    booking = run(defs, BOOKING_JOB)
+    booking = run(defs, BOOKINGS_JOB)
     assert booking.success
     requests_meta = materialization(booking, "appointment_requests")
     assert (requests_meta["dagster/row_count"], requests_meta["new_from_files"]) == (3, 3)
@@ -117,7 +105,7 @@ def test_catalog_then_requests_then_bookings_with_metadata_and_checks(area, fake
     )
     assert rows == {"web-1": "booked", "web-2": "held_not_enrolled", "web.jsonl#3": "invalid"}
 
-    again = run(defs, BOOKING_JOB)
+    again = run(defs, BOOKINGS_JOB)
     assert again.success and fake.state.calls["/service/appointments-bookings"] == 1
 
 
@@ -133,7 +121,7 @@ def test_overdue_confirmation_fails_and_an_unconfirmed_booking_is_listed(area, f
     (incoming / "web.jsonl").write_text(json.dumps({k: v for k, v in REQUEST.items() if k != "vin"}) + "\n")
     assert run(defs, CATALOG_JOB).success
     control(fake, "failures", {"kind": "lost_error", "path": "/service/appointments-bookings"})
-    result = checks(run(defs, BOOKING_JOB))
+    result = checks(run(defs, BOOKINGS_JOB))
     overdue = result["enrollment_confirmed_within_24h"]
     assert not overdue.passed and overdue.severity == dg.AssetCheckSeverity.ERROR
     assert "has not confirmed it within 24 hours" in overdue.description
@@ -166,7 +154,7 @@ def test_service_requests_of_bookable_types_become_requests(area, fake):
             ],
         )
     assert run(defs, CATALOG_JOB).success
-    assert run(defs, BOOKING_JOB).success
+    assert run(defs, BOOKINGS_JOB).success
     rows = store.read_requests(engine)
     assert rows.select("request_id", "origin", "status").rows() == [("sr-sr1", "service_request", "booked")]
     assert [a["label"] for a in fake.state.appointments] == ["sr-sr1"]
@@ -202,15 +190,15 @@ def test_the_sensor_asks_for_a_run_when_a_request_file_arrives_and_when_a_dealer
     (incoming / "web.jsonl").write_text(json.dumps(REQUEST | {"dealership": "d200"}) + "\n")
     assert evaluate() == [CATALOG_JOB]  # bookings wait for the catalog
     assert run(defs, CATALOG_JOB).success
-    assert evaluate() == [BOOKING_JOB]
-    assert run(defs, BOOKING_JOB).success
+    assert evaluate() == [BOOKINGS_JOB]
+    assert run(defs, BOOKINGS_JOB).success
     assert evaluate() == []  # the request is held: d200 is not confirmed
     document = yaml.safe_load(root.paths.settings_file.read_text())
     invitation = document["xtime"]["dealerships"]["d200"]["invitation"]
     invitation["confirmed_at"] = iso(datetime.now(UTC))
     document["xtime"]["dealerships"]["d200"]["opcode"] = "Tell Us More"
     root.settings(yaml.safe_dump(document))
-    assert evaluate() == [BOOKING_JOB]
+    assert evaluate() == [BOOKINGS_JOB]
 
 
 def test_the_catalog_asset_through_materialize(area, fake):
@@ -221,7 +209,7 @@ def test_the_catalog_asset_through_materialize(area, fake):
         resources={
             "dealer_env": DealerEnvironment.of(root.paths),
             "warehouse": WarehouseResource(url=root.paths.warehouse_url),
-            "xtime": make_client(settings),
+            "xtime": make_resource(settings),
         },
         instance=dg.DagsterInstance.ephemeral(),
     )

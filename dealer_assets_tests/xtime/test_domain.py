@@ -18,7 +18,7 @@ from dealer_assets.xtime.domain.requests import (
     requests_from_service_requests,
 )
 from dealer_assets.xtime.settings import settings_from_document
-from dealer_assets_tests.xtime.conftest import settings_document
+from dealer_assets_tests.xtime.support import settings_document
 
 SETTINGS = settings_from_document(settings_document("http://127.0.0.1:1"), "t.yaml")
 GOOD = {

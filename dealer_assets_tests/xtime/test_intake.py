@@ -9,7 +9,7 @@ import polars as pl
 
 from dealer_assets.xtime import store
 from dealer_assets.xtime.intake import RequestPaths, ingest_files
-from dealer_assets_tests.xtime.conftest import NOW
+from dealer_assets_tests.xtime.support import NOW
 
 GOOD = {
     "request_id": "r1",

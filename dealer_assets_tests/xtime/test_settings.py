@@ -8,7 +8,7 @@ import pytest
 
 from dealer_assets.core.errors import ConfigError
 from dealer_assets.xtime.settings import load_xtime_settings, settings_from_document
-from dealer_assets_tests.xtime.conftest import settings_document
+from dealer_assets_tests.xtime.support import settings_document
 
 BASE = settings_document("http://127.0.0.1:8720")
 

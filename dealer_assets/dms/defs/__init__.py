@@ -6,14 +6,14 @@ import dagster as dg
 
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.executors import executor_for
+from dealer_assets.dms.asset_specs import GUARD_DECISIONS_SPEC, drop_zone_spec
+from dealer_assets.dms.partitions import feed_partitions
 from dealer_assets.dms.settings import load_settings
 
 from .assets import build_source_assets, misdelivered_feed_files, source_tables
 from .jobs import build_source_job, dms_what_if_job, misdelivered_job
-from .partitions import feed_partitions
 from .schedules import build_misdelivered_schedule, build_safety_net_schedule
 from .sensors import build_drop_zone_sensor
-from .specs import GUARD_DECISIONS_SPEC, drop_zone_spec
 
 
 def build_defs(env: DealerEnv) -> dg.Definitions:

@@ -1,41 +1,64 @@
 """DMS feed assets, one set per configured source: raw feeds -> normalized vehicles -> service requests.
 
-Each step is a multi-asset whose outputs are the step's main asset and every warehouse table it writes.
+Each step is a multi-asset over the source's feed days; the warehouse tables it writes are assets of their
+own below it (`source_tables`), reported once per run.
 """
 
 from datetime import UTC, datetime
 
 import dagster as dg
-import polars as pl
 
 from dealer_assets.core.asset_metadata import markdown_table, table_metadata
 from dealer_assets.core.progress import Progress
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
-from dealer_assets.core.tags import MODE_TAG, SOURCE_TAG
+from dealer_assets.core.tags import MODE_TAG, REPLAY_FROM_TAG, SOURCE_TAG
+from dealer_assets.core.timeutil import parse_utc
 from dealer_assets.dms import tables as t
-from dealer_assets.dms.ingest import Left, ingest_raw_feeds, triage_misdelivered
-from dealer_assets.dms.normalization import normalize_window
-from dealer_assets.dms.settings import DealerSettings, SourceSettings, load_settings, source_settings_in
-
-from .checks import CHECK_DIGITS_VALID, NO_QUARANTINED_FILES, REJECTED_ROW_SHARE
-from .figures import daily_observations, feed_figures, frame_table, only_selected, table_written
-from .partitions import SINGLE_RUN
-from .reconciled import build_service_requests
-from .specs import (
+from dealer_assets.dms.apply_feeds import reconcile
+from dealer_assets.dms.asset_specs import (
     DROP_ZONE_GROUP,
     DROP_ZONE_KEY,
     MISDELIVERED_KEY,
     NORMALIZED_TABLES,
     OWNERS,
-    PER_DAY_NOTE,
     RAW_TABLES,
     RECONCILED_TABLES,
     keys_for,
+    normalized_vehicles_spec,
+    raw_feeds_spec,
+    service_requests_spec,
     table_spec,
 )
+from dealer_assets.dms.figures import (
+    NORMALIZED_MEASURES,
+    RAW_MEASURES,
+    daily_observations,
+    feed_figures,
+    left_table,
+    normalized_vehicles_metadata,
+    only_selected,
+    quarantined_table,
+    raw_feeds_metadata,
+    service_request_days,
+    service_requests_metadata,
+    table_written,
+)
+from dealer_assets.dms.ingest import ingest_raw_feeds
+from dealer_assets.dms.normalize_feeds import normalize_window
+from dealer_assets.dms.partitions import SINGLE_RUN
+from dealer_assets.dms.quarantine import triage_misdelivered
+from dealer_assets.dms.settings import DealerSettings, SourceSettings, load_settings, source_settings_in
 
-RAW_MEASURES = ["raw_rows", "malformed_rows"]
-NORMALIZED_MEASURES = ["vehicles", "rejected_rows", "check_digit_failures"]
+from .checks import (
+    CHECK_DIGITS_VALID,
+    NO_QUARANTINED_FILES,
+    REJECTED_ROW_SHARE,
+    SERVICE_REQUEST_CHECKS,
+    normalized_results,
+    quarantine_result,
+    service_request_results,
+)
+
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -46,6 +69,14 @@ def _settings(dealer_env: DealerEnvironment) -> DealerSettings:
 
 def _source_settings(dealer_env: DealerEnvironment, source: str) -> SourceSettings:
     return source_settings_in(_settings(dealer_env), source, dealer_env.settings_file)
+
+
+def _incremental(context: dg.AssetExecutionContext) -> bool:
+    return context.run.tags.get(MODE_TAG) == "incremental"
+
+
+def _progress(context: dg.AssetExecutionContext, key: dg.AssetKey) -> Progress:
+    return Progress(f"{key.to_user_string()} ({context.run.run_id[:8]})", context.log.info)
 
 
 @dg.asset(
@@ -63,7 +94,7 @@ def misdelivered_feed_files(
     range, a link or other non-regular file), moved to the quarantine folder and recorded in the warehouse
     table `quarantined_files` with their reason, so that the drop zone only ever holds work. **Materialize**
     takes whatever such files the drop zone holds now; the sensor does so on its own."""
-    left: list[Left] = []
+    left: list = []
     found = triage_misdelivered(
         dealer_env.paths(), _settings(dealer_env), warehouse.engine(), datetime.now(UTC), left
     )
@@ -71,37 +102,19 @@ def misdelivered_feed_files(
         context.log.warning(f"quarantined {q.file_name!r}: {q.reason} ({q.detail})")
     for item in left:
         context.log.warning(f"left in the drop zone {item.file_name!r}: {item.detail}")
-    table = pl.DataFrame(
-        [(q.file_name, q.reason, q.detail) for q in found],
-        schema=["file_name", "reason", "detail"],
-        orient="row",
-    )
     return dg.MaterializeResult(
         metadata={
             "quarantined": len(found),
-            "files": markdown_table(table, 20),
+            "files": markdown_table(quarantined_table(found), 20),
             "left_in_drop_zone": len(left),
-            "left": markdown_table(_left_table(left), 20),
+            "left": markdown_table(left_table(left), 20),
         }
     )
 
 
-def _left_table(left: list[Left]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [(item.file_name, item.detail) for item in left], schema=["file_name", "detail"], orient="row"
-    )
-
-
-def _incremental(context: dg.AssetExecutionContext) -> bool:
-    return context.run.tags.get(MODE_TAG) == "incremental"
-
-
-def _progress(context: dg.AssetExecutionContext, what: str) -> Progress:
-    return Progress(f"{what} ({context.run.run_id[:8]})", context.log.info)
-
-
 def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     """The source's three steps: raw feeds -> normalized vehicles -> service requests."""
+    raw_key, normalized_key, sr_key = keys_for(source)
     step = {
         "partitions_def": partitions_def,
         "backfill_policy": SINGLE_RUN,
@@ -110,11 +123,41 @@ def build_source_assets(source: str, partitions_def: dg.PartitionsDefinition) ->
         "pool": f"dms_{source}",
         "can_subset": True,
     }
-    return [
-        _raw_step(source, partitions_def, step),
-        _normalized_step(source, partitions_def, step),
-        build_service_requests(source, partitions_def, step),
-    ]
+
+    @dg.multi_asset(
+        name=f"{source}__raw_dms_feeds",
+        specs=[raw_feeds_spec(source, partitions_def)],
+        check_specs=[NO_QUARANTINED_FILES.spec(raw_key)],
+        **step,
+    )
+    def raw_dms_feeds(
+        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
+        yield from only_selected(context, take_raw_feeds(context, source, dealer_env, warehouse))
+
+    @dg.multi_asset(
+        name=f"{source}__normalized_vehicles",
+        specs=[normalized_vehicles_spec(source, partitions_def)],
+        check_specs=[REJECTED_ROW_SHARE.spec(normalized_key), CHECK_DIGITS_VALID.spec(normalized_key)],
+        **step,
+    )
+    def normalized_vehicles(
+        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
+        yield from only_selected(context, normalize_vehicles(context, source, dealer_env, warehouse))
+
+    @dg.multi_asset(
+        name=f"{source}__service_requests",
+        specs=[service_requests_spec(source, partitions_def)],
+        check_specs=[check.spec(sr_key) for check in SERVICE_REQUEST_CHECKS],
+        **step,
+    )
+    def service_requests(
+        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
+    ):
+        yield from only_selected(context, reconcile_service_requests(context, source, dealer_env, warehouse))
+
+    return [raw_dms_feeds, normalized_vehicles, service_requests]
 
 
 def source_tables(source: str) -> list[dg.AssetSpec]:
@@ -127,144 +170,53 @@ def source_tables(source: str) -> list[dg.AssetSpec]:
     )
 
 
-def _raw_step(source: str, partitions_def: dg.PartitionsDefinition, step: dict) -> dg.AssetsDefinition:
-    raw_key = keys_for(source)[0]
-    spec = dg.AssetSpec(
-        key=raw_key,
-        deps=[DROP_ZONE_KEY],
-        group_name=f"dms_{source}",
-        kinds={"csv", "filesystem"},
-        owners=OWNERS,
-        partitions_def=partitions_def,
-        description=f"Feed files of source `{source}` taken from the drop zone, partitioned by the day of their "
-        "as-of time: each is archived read-only under its sha256 before anything reads it, then parsed in the "
-        "source's layout (a parquet per feed under `raw/`). Rows with the wrong number of fields are rejected; "
-        "a file that cannot be read is quarantined, and the other feeds still flow. **Materialize** or "
-        "**Backfill** re-reads the archived feeds of the selected days (a feed is archived once, whatever "
-        f"runs it). {PER_DAY_NOTE}",
-    )
-
-    @dg.multi_asset(
-        name=f"{source}__raw_dms_feeds",
-        specs=[spec],
-        check_specs=[NO_QUARANTINED_FILES.spec(raw_key)],
-        **step,
-    )
-    def raw_dms_feeds(
-        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
-    ):
-        yield from only_selected(context, _raw_dms_feeds(context, source, dealer_env, warehouse))
-
-    return raw_dms_feeds
-
-
-def _raw_dms_feeds(
+def take_raw_feeds(
     context: dg.AssetExecutionContext,
     source: str,
     dealer_env: DealerEnvironment,
     warehouse: WarehouseResource,
 ):
+    """Archive the source's deliveries and parse the feeds of the run's days."""
     raw_key = keys_for(source)[0]
     window = context.partition_time_window
-    settings = _settings(dealer_env)
     engine = warehouse.engine()
     report = ingest_raw_feeds(
         dealer_env.paths(),
         source,
         _source_settings(dealer_env, source),
-        set(settings.sources),
+        set(_settings(dealer_env).sources),
         engine,
         window.start,
         window.end,
         received_at=datetime.now(UTC),
         only_new=_incremental(context),
-        progress=_progress(context, keys_for(source)[0].to_user_string()),
-    )
-    quarantined = pl.DataFrame(
-        [(q.file_name, q.reason, q.detail) for q in report.quarantined],
-        schema=["file_name", "reason", "detail"],
-        orient="row",
+        progress=_progress(context, raw_key),
     )
     for item in report.left:
         context.log.warning(f"left in the drop zone {item.file_name!r}: {item.detail}")
-    problems = [f"{q.file_name}: {q.reason}" for q in report.quarantined] + [
-        f"{item.file_name}: left in the drop zone ({item.detail})" for item in report.left
-    ]
-    feeds = pl.DataFrame(
-        [(f["file"], f["raw_rows"], f["malformed_rows"]) for f in report.feeds],
-        schema={"feed_file": pl.String, "raw_rows": pl.Int64, "malformed_rows": pl.Int64},
-        orient="row",
-    )
     yield dg.MaterializeResult(
         asset_key=raw_key,
-        metadata={
-            "run/partitions": len(context.partition_keys),
-            "run/feeds": len(report.feeds),
-            "run/raw_rows": report.raw_rows,
-            "run/archived_files": len(report.archived),
-            "run/duplicate_deliveries": len(report.duplicates),
-            "run/quarantined_files": len(report.quarantined),
-            "run/left_in_drop_zone": len(report.left),
-            "run/malformed_rows": report.malformed_rows,
-            "run/feed_files": frame_table(feeds),
-        },
-        check_results=[
-            NO_QUARANTINED_FILES.result(
-                not problems,
-                "; ".join(problems) or None,
-                {
-                    "quarantined": len(report.quarantined),
-                    "files": markdown_table(quarantined, 20),
-                    "left_in_drop_zone": len(report.left),
-                    "left": markdown_table(_left_table(report.left), 20),
-                },
-            )
-        ],
+        metadata=raw_feeds_metadata(report, len(context.partition_keys)),
+        check_results=[quarantine_result(report)],
     )
     yield table_written(source, "feed_files", len(report.feeds) + len(report.quarantined))
     yield table_written(
-        source, "quarantined_files", len(report.quarantined), {"run/files": markdown_table(quarantined, 20)}
+        source,
+        "quarantined_files",
+        len(report.quarantined),
+        {"run/files": markdown_table(quarantined_table(report.quarantined), 20)},
     )
     figures = feed_figures(engine, "feed_files", source, RAW_MEASURES, window.start, window.end)
     yield from daily_observations(raw_key, context.partition_keys, figures, RAW_MEASURES, "raw_rows")
 
 
-def _normalized_step(source: str, partitions_def: dg.PartitionsDefinition, step: dict) -> dg.AssetsDefinition:
-    raw_key, normalized_key, _ = keys_for(source)
-    spec = dg.AssetSpec(
-        key=normalized_key,
-        deps=[raw_key],
-        group_name=f"dms_{source}",
-        kinds={"polars", "parquet"},
-        owners=OWNERS,
-        partitions_def=partitions_def,
-        description="Vehicles of each raw feed with normalized VINs (upper case, no spaces or dashes, 17 valid "
-        "characters; a wrong check digit is flagged, not rejected), dealer id, stock number and system code, "
-        "one parquet per feed under `normalized/`. Rejected rows go to `rejected_rows` with their line number "
-        "and reason. **Materialize** or **Backfill** re-normalizes the feeds of the selected days from their "
-        f"raw parquet. {PER_DAY_NOTE}",
-    )
-
-    @dg.multi_asset(
-        name=f"{source}__normalized_vehicles",
-        specs=[spec],
-        check_specs=[REJECTED_ROW_SHARE.spec(normalized_key), CHECK_DIGITS_VALID.spec(normalized_key)],
-        **step,
-    )
-    def normalized_vehicles(
-        context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
-    ):
-        yield from only_selected(context, _normalized_vehicles(context, source, dealer_env, warehouse))
-
-    return normalized_vehicles
-
-
-def _normalized_vehicles(
+def normalize_vehicles(
     context: dg.AssetExecutionContext,
     source: str,
     dealer_env: DealerEnvironment,
     warehouse: WarehouseResource,
 ):
+    """Normalize the vehicles of the run's days' feeds."""
     normalized_key = keys_for(source)[1]
     window = context.partition_time_window
     engine = warehouse.engine()
@@ -276,41 +228,12 @@ def _normalized_vehicles(
         window.start,
         window.end,
         only_new=_incremental(context),
-        progress=_progress(context, keys_for(source)[1].to_user_string()),
+        progress=_progress(context, normalized_key),
     )
-    total = report.vehicles + report.rejected
-    share = report.rejected / total if total else 0.0
     yield dg.MaterializeResult(
         asset_key=normalized_key,
-        metadata={
-            "run/partitions": len(context.partition_keys),
-            "run/feeds": len(report.feeds),
-            "run/vehicles": report.vehicles,
-            "run/rejected_rows": report.rejected,
-            "run/check_digit_failures": report.check_digit_failures,
-            **{f"run/rejected/{r}": n for r, n in sorted(report.rejected_by_reason.items())},
-            "run/per_dealer": frame_table(report.per_dealer),
-            "preview": markdown_table(report.preview),
-        },
-        check_results=[
-            REJECTED_ROW_SHARE.result(
-                share <= 0.05,
-                f"{report.rejected} of {total} rows rejected ({share:.1%}): "
-                + ", ".join(f"{r} {n}" for r, n in sorted(report.rejected_by_reason.items())),
-                {
-                    "share": float(share),
-                    "rejected": report.rejected,
-                    "rows": total,
-                    **dict(report.rejected_by_reason.items()),
-                },
-            ),
-            CHECK_DIGITS_VALID.result(
-                report.check_digit_failures == 0,
-                f"{report.check_digit_failures} VIN(s) with a wrong check digit "
-                "(flagged in normalized_vehicles.check_digit_ok, not rejected)",
-                {"failures": report.check_digit_failures},
-            ),
-        ],
+        metadata=normalized_vehicles_metadata(report, len(context.partition_keys)),
+        check_results=normalized_results(report),
     )
     yield table_written(
         source,
@@ -321,4 +244,54 @@ def _normalized_vehicles(
     figures = feed_figures(engine, "feed_files", source, NORMALIZED_MEASURES, window.start, window.end)
     yield from daily_observations(
         normalized_key, context.partition_keys, figures, NORMALIZED_MEASURES, "vehicles"
+    )
+
+
+def reconcile_service_requests(
+    context: dg.AssetExecutionContext,
+    source: str,
+    dealer_env: DealerEnvironment,
+    warehouse: WarehouseResource,
+):
+    """Apply the run's feeds (incremental) or replay from its first day (a materialization or backfill)."""
+    sr_key = keys_for(source)[2]
+    window = context.partition_time_window
+    tags = context.run.tags
+    mode = "incremental" if _incremental(context) else "replay"
+    replay_from = (
+        parse_utc(tags[REPLAY_FROM_TAG], key=REPLAY_FROM_TAG, origin="run tags")
+        if mode == "replay" and tags.get(REPLAY_FROM_TAG)
+        else None
+    )
+    engine = warehouse.engine()
+    report = reconcile(
+        dealer_env.paths(),
+        source,
+        _source_settings(dealer_env, source),
+        engine,
+        start=window.start,
+        end=window.end,
+        mode=mode,
+        replay_from=replay_from,
+        progress=_progress(context, sr_key),
+    )
+    context.log.info(
+        f"{mode}: applied {len(report.applied)} feed(s), late {len(report.late)}; "
+        f"events {report.events}; skipped {report.skipped}"
+    )
+    yield dg.MaterializeResult(
+        asset_key=sr_key,
+        metadata=service_requests_metadata(report, len(context.partition_keys)),
+        check_results=service_request_results(engine, source, report),
+    )
+    for table in RECONCILED_TABLES:
+        yield table_written(source, table.name, report.written.get(table.name, 0))
+    yield from service_request_days(
+        engine,
+        source,
+        context.assets_def.partitions_def,
+        context.partition_keys,
+        window,
+        report,
+        context.run.run_id,
     )

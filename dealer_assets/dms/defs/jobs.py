@@ -8,16 +8,15 @@ from dealer_assets.core.asset_metadata import markdown_table
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.tags import SOURCE_TAG
 from dealer_assets.core.timeutil import parse_utc
+from dealer_assets.dms.asset_specs import MISDELIVERED_KEY, keys_for
 from dealer_assets.dms.settings_preview import preview, summary_lines, write_preview
-
-from .specs import MISDELIVERED_KEY, keys_for
 
 
 def job_name(source: str) -> str:
-    return f"dms_{source}_feeds"
+    return f"dms_{source}_feeds_job"
 
 
-MISDELIVERED_JOB = "dms_misdelivered_feeds"
+MISDELIVERED_JOB = "dms_misdelivered_feeds_job"
 
 
 def build_source_job(source: str, executor_def: dg.ExecutorDefinition | None = None):

@@ -8,9 +8,9 @@ from pathlib import Path
 import dagster as dg
 
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
+from dealer_assets.dms.archive import FeedArchive
 from dealer_assets.dms.domain.deliveries import plan_deliveries
-from dealer_assets.dms.feed_store import FeedStore
-from dealer_assets.dms.reconciliation import applied_through
+from dealer_assets.dms.ledger import applied_through
 from dealer_assets.dms.settings import load_settings
 
 from .jobs import MISDELIVERED_JOB, job_name
@@ -21,7 +21,7 @@ STUCK_AFTER = timedelta(minutes=10)
 
 def _stuck_files(dealer_env: DealerEnvironment, now: datetime) -> list[str]:
     cutoff = (now - STUCK_AFTER).timestamp()
-    store = FeedStore(dealer_env.paths())
+    store = FeedArchive(dealer_env.paths())
     stuck = [p.name for p in store.incoming() if _mtime(p) < cutoff]
     return stuck + [p.name for p in store.irregular()]
 
@@ -35,7 +35,7 @@ def _mtime(path: Path) -> float:
 
 def build_safety_net_schedule(source: str, cron: str) -> dg.ScheduleDefinition:
     @dg.schedule(
-        name=f"dms_{source}_safety_net",
+        name=f"dms_{source}_safety_net_schedule",
         cron_schedule=cron,
         job_name=job_name(source),
         execution_timezone="UTC",
@@ -61,7 +61,7 @@ def build_safety_net_schedule(source: str, cron: str) -> dg.ScheduleDefinition:
 
 def build_misdelivered_schedule(cron: str) -> dg.ScheduleDefinition:
     @dg.schedule(
-        name="dms_misdelivered_safety_net",
+        name="dms_misdelivered_safety_net_schedule",
         cron_schedule=cron,
         job_name=MISDELIVERED_JOB,
         execution_timezone="UTC",

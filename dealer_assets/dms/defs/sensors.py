@@ -8,6 +8,7 @@ reappears later, or changes while it waits, is new again.
 """
 
 import json
+import logging
 import os
 from datetime import UTC, datetime
 
@@ -16,10 +17,10 @@ import dagster as dg
 from dealer_assets.core.landing import Snapshot, sha256_of
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from dealer_assets.dms.archive import FeedArchive
 from dealer_assets.dms.domain.deliveries import DeliveryPlan, plan_deliveries
 from dealer_assets.dms.domain.feed_names import Misdelivery
-from dealer_assets.dms.feed_store import FeedStore
-from dealer_assets.dms.reconciliation import applied_through
+from dealer_assets.dms.ledger import applied_through
 from dealer_assets.dms.settings import load_settings
 
 from .jobs import MISDELIVERED_JOB, job_name
@@ -53,6 +54,38 @@ def run_requests(
     return requests
 
 
+def scan_drop_zone(
+    store: FeedArchive, pending: dict[str, list], settle_seconds: float, log: logging.Logger
+) -> tuple[dict[str, list], list[str]]:
+    """Every settled file in the drop zone with its size, mtime and sha256 (hashed again only when its size or
+    mtime moved), and the names that are new or changed since the cursor's `pending`."""
+    current: dict[str, list] = {}
+    new: list[str] = []
+    for path in store.incoming():
+        try:
+            stat = os.lstat(path)
+            known = pending.get(path.name)
+            if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
+                current[path.name] = known
+                continue
+            if not Snapshot.of(stat).settled(settle_seconds):
+                continue
+            digest = sha256_of(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning(f"{path.name!r} left in the drop zone: {exc.strerror or exc}")
+            continue
+        current[path.name] = [stat.st_size, stat.st_mtime_ns, digest]
+        if not known or known[2] != digest:
+            new.append(path.name)
+    for path in store.irregular():
+        current[path.name] = [0, 0, "irregular"]
+        if path.name not in pending:
+            new.append(path.name)
+    return current, new
+
+
 def build_drop_zone_sensor(jobs: list) -> dg.SensorDefinition:
     @dg.sensor(
         name="dms_drop_zone_sensor",
@@ -66,31 +99,8 @@ def build_drop_zone_sensor(jobs: list) -> dg.SensorDefinition:
     ):
         paths = dealer_env.paths()
         pending: dict[str, list] = json.loads(context.cursor or "{}").get("pending", {})
-        current: dict[str, list] = {}
-        new: list[str] = []
-        store = FeedStore(paths)
-        for path in store.incoming():
-            try:
-                stat = os.lstat(path)
-                known = pending.get(path.name)
-                if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
-                    current[path.name] = known
-                    continue
-                if not Snapshot.of(stat).settled(paths.settle_seconds):
-                    continue
-                digest = sha256_of(path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                context.log.warning(f"{path.name!r} left in the drop zone: {exc.strerror or exc}")
-                continue
-            current[path.name] = [stat.st_size, stat.st_mtime_ns, digest]
-            if not known or known[2] != digest:
-                new.append(path.name)
-        for path in store.irregular():
-            current[path.name] = [0, 0, "irregular"]
-            if path.name not in pending:
-                new.append(path.name)
+        store = FeedArchive(paths)
+        current, new = scan_drop_zone(store, pending, paths.settle_seconds, context.log)
         cursor = json.dumps({"pending": current}, sort_keys=True)
         if not new:
             return dg.SensorResult(

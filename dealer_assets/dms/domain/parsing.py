@@ -14,28 +14,25 @@ from __future__ import annotations
 
 import csv
 import io
-import mmap
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from dealer_assets.dms.domain.feed_text import Body, mapped, to_utf8
+from dealer_assets.dms.domain.field_counts import (
+    FeedUnreadable,
+    count_of,
+    counts_from_lengths,
+    exact_counts,
+    line_lengths,
+    offsets_of,
+    record_ends,
+)
 from dealer_assets.dms.settings import Layout
 
 LINE_NUMBER = "_line_number"
-UTF8_BOM = b"\xef\xbb\xbf"
-UTF8_NAMES = {"utf-8", "utf8", "utf_8", "utf-8-sig", "utf_8_sig"}
-
-
-class FeedUnreadable(Exception):
-    """The whole file cannot be taken: it is quarantined with `reason`."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -55,53 +52,6 @@ MALFORMED_SCHEMA = {
 }
 
 
-def to_utf8(data: bytes, encoding: str) -> bytes:
-    """The file's bytes as UTF-8 without a BOM, or FeedUnreadable(`undecodable`)."""
-    if encoding.lower().replace(" ", "") in UTF8_NAMES:
-        body = data[len(UTF8_BOM) :] if data.startswith(UTF8_BOM) else data
-        if body.isascii():
-            return body
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FeedUnreadable(
-                "undecodable",
-                f"not valid {encoding} at byte {exc.start + (len(data) - len(body))}: {exc.reason}",
-            ) from exc
-        return body
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise FeedUnreadable(
-            "undecodable", f"not valid {encoding} at byte {exc.start}: {exc.reason}"
-        ) from exc
-    return text.removeprefix("\ufeff").encode("utf-8")
-
-
-@dataclass(frozen=True)
-class _Body:
-    """A feed's UTF-8 text: its bytes (`data`, in memory or the file mapped into it) and what polars reads
-    them from (`source`: the same bytes, or the file's path)."""
-
-    data: bytes | mmap.mmap
-    source: bytes | str
-
-
-def _mapped(path: Path, encoding: str) -> _Body | None:
-    """The file mapped into memory when it is ASCII and not blank, so that it is its own UTF-8; else None
-    (its bytes are then read and decoded like any other file's)."""
-    if encoding.lower().replace(" ", "") not in UTF8_NAMES:
-        return None
-    with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return None
-        data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    codes = pl.Series(np.frombuffer(data, dtype=np.uint8))
-    if (codes > 127).any() or not (codes > 32).any():
-        return None
-    return _Body(data, str(path))
-
-
 def _unique_names(names: list[str]) -> list[str]:
     seen: dict[str, int] = {}
     out = []
@@ -116,101 +66,12 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _offsets_of(buf: np.ndarray, byte: int) -> np.ndarray:
-    """The offsets at which `byte` occurs, found by polars on every core through a bitmask (numpy would build
-    a mask as large as the file)."""
-    return (pl.Series(buf) == byte).arg_true().to_numpy().astype(np.int64)
-
-
-def _count_of(buf: np.ndarray, byte: int) -> int:
-    return int((pl.Series(buf) == byte).sum())
-
-
-def _line_lengths(columns: pl.DataFrame) -> pl.Series:
-    """The bytes each row holds in its fields (none for a missing field)."""
-    return columns.select(pl.sum_horizontal(pl.all().str.len_bytes()).cast(pl.Int64)).to_series()
-
-
-def _record_ends(buf: np.ndarray, newlines: np.ndarray, quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the end offset of every record, the newlines inside quoted fields): a record ends at a newline outside
-    quotes (`quotes`: their offsets, empty when the file is read without quoting), or at the end of the file
-    when it lacks a final newline.
-
-    Quotes alternate between opening and closing (a doubled quote inside a field closes and reopens at once),
-    so a byte is inside a quoted field when an odd number of quotes precede it.
-    """
-    if len(quotes) % 2:
-        line = int(np.searchsorted(newlines, quotes[-1])) + 1
-        raise FeedUnreadable("unparseable", f"a quoted field opened near line {line} is never closed")
-    inside = (
-        np.searchsorted(quotes, newlines) % 2 == 1 if len(quotes) else np.zeros(len(newlines), dtype=bool)
-    )
-    ends = newlines[~inside] if len(quotes) else newlines
-    if len(buf) and buf[-1] != 10:
-        ends = np.append(ends, len(buf))
-    return ends, newlines[inside]
-
-
-def _exact_counts(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delimiter: int, quotes: np.ndarray
-) -> np.ndarray:
-    """Delimiters outside quotes in every data record, from the offsets of every delimiter."""
-    delims = _offsets_of(buf, delimiter)
-    counts = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
-    opens, closes = quotes[0::2], quotes[1::2]
-    in_data = opens >= starts[0]
-    quoted_delims = (np.searchsorted(delims, closes) - np.searchsorted(delims, opens))[in_data]
-    record_of = np.searchsorted(ends, opens[in_data])
-    return counts - np.bincount(record_of, weights=quoted_delims, minlength=len(ends)).astype(counts.dtype)
-
-
-def _byte_counts(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, delimiter: int, quote: int | None
-) -> tuple[np.ndarray, int]:
-    """(delimiters outside quotes in each of a few records, delimiters inside quotes in all of them), counted
-    byte by byte; every record holds an even number of quotes, so parity restarts with each."""
-    lengths = ends - starts
-    stops = np.cumsum(lengths)
-    chars = buf[np.repeat(starts - stops + lengths, lengths) + np.arange(stops[-1] if len(stops) else 0)]
-    hits = chars == delimiter
-    outside = hits & (np.cumsum(chars == quote) % 2 == 0) if quote is not None else hits
-    seen = np.concatenate(([0], np.cumsum(outside)))
-    return seen[stops] - seen[stops - lengths], int(np.count_nonzero(hits)) - int(seen[-1])
-
-
-def _counts_from_lengths(
-    buf: np.ndarray,
-    frame: pl.DataFrame,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    quoted: np.ndarray,
-    delimiter: int,
-    quote: int | None,
-    fields: int,
-) -> np.ndarray | None:
-    """Delimiters outside quotes in every data record, or None if the shortcut does not add up.
-
-    The reader keeps every byte of a record without quote characters in its fields except the delimiters
-    and one final CR, so the record's length less its fields' lengths is its delimiter count when it fits in
-    the frame's columns; only records with quotes or a wrong count are counted byte by byte, if they are few.
-    The total must match the delimiters of the file.
-    """
-    cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
-    counts = ends - starts - cr - _line_lengths(frame).to_numpy()
-    odd = np.flatnonzero((counts != fields - 1) | quoted)
-    if len(odd) * 8 > len(counts):
-        return None
-    counts[odd], inside = _byte_counts(buf, starts[odd], ends[odd], delimiter, quote)
-    total = _count_of(buf[starts[0] :], delimiter)
-    return counts if int(counts.sum()) + inside == total else None
-
-
-def _quoting(body: _Body, buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
+def _quoting(body: Body, buf: np.ndarray, delimiter: int, quote: int) -> tuple[int | None, np.ndarray]:
     """(the quote character, the offsets of its quotes) if some field begins with it, else (None, none): a
     file whose fields never open a quote is read without quoting, so an inch mark inside a field stays text."""
     if body.data.find(bytes((quote,))) < 0:
         return None, np.zeros(0, dtype=np.int64)
-    quotes = _offsets_of(buf, quote)
+    quotes = offsets_of(buf, quote)
     before = buf[np.maximum(quotes - 1, 0)]
     opens = (quotes == 0) | (before == delimiter) | (before == 10) | (before == 13)
     return (quote, quotes) if opens.any() else (None, quotes[:0])
@@ -235,7 +96,7 @@ def _header(text: bytes, layout: Layout, quote: int | None) -> tuple[str, ...]:
     return header
 
 
-def _read_fields(body: _Body, skip_lines: int, width: int, layout: Layout, quote: int | None) -> pl.DataFrame:
+def _read_fields(body: Body, skip_lines: int, width: int, layout: Layout, quote: int | None) -> pl.DataFrame:
     """Every record after the header as text columns f0..f{width-1}; short rows padded, long ones cut."""
     try:
         return pl.read_csv(
@@ -285,7 +146,7 @@ def _all_whole(frame: pl.DataFrame, fields: int, lines: int, delimiters: int) ->
 
 
 def _unquoted_records(
-    body: _Body, buf: np.ndarray, header: tuple[str, ...], layout: Layout
+    body: Body, buf: np.ndarray, header: tuple[str, ...], layout: Layout
 ) -> _Records | None:
     """The records of a file read without quoting, where line N is record N; None when no separator byte is
     free or the two reads disagree on the number of lines (the caller then takes the general path).
@@ -297,10 +158,10 @@ def _unquoted_records(
     """
     frame = _read_fields(body, 1, len(header) + 1, layout, None)
     header_end = body.data.find(b"\n")
-    data_delimiters = _count_of(buf, ord(layout.delimiter)) - body.data[:header_end].count(
+    data_delimiters = count_of(buf, ord(layout.delimiter)) - body.data[:header_end].count(
         layout.delimiter.encode()
     )
-    data_lines = _count_of(buf, 10) - 1 + (body.data[-1:] != b"\n")
+    data_lines = count_of(buf, 10) - 1 + (body.data[-1:] != b"\n")
     if _all_whole(frame, len(header), data_lines, data_delimiters):
         return _Records(
             frame,
@@ -330,7 +191,7 @@ def _unquoted_records(
     )
     if frame.height != lines.len():
         return None
-    counts = (lines.str.len_bytes().fill_null(0).cast(pl.Int64) - _line_lengths(frame)).to_numpy().copy()
+    counts = (lines.str.len_bytes().fill_null(0).cast(pl.Int64) - line_lengths(frame)).to_numpy().copy()
     odd = np.flatnonzero(counts != len(header) - 1)
     if len(odd):
         counts[odd] = (
@@ -347,11 +208,11 @@ def _unquoted_records(
 
 
 def _delimited_records(
-    body: _Body, buf: np.ndarray, quotes: np.ndarray, quote: int | None, layout: Layout
+    body: Body, buf: np.ndarray, quotes: np.ndarray, quote: int | None, layout: Layout
 ) -> tuple[tuple[str, ...], _Records | None]:
     """(the header, the records or None when there are none) of any file, from the offsets of its record ends."""
-    newlines = _offsets_of(buf, 10)
-    ends, inner_newlines = _record_ends(buf, newlines, quotes)
+    newlines = offsets_of(buf, 10)
+    ends, inner_newlines = record_ends(buf, newlines, quotes)
     starts = np.concatenate(([0], ends[:-1] + 1))
     header = _header(body.data[starts[0] : ends[0]], layout, quote)
     if len(starts) == 1:
@@ -378,9 +239,9 @@ def _delimited_records(
             line_numbers[keep],
             blank[keep],
         )
-    counts = _counts_from_lengths(buf, frame, starts, ends, quoted, delimiter, quote, len(header))
+    counts = counts_from_lengths(buf, frame, starts, ends, quoted, delimiter, quote, len(header))
     if counts is None:
-        counts = _exact_counts(buf, starts, ends, delimiter, quotes)
+        counts = exact_counts(buf, starts, ends, delimiter, quotes)
     return header, _Records(frame, (counts + 1).astype(np.uint32), line_numbers, blank)
 
 
@@ -390,12 +251,12 @@ def parse_feed(feed: bytes | Path, layout: Layout) -> ParsedFeed:
     From its path, a file that is ASCII is mapped into memory and polars reads the file itself: nothing copies
     a file that is already its own UTF-8.
     """
-    body = _mapped(feed, layout.encoding) if isinstance(feed, Path) else None
+    body = mapped(feed, layout.encoding) if isinstance(feed, Path) else None
     if body is None:
         text = to_utf8(feed.read_bytes() if isinstance(feed, Path) else feed, layout.encoding)
         if not text or text.isspace():
             return _no_rows(tuple(layout.headers.values()))
-        body = _Body(text, text)
+        body = Body(text, text)
     buf = np.frombuffer(body.data, dtype=np.uint8)
     quote, quotes = _quoting(body, buf, ord(layout.delimiter), ord(layout.quote))
     if quote is None:

@@ -11,8 +11,8 @@ from datetime import datetime
 
 import polars as pl
 
-from dealer_assets.dms.domain.normalize import TS
-from dealer_assets.dms.domain.reconcile import SR_SCHEMA
+from dealer_assets.dms.domain.state import SR_SCHEMA
+from dealer_assets.dms.domain.vehicles import TS
 
 
 def stored_form(state: pl.DataFrame, newest_feed: datetime | None) -> pl.DataFrame:

@@ -1,4 +1,8 @@
-"""Protractor's Dagster definitions; empty when the settings file has no `protractor:` key."""
+"""Protractor's Dagster definitions; empty when the settings file has no `protractor:` key.
+
+The settings shape the definitions only where Dagster needs them at load (the locations the API resource
+holds keys for, the resync interval, the DMS sources the links depend on); every run reads the settings file
+as it stands when it starts."""
 
 from __future__ import annotations
 
@@ -6,39 +10,26 @@ import dagster as dg
 
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.settings_file import read_document
-from dealer_assets.protractor.client import ProtractorResource
 from dealer_assets.protractor.defs.assets import build_assets
-from dealer_assets.protractor.defs.automation import (
-    build_backfill_job,
-    build_jobs,
-    build_schedule,
-    build_sensor,
-)
-from dealer_assets.protractor.defs.support import resource_key
+from dealer_assets.protractor.defs.jobs import build_backfill_job, build_jobs
+from dealer_assets.protractor.defs.resources import ProtractorResource
+from dealer_assets.protractor.defs.schedules import build_schedule
+from dealer_assets.protractor.defs.sensors import build_sensor
 from dealer_assets.protractor.settings import validate_protractor
 
 
 def build_defs(env: DealerEnv) -> dg.Definitions:
-    """Assets, checks, jobs, sensor, schedule and one API resource per location (`protractor_<location>`).
-
-    The DMS `service_requests` assets are named by key for every source of the same settings file."""
+    """Assets, checks, jobs, sensor, schedule and the `protractor` API resource."""
     paths = env.paths()
     document = read_document(paths.settings_file)
     settings = validate_protractor(document, paths.settings_file)
     if settings is None:
         return dg.Definitions()
-    clients = {
-        resource_key(loc): ProtractorResource(location_id=loc, base_url=settings.base_url,
-                                              connection_id_env=s.connection_id_env, api_key_env=s.api_key_env)
-        for loc, s in settings.locations.items()
-    }  # fmt: skip
-    keys = {"dealer_env", "warehouse", *clients}
-    sources = sorted((document.get("sources") or {}).keys())
     jobs = build_jobs()
     return dg.Definitions(
-        assets=build_assets(settings, sources, keys),
-        jobs=[*jobs, build_backfill_job(settings, paths.history_start, keys)],
-        sensors=[build_sensor(settings, jobs)],
-        schedules=[build_schedule(settings)],
-        resources=clients,
+        assets=build_assets(sorted((document.get("sources") or {}).keys())),
+        jobs=[*jobs, build_backfill_job(paths.history_start)],
+        sensors=[build_sensor(jobs)],
+        schedules=[build_schedule(settings.resync_every_hours)],
+        resources={"protractor": ProtractorResource.for_definitions(settings)},
     )

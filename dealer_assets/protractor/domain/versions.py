@@ -28,22 +28,28 @@ TRACKED = [
 ]
 MAPPED = {"status": pl.String, "service_advisor": pl.String, "technician": pl.String}
 SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
-    "location_id": pl.String,
-    "work_order_id": pl.String,
-    **{c: FETCHED_SCHEMA[c] for c in TRACKED[:6]},
-    **MAPPED,
-    **{c: FETCHED_SCHEMA[c] for c in TRACKED[6:]},
-    "valid_from": TS,
-    "valid_to": TS,
+    c: ({**FETCHED_SCHEMA, **MAPPED, "valid_from": TS, "valid_to": TS})[c]
+    for c in (
+        "location_id",
+        "work_order_id",
+        "work_order_number",
+        "work_order_type",
+        "vin",
+        "protractor_stage",
+        "status",
+        "service_advisor",
+        "technician",
+        "protractor_service_advisor",
+        "protractor_technician",
+        "created_time",
+        "modified_time",
+        "completed",
+        "deleted",
+        "valid_from",
+        "valid_to",
+    )
 }
-SNAPSHOT_SCHEMA = {
-    k: SNAPSHOT_SCHEMA[k]
-    for k in [
-        "location_id", "work_order_id", "work_order_number", "work_order_type", "vin", "protractor_stage",
-        "status", "service_advisor", "technician", "protractor_service_advisor", "protractor_technician",
-        "created_time", "modified_time", "completed", "deleted", "valid_from", "valid_to",
-    ]
-}  # fmt: skip
+"""The columns of `work_order_snapshots`, in the table's order."""
 LINE_SCHEMA: dict[str, pl.DataType] = {
     "location_id": pl.String,
     "work_order_id": pl.String,
@@ -93,6 +99,33 @@ def _candidates(fetched: pl.DataFrame, deletes: pl.DataFrame, current: pl.DataFr
     )
 
 
+def _compare_lines(
+    cand: pl.DataFrame, current_lines: pl.DataFrame, fetched_lines: pl.DataFrame
+) -> pl.DataFrame:
+    """Every current and fetched line of the candidates' work orders, flagged `_new` (a version to write) and
+    `_closed` (a current row to close); a deleted work order closes all its lines and writes none."""
+    refreshed = cand.filter(~pl.col("deleted")).select(WO_KEY)
+    new_lines = fetched_lines.join(refreshed, on=WO_KEY, how="semi").with_columns(
+        pl.lit(True).alias("_in_new")
+    )
+    old_lines = current_lines.join(cand.select(WO_KEY), on=WO_KEY, how="semi")
+    line_cmp = new_lines.join(
+        old_lines.select(*LINE_KEY, *[pl.col(c).alias(f"{c}_cur") for c in _LINE_TRACKED], "valid_from"),
+        on=LINE_KEY,
+        how="full",
+        coalesce=True,
+    ).join(cand.select(*WO_KEY, "deleted"), on=WO_KEY, how="left")
+    gone = pl.col("_in_new").is_null()
+    return line_cmp.with_columns(
+        (pl.col("deleted") & pl.col("valid_from").is_not_null()).alias("_close_only"),
+        (pl.col("valid_from").is_null() | (_differs(_LINE_TRACKED) & ~gone)).alias("_new"),
+        (pl.col("valid_from").is_not_null() & (gone | _differs(_LINE_TRACKED))).alias("_closed"),
+    ).with_columns(
+        (pl.col("_new") & ~pl.col("deleted")).alias("_new"),
+        (pl.col("_closed") | pl.col("_close_only")).alias("_closed"),
+    )
+
+
 def next_versions(
     current: pl.DataFrame,
     fetched: pl.DataFrame,
@@ -113,26 +146,7 @@ def next_versions(
         how="left",
     )
     cand = cand.filter(pl.col("cur_from").is_null() | (pl.col("at") >= pl.col("cur_from")))
-    refreshed = cand.filter(~pl.col("deleted")).select(WO_KEY)
-    new_lines = fetched_lines.join(refreshed, on=WO_KEY, how="semi").with_columns(
-        pl.lit(True).alias("_in_new")
-    )
-    old_lines = current_lines.join(cand.select(WO_KEY), on=WO_KEY, how="semi")
-    line_cmp = new_lines.join(
-        old_lines.select(*LINE_KEY, *[pl.col(c).alias(f"{c}_cur") for c in _LINE_TRACKED], "valid_from"),
-        on=LINE_KEY,
-        how="full",
-        coalesce=True,
-    ).join(cand.select(*WO_KEY, "deleted"), on=WO_KEY, how="left")
-    gone = pl.col("_in_new").is_null()
-    line_cmp = line_cmp.with_columns(
-        (pl.col("deleted") & pl.col("valid_from").is_not_null()).alias("_close_only"),
-        (pl.col("valid_from").is_null() | (_differs(_LINE_TRACKED) & ~gone)).alias("_new"),
-        (pl.col("valid_from").is_not_null() & (gone | _differs(_LINE_TRACKED))).alias("_closed"),
-    ).with_columns(
-        (pl.col("_new") & ~pl.col("deleted")).alias("_new"),
-        (pl.col("_closed") | pl.col("_close_only")).alias("_closed"),
-    )
+    line_cmp = _compare_lines(cand, current_lines, fetched_lines)
     lines_changed = line_cmp.filter(pl.col("_new") | pl.col("_closed")).select(WO_KEY).unique()
     changed = (
         cand.join(lines_changed.with_columns(pl.lit(True).alias("_lines")), on=WO_KEY, how="left")

@@ -13,15 +13,32 @@ from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parents[3] / "data" / "samples"
 STAGES = [
-    "Scheduled Work", "Unassigned", "Inspection In Progress", "InspectionCompleted", "EstimateCompleted",
-    "Approved", "Work In Progress", "Parts On Order", "Quality Check", "Completed", "Waiting On Sublet",
-]  # fmt: skip
+    "Scheduled Work",
+    "Unassigned",
+    "Inspection In Progress",
+    "InspectionCompleted",
+    "EstimateCompleted",
+    "Approved",
+    "Work In Progress",
+    "Parts On Order",
+    "Quality Check",
+    "Completed",
+    "Waiting On Sublet",
+]
 ADVISORS = ["Dana Smith", "Lee Park", "Morgan Diaz"]
 TECHNICIANS = ["Chris Olsen", "Pat Nguyen", "Sam Rivera", "Jo Becker"]
-LABOR = [("Labor", "Multi-point inspection", 0.5, 120.0), ("Labor", "Detail and recon wash", 2.0, 95.0),
-         ("Labor", "Replace front brake pads", 1.2, 140.0), ("Labor", "Oil and filter change", 0.4, 110.0)]  # fmt: skip
-PARTS = [("Part", "Brake pad set", 1.0, 89.5, "BP-4471"), ("Part", "Oil filter", 1.0, 12.4, "OF-220"),
-         ("Part", "Synthetic oil 5W-30", 6.0, 8.9, "OIL-530"), ("Part", "Wiper blades", 2.0, 18.0, "WB-24")]  # fmt: skip
+LABOR = [
+    ("Labor", "Multi-point inspection", 0.5, 120.0),
+    ("Labor", "Detail and recon wash", 2.0, 95.0),
+    ("Labor", "Replace front brake pads", 1.2, 140.0),
+    ("Labor", "Oil and filter change", 0.4, 110.0),
+]
+PARTS = [
+    ("Part", "Brake pad set", 1.0, 89.5, "BP-4471"),
+    ("Part", "Oil filter", 1.0, 12.4, "OF-220"),
+    ("Part", "Synthetic oil 5W-30", 6.0, 8.9, "OIL-530"),
+    ("Part", "Wiper blades", 2.0, 18.0, "WB-24"),
+]
 READ_ONLY = ("ID", "WorkOrderNumber", "Header", "Summary", "Completed", "Type")
 LOCAL = "%Y-%m-%dT%H:%M:%S"
 
@@ -35,8 +52,12 @@ def sample_vehicles(folder: Path = SAMPLES) -> list[dict]:
             for row in csv.DictReader(fh, delimiter="|" if pipe else ","):
                 vin = (row.get("VIN") or row.get("Vehicle VIN") or "").strip().upper()
                 if len(vin) == 17 and vin not in seen:
-                    seen[vin] = {"VIN": vin, "Year": (row.get("Year") or row.get("Yr") or "").strip(),
-                                 "Make": (row.get("Make") or "").strip(), "Model": (row.get("Model") or "").strip()}  # fmt: skip
+                    seen[vin] = {
+                        "VIN": vin,
+                        "Year": (row.get("Year") or row.get("Yr") or "").strip(),
+                        "Make": (row.get("Make") or "").strip(),
+                        "Model": (row.get("Model") or "").strip(),
+                    }
     return [seen[v] for v in sorted(seen)]
 
 
@@ -50,9 +71,17 @@ def _line(rng: random.Random, labor: bool) -> dict:
         part = None
     else:
         kind, text, qty, price, part = rng.choice(PARTS)
-    return {"ID": guid(rng), "Type": kind, "Description": text, "Quantity": qty, "Price": price,
-            "Total": round(qty * price, 2), "PartNumber": part, "Completed": False,
-            "Technician": rng.choice(TECHNICIANS) if labor else None}  # fmt: skip
+    return {
+        "ID": guid(rng),
+        "Type": kind,
+        "Description": text,
+        "Quantity": qty,
+        "Price": price,
+        "Total": round(qty * price, 2),
+        "PartNumber": part,
+        "Completed": False,
+        "Technician": rng.choice(TECHNICIANS) if labor else None,
+    }
 
 
 class Shop:
@@ -69,8 +98,15 @@ class Shop:
             created = start + timedelta(hours=3 * i + rng.randint(0, 2), minutes=rng.randint(0, 59))
             self.create(vehicle, created, rng=rng, modified=created + timedelta(minutes=rng.randint(5, 400)))
 
-    def create(self, vehicle: dict, when: datetime, *, rng: random.Random | None = None,
-               modified: datetime | None = None, work_order_id: str | None = None) -> tuple[str, str]:  # fmt: skip
+    def create(
+        self,
+        vehicle: dict,
+        when: datetime,
+        *,
+        rng: random.Random | None = None,
+        modified: datetime | None = None,
+        work_order_id: str | None = None,
+    ) -> tuple[str, str]:
         rng = rng or random.Random(len(self.orders))
         with self.lock:
             self._number += 1
@@ -78,8 +114,13 @@ class Shop:
             packages = []
             for _ in range(rng.randint(1, 2)):
                 lines = [_line(rng, True)] + [_line(rng, False) for _ in range(rng.randint(0, 2))]
-                packages.append({"ID": guid(rng), "ServicePackageHeader": {"Title": lines[0]["Description"],
-                                 "Description": ""}, "ServicePackageLines": {"ItemCollection": lines}})  # fmt: skip
+                packages.append(
+                    {
+                        "ID": guid(rng),
+                        "ServicePackageHeader": {"Title": lines[0]["Description"], "Description": ""},
+                        "ServicePackageLines": {"ItemCollection": lines},
+                    }
+                )
             self.orders[wo_id] = {
                 "ID": wo_id,
                 "WorkOrderNumber": self._number,
@@ -93,7 +134,7 @@ class Shop:
                     "LastModifiedTime": (modified or when).strftime(LOCAL),
                     "ServiceAdvisor": rng.choice(ADVISORS),
                     "Technician": None,
-                },  # fmt: skip
+                },
                 "Summary": {},
                 "ServicePackages": {"ItemCollection": packages},
             }

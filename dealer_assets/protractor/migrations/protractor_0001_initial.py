@@ -96,6 +96,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("protractor_write_backs", "protractor_sweeps", "protractor_journal_offsets",
-                  "service_request_work_orders", "work_order_lines", "work_order_snapshots", "protractor_events"):  # fmt: skip
+    for table in (
+        "protractor_write_backs",
+        "protractor_sweeps",
+        "protractor_journal_offsets",
+        "service_request_work_orders",
+        "work_order_lines",
+        "work_order_snapshots",
+        "protractor_events",
+    ):
         op.drop_table(table)

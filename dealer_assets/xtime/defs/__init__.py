@@ -1,4 +1,5 @@
-"""The Xtime area in Dagster: three assets with their checks, two jobs, a sensor, two schedules, the client."""
+"""The Xtime area in Dagster: three assets with their checks, two jobs, two schedules, a sensor, the API
+resource. Absent when the settings file has no `xtime` key; what the settings say is read again at run time."""
 
 from __future__ import annotations
 
@@ -6,18 +7,13 @@ import dagster as dg
 
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.settings_file import read_document
-from dealer_assets.xtime.client import XtimeClient
 from dealer_assets.xtime.settings import settings_from_document
 
-from .assets import (
-    BOOKINGS_KEY,
-    CATALOG_KEY,
-    REQUESTS_KEY,
-    build_requests_asset,
-    xtime_bookings,
-    xtime_service_catalog,
-)
-from .sensors import BOOKING_JOB, CATALOG_JOB, build_schedules, build_sensor
+from .assets import build_requests_asset, xtime_bookings, xtime_service_catalog
+from .jobs import xtime_bookings_job, xtime_catalog_job
+from .resources import XtimeResource
+from .schedules import xtime_bookings_schedule, xtime_catalog_schedule
+from .sensors import xtime_requests_sensor
 
 
 def build_defs(env: DealerEnv) -> dg.Definitions:
@@ -26,21 +22,14 @@ def build_defs(env: DealerEnv) -> dg.Definitions:
     settings = settings_from_document(document, paths.settings_file)
     if settings is None:
         return dg.Definitions()
-    sources = sorted(document.get("sources") or {})
-    catalog_job = dg.define_asset_job(CATALOG_JOB, selection=[CATALOG_KEY])
-    booking_job = dg.define_asset_job(BOOKING_JOB, selection=[REQUESTS_KEY, BOOKINGS_KEY])
-    client = XtimeClient(
-        base_url=settings.base_url,
-        token_url=settings.token_url,
-        client_id=dg.EnvVar(settings.client_id_env),
-        client_secret=dg.EnvVar(settings.client_secret_env),
-        api_key=dg.EnvVar(settings.api_key_env),
-        requests_per_second=float(settings.requests_per_second),
-    )
     return dg.Definitions(
-        assets=[xtime_service_catalog, build_requests_asset(sources), xtime_bookings],
-        jobs=[catalog_job, booking_job],
-        sensors=[build_sensor([catalog_job, booking_job])],
-        schedules=build_schedules(catalog_job, booking_job),
-        resources={"xtime": client},
+        assets=[
+            xtime_service_catalog,
+            build_requests_asset(sorted(document.get("sources") or {})),
+            xtime_bookings,
+        ],
+        jobs=[xtime_catalog_job, xtime_bookings_job],
+        schedules=[xtime_catalog_schedule, xtime_bookings_schedule],
+        sensors=[xtime_requests_sensor],
+        resources={"xtime": XtimeResource.for_definitions(settings)},
     )

@@ -1,5 +1,5 @@
-"""The Xtime assets: `xtime_service_catalog`, `appointment_requests` (fed by every DMS source's
-`service_requests`) and `xtime_bookings`, with their checks beside them."""
+"""The Xtime assets: `xtime/service_catalog`, `xtime/appointment_requests` (fed by every DMS source's
+`service_requests`) and `xtime/bookings`, with their checks beside them."""
 
 from datetime import UTC, datetime
 
@@ -12,26 +12,26 @@ from dealer_assets.core.lineage import service_requests_key
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.warehouse import exclusive_lock
 from dealer_assets.xtime import store
-from dealer_assets.xtime.booker import Booker
-from dealer_assets.xtime.client import XtimeClient, XtimeError
+from dealer_assets.xtime.book_appointments import Booker
+from dealer_assets.xtime.client import XtimeError
 from dealer_assets.xtime.domain.enrollment import enrollment_states
 from dealer_assets.xtime.intake import RequestPaths, ingest_files, ingest_service_requests
+from dealer_assets.xtime.refresh_catalog import refresh_catalog
 from dealer_assets.xtime.settings import XtimeSettings, settings_from_document
 from dealer_assets.xtime.tables import appointment_requests as requests_table
 from dealer_assets.xtime.tables import xtime_bookings as bookings_table
 from dealer_assets.xtime.tables import xtime_services as services_table
 
 from .checks import (
-    CONFIRMED_CHECK,
-    EXPIRED_CHECK,
-    INVALID_CHECK,
-    OPCODE_CHECK,
-    UNCONFIRMED_CHECK,
+    BOOKINGS_CHECKS,
+    OPCODE_IN_CATALOG,
+    REQUEST_LINES_VALID,
     enrollment_checks,
     invalid_lines_check,
     opcode_check,
     unconfirmed_check,
 )
+from .resources import XtimeResource
 
 GROUP = "xtime"
 CATALOG_KEY = dg.AssetKey(["xtime", "service_catalog"])
@@ -63,27 +63,28 @@ def _table_meta(table, rows: int) -> dict:
     group_name=GROUP,
     kinds={"xtime", "sql"},
     metadata=table_metadata(services_table),
-    check_specs=[dg.AssetCheckSpec(OPCODE_CHECK, asset=CATALOG_KEY, description="opcode published")],
+    check_specs=[OPCODE_IN_CATALOG.spec(CATALOG_KEY)],
     description="Each dealership's Xtime opcode catalog (one row per dealership and opcode), refreshed daily.",
 )
 def xtime_service_catalog(
     context: dg.AssetExecutionContext,
     dealer_env: DealerEnvironment,
     warehouse: WarehouseResource,
-    xtime: XtimeClient,
+    xtime: XtimeResource,
 ) -> dg.MaterializeResult:
+    """Dealership by dealership: one failure does not stop the others, and fails the run only for a confirmed
+    dealership (Xtime may refuse one that has not opted in)."""
     settings = _settings(dealer_env)
-    now = datetime.now(UTC)
     engine = warehouse.engine()
-    enrollment = enrollment_states(settings, now)
-    booker = Booker(engine, xtime, settings)
+    enrollment = enrollment_states(settings, datetime.now(UTC))
     failed: dict[str, str] = {}
-    for row in enrollment.to_dicts():
-        try:
-            booker.refresh_catalog([row["dealership"]])
-        except (XtimeError, httpx.TransportError) as exc:
-            failed[row["dealership"]] = f"{exc}" + ("" if row["confirmed"] else " (not confirmed yet)")
-            context.log.warning(f"catalog of {row['dealership']}: {failed[row['dealership']]}")
+    with xtime.client() as client:
+        for row in enrollment.to_dicts():
+            try:
+                refresh_catalog(engine, client, settings, datetime.now(UTC), row["dealership"])
+            except (XtimeError, httpx.TransportError) as exc:
+                failed[row["dealership"]] = f"{exc}" + ("" if row["confirmed"] else " (not confirmed yet)")
+                context.log.warning(f"catalog of {row['dealership']}: {failed[row['dealership']]}")
     services = store.read_services(engine)
     confirmed_failures = [d for d in failed if enrollment.filter(pl.col("dealership") == d)["confirmed"][0]]
     if confirmed_failures:
@@ -102,40 +103,45 @@ def xtime_service_catalog(
     )
 
 
+def take_in_requests(dealer_env: DealerEnvironment, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The body of `xtime/appointment_requests`: new request files, then newly eligible service requests."""
+    settings = _settings(dealer_env)
+    now = datetime.now(UTC)
+    engine = warehouse.engine()
+    files = ingest_files(engine, settings, RequestPaths(dealer_env.paths().data_dir), now)
+    from_srs = ingest_service_requests(engine, settings, store.read_service_requests(engine, settings), now)
+    requests = store.read_requests(engine)
+    return dg.MaterializeResult(
+        metadata={
+            **_table_meta(requests_table, requests.height),
+            "files": files.height,
+            "new_from_files": int(files["added"].sum() or 0),
+            "invalid_lines_in_new_files": int(files["invalid"].sum() or 0),
+            "new_from_service_requests": from_srs,
+            **_status_counts(requests),
+            "files_received": markdown_table(files, 20),
+            "latest_requests": markdown_table(requests.select(PREVIEW).sort("request_id").tail(10), 10),
+        },
+        check_results=[invalid_lines_check(requests)],
+    )
+
+
 def build_requests_asset(sources: list[str]) -> dg.AssetsDefinition:
+    """Depends on each DMS source's `service_requests` by key only (areas never import each other)."""
+
     @dg.asset(
         key=REQUESTS_KEY,
         group_name=GROUP,
         kinds={"sql", "filesystem"},
         deps=[service_requests_key(source) for source in sources],
         metadata=table_metadata(requests_table),
-        check_specs=[dg.AssetCheckSpec(INVALID_CHECK, asset=REQUESTS_KEY, description="request lines valid")],
+        check_specs=[REQUEST_LINES_VALID.spec(REQUESTS_KEY)],
         description="Appointment requests from request files and from service requests of bookable types.",
     )
     def appointment_requests(
         context: dg.AssetExecutionContext, dealer_env: DealerEnvironment, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        settings = _settings(dealer_env)
-        now = datetime.now(UTC)
-        engine = warehouse.engine()
-        files = ingest_files(engine, settings, RequestPaths(dealer_env.paths().data_dir), now)
-        from_srs = ingest_service_requests(
-            engine, settings, store.read_service_requests(engine, settings), now
-        )
-        requests = store.read_requests(engine)
-        return dg.MaterializeResult(
-            metadata={
-                **_table_meta(requests_table, requests.height),
-                "files": files.height,
-                "new_from_files": int(files["added"].sum() or 0),
-                "invalid_lines_in_new_files": int(files["invalid"].sum() or 0),
-                "new_from_service_requests": from_srs,
-                **_status_counts(requests),
-                "files_received": markdown_table(files, 20),
-                "latest_requests": markdown_table(requests.select(PREVIEW).sort("request_id").tail(10), 10),
-            },
-            check_results=[invalid_lines_check(requests)],
-        )
+        return take_in_requests(dealer_env, warehouse)
 
     return appointment_requests
 
@@ -146,11 +152,7 @@ def build_requests_asset(sources: list[str]) -> dg.AssetsDefinition:
     kinds={"xtime", "sql"},
     deps=[REQUESTS_KEY, CATALOG_KEY],
     metadata=table_metadata(bookings_table),
-    check_specs=[
-        dg.AssetCheckSpec(EXPIRED_CHECK, asset=BOOKINGS_KEY, description="no invitation expired uncompleted"),
-        dg.AssetCheckSpec(CONFIRMED_CHECK, asset=BOOKINGS_KEY, description="opt-ins confirmed within 24 h"),
-        dg.AssetCheckSpec(UNCONFIRMED_CHECK, asset=BOOKINGS_KEY, description="no booking awaits a person"),
-    ],
+    check_specs=[check.spec(BOOKINGS_KEY) for check in BOOKINGS_CHECKS],
     description="Each request's booking in Xtime, made at most once: attempt recorded first, lost answers "
     "looked up by VIN and label.",
 )
@@ -158,13 +160,12 @@ def xtime_bookings(
     context: dg.AssetExecutionContext,
     dealer_env: DealerEnvironment,
     warehouse: WarehouseResource,
-    xtime: XtimeClient,
+    xtime: XtimeResource,
 ) -> dg.MaterializeResult:
     settings = _settings(dealer_env)
     engine = warehouse.engine()
-    calls_before, waited_before = xtime.stats.calls, xtime.stats.limiter_wait_seconds
-    with exclusive_lock(engine, dealer_env.paths().locks, "xtime_bookings"):
-        result = Booker(engine, xtime, settings).run()
+    with xtime.client() as client, exclusive_lock(engine, dealer_env.paths().locks, "xtime_bookings"):
+        result = Booker(engine, client, settings).run()
     requests = store.read_requests(engine)
     bookings = store.read_bookings(engine)
     if result.errors:
@@ -178,8 +179,8 @@ def xtime_bookings(
             **_table_meta(bookings_table, bookings.height),
             **{f"action_{k}": int(v) for k, v in sorted(result.actions.items())},
             **_status_counts(requests),
-            "xtime_calls": xtime.stats.calls - calls_before,
-            "limiter_wait_seconds": round(xtime.stats.limiter_wait_seconds - waited_before, 3),
+            "xtime_calls": client.stats.calls,
+            "limiter_wait_seconds": round(client.stats.limiter_wait_seconds, 3),
             "latest_bookings": markdown_table(
                 bookings.sort("booked_at", "request_id").tail(10).drop("booked_at", "attempt_no"), 10
             ),

@@ -1,21 +1,42 @@
-"""The Xtime checks, computed from what the assets just stored and the wall clock (enrollment is real-world)."""
+"""The Xtime asset checks, each declared once (`core.checks.Check`) and computed from what the assets just
+stored and the wall clock (enrollment is about the real world)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import dagster as dg
 import polars as pl
 
 from dealer_assets.core.asset_metadata import markdown_table
+from dealer_assets.core.checks import WARN, Check
 
-OPCODE_CHECK = "opcode_in_catalog"
-EXPIRED_CHECK = "invitation_not_expired"
-CONFIRMED_CHECK = "enrollment_confirmed_within_24h"
-UNCONFIRMED_CHECK = "no_unconfirmed_bookings"
-INVALID_CHECK = "request_lines_valid"
+OPCODE_IN_CATALOG = Check(
+    "opcode_in_catalog",
+    "Each dealership's opcode is published in the Xtime catalog fetched for it, and every confirmed "
+    "dealership's catalog has been fetched.",
+)
+REQUEST_LINES_VALID = Check(
+    "request_lines_valid",
+    "Every line of the request files is a valid request; invalid ones are listed.",
+    WARN,
+)
+INVITATION_NOT_EXPIRED = Check(
+    "invitation_not_expired", "No dealership's invitation expired (72 h) without the opt-in being completed."
+)
+ENROLLMENT_CONFIRMED_WITHIN_24H = Check(
+    "enrollment_confirmed_within_24h",
+    "Every completed opt-in is confirmed by Xtime: warns while one awaits confirmation, fails after 24 hours.",
+)
+NO_UNCONFIRMED_BOOKINGS = Check(
+    "no_unconfirmed_bookings",
+    "No booking whose answer was lost without a VIN to look it up awaits a person's confirmation in Xtime.",
+)
+BOOKINGS_CHECKS = (INVITATION_NOT_EXPIRED, ENROLLMENT_CONFIRMED_WITHIN_24H, NO_UNCONFIRMED_BOOKINGS)
 
 
 def opcode_check(enrollment: pl.DataFrame, services: pl.DataFrame) -> dg.AssetCheckResult:
-    """Each dealership's opcode must be in the catalog fetched for it; the failure names both."""
+    """The failure names each dealership and opcode missing, and each confirmed dealership never fetched."""
     fetched = services.select("dealership").unique()
     published = services.select("dealership", "opcode").unique()
     missing = (
@@ -31,11 +52,10 @@ def opcode_check(enrollment: pl.DataFrame, services: pl.DataFrame) -> dg.AssetCh
         f"{r['dealership']}: opcode '{r['opcode']}' is not in its Xtime catalog" for r in missing.to_dicts()
     ]
     problems += [f"{d}: catalog never fetched" for d in never["dealership"]]
-    return dg.AssetCheckResult(
-        check_name=OPCODE_CHECK,
-        passed=not problems,
-        description="; ".join(problems) or "every dealership's opcode is published in its catalog",
-        metadata={"missing": markdown_table(missing, 50), "dealerships_without_catalog": len(never)},
+    return OPCODE_IN_CATALOG.result(
+        not problems,
+        "; ".join(problems) or "every dealership's opcode is published in its catalog",
+        {"missing": markdown_table(missing, 50), "dealerships_without_catalog": len(never)},
     )
 
 
@@ -45,50 +65,44 @@ def enrollment_checks(enrollment: pl.DataFrame) -> list[dg.AssetCheckResult]:
     overdue = enrollment.filter(pl.col("state") == "confirmation_overdue").sort("dealership")
     waiting = enrollment.filter(pl.col("state") == "awaiting_confirmation").sort("dealership")
     pending = pl.concat([overdue, waiting])
-    lines = [f"{r['dealership']}: {r['detail']}" for r in pending.to_dicts()]
+    confirmed = (
+        ENROLLMENT_CONFIRMED_WITHIN_24H
+        if not overdue.is_empty()
+        else replace(ENROLLMENT_CONFIRMED_WITHIN_24H, severity=WARN)
+    )
     return [
-        dg.AssetCheckResult(
-            check_name=EXPIRED_CHECK,
-            passed=expired.is_empty(),
-            description="; ".join(f"{r['dealership']}: {r['detail']}" for r in expired.to_dicts())
+        INVITATION_NOT_EXPIRED.result(
+            expired.is_empty(),
+            "; ".join(f"{r['dealership']}: {r['detail']}" for r in expired.to_dicts())
             or "no invitation has expired uncompleted",
-            metadata={
-                "expired": markdown_table(expired.select("dealership", "invitation_code", "detail"), 50)
-            },
+            {"expired": markdown_table(expired.select("dealership", "invitation_code", "detail"), 50)},
         ),
-        dg.AssetCheckResult(
-            check_name=CONFIRMED_CHECK,
-            passed=pending.is_empty(),
-            severity=dg.AssetCheckSeverity.ERROR if not overdue.is_empty() else dg.AssetCheckSeverity.WARN,
-            description="; ".join(lines) or "every completed opt-in is confirmed",
-            metadata={"overdue": len(overdue), "within_24h": len(waiting)},
+        confirmed.result(
+            pending.is_empty(),
+            "; ".join(f"{r['dealership']}: {r['detail']}" for r in pending.to_dicts())
+            or "every completed opt-in is confirmed",
+            {"overdue": len(overdue), "within_24h": len(waiting)},
         ),
     ]
 
 
 def unconfirmed_check(requests: pl.DataFrame) -> dg.AssetCheckResult:
-    """Requests whose booking answer was lost without a VIN to look them up: a person must confirm them."""
+    """Lists the requests a person must confirm in Xtime by their label."""
     rows = requests.filter(pl.col("status") == "unconfirmed").sort("request_id")
-    return dg.AssetCheckResult(
-        check_name=UNCONFIRMED_CHECK,
-        passed=rows.is_empty(),
-        description=(
-            f"{len(rows)} request(s) to confirm in Xtime by label: " + ", ".join(rows["request_id"].head(20))
-            if len(rows)
-            else "no booking awaits confirmation"
-        ),
-        metadata={"unconfirmed": markdown_table(rows.select("request_id", "dealership", "reason"), 50)},
+    return NO_UNCONFIRMED_BOOKINGS.result(
+        rows.is_empty(),
+        f"{len(rows)} request(s) to confirm in Xtime by label: " + ", ".join(rows["request_id"].head(20))
+        if len(rows)
+        else "no booking awaits confirmation",
+        {"unconfirmed": markdown_table(rows.select("request_id", "dealership", "reason"), 50)},
     )
 
 
 def invalid_lines_check(requests: pl.DataFrame) -> dg.AssetCheckResult:
+    """Counts the lines kept as invalid and lists them with their reasons."""
     rows = requests.filter(pl.col("status") == "invalid").sort("request_id")
-    return dg.AssetCheckResult(
-        check_name=INVALID_CHECK,
-        passed=rows.is_empty(),
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"{len(rows)} request line(s) kept as invalid"
-        if len(rows)
-        else "every request line is valid",
-        metadata={"invalid": markdown_table(rows.select("request_id", "reason"), 50)},
+    return REQUEST_LINES_VALID.result(
+        rows.is_empty(),
+        f"{len(rows)} request line(s) kept as invalid" if len(rows) else "every request line is valid",
+        {"invalid": markdown_table(rows.select("request_id", "reason"), 50)},
     )

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from dealer_assets.core.service_requests import SERVICE_REQUEST_COLUMNS
 from dealer_assets.xtime.settings import XtimeSettings
 
 FIELDS = (
@@ -82,12 +83,8 @@ def _local(col: str) -> pl.Expr:
     return pl.when(text.str.contains(LOCAL_RE)).then(padded.str.to_datetime(LOCAL_FORMAT, strict=False))
 
 
-def parse_request_lines(lines: pl.DataFrame, settings: XtimeSettings, existing: pl.DataFrame) -> pl.DataFrame:
-    """Validated requests from raw lines; `existing` (request_id, source_file, line_number) is what is stored.
-
-    A line already stored from the same file and line is dropped (a re-read after a kill); a request id stored
-    from elsewhere, or repeated in this batch, makes the later line invalid.
-    """
+def _decoded(lines: pl.DataFrame, existing: pl.DataFrame) -> pl.DataFrame:
+    """One row per non-blank line not stored yet: its fields trimmed (blank is null), and its structure."""
     lines = lines.filter(pl.col("line").is_null() | (pl.col("line").str.strip_chars() != ""))
     decoded = pl.DataFrame(
         [_decode(t) for t in lines["line"]],
@@ -96,20 +93,25 @@ def parse_request_lines(lines: pl.DataFrame, settings: XtimeSettings, existing: 
     frame = pl.concat([lines.select("source_file", "line_number"), decoded], how="horizontal").with_columns(
         [pl.col(f).str.strip_chars().replace("", None) for f in FIELDS]
     )
-    frame = frame.join(existing, on=["source_file", "line_number"], how="anti")
-    known = list(settings.dealerships)
-    vin = pl.col("vin").str.to_uppercase().str.replace_all(r"[\s\-]", "")
-    earliest, latest = _local("earliest"), _local("latest")
-    latest_or_default = pl.coalesce(latest, earliest + DEFAULT_WINDOW)
+    return frame.join(existing, on=["source_file", "line_number"], how="anti")
+
+
+def _vin() -> pl.Expr:
+    return pl.col("vin").str.to_uppercase().str.replace_all(r"[\s\-]", "")
+
+
+def _latest_or_default() -> pl.Expr:
+    return pl.coalesce(_local("latest"), _local("earliest") + DEFAULT_WINDOW)
+
+
+def _problems(settings: XtimeSettings, existing: pl.DataFrame) -> list[pl.Expr]:
+    """One expression per rule, each null or the reason the line breaks it."""
+    earliest, latest, vin = _local("earliest"), _local("latest"), _vin()
     first_in_batch = pl.int_range(pl.len()).over("request_id") == 0
-    checks = [
+    local_format = "must be a local time without offset, YYYY-MM-DDTHH:MM[:SS]"
+    return [
         pl.col("_structure"),
-        _missing("request_id"),
-        _missing("dealership"),
-        _missing("first_name"),
-        _missing("last_name"),
-        _missing("email"),
-        _missing("phone"),
+        *(_missing(f) for f in ("request_id", "dealership", "first_name", "last_name", "email", "phone")),
         _missing("earliest"),
         _when(pl.col("request_id").str.starts_with("sr-"), "request ids starting with 'sr-' are reserved"),
         _when(
@@ -121,7 +123,7 @@ def parse_request_lines(lines: pl.DataFrame, settings: XtimeSettings, existing: 
             pl.format("duplicate request_id '{}' (earlier in this batch)", pl.col("request_id")),
         ),
         _when(
-            pl.col("dealership").is_not_null() & ~pl.col("dealership").is_in(known),
+            pl.col("dealership").is_not_null() & ~pl.col("dealership").is_in(list(settings.dealerships)),
             pl.format("dealership '{}' is not configured", pl.col("dealership")),
         ),
         _when(
@@ -131,46 +133,49 @@ def parse_request_lines(lines: pl.DataFrame, settings: XtimeSettings, existing: 
             pl.col("phone").is_not_null() & ~pl.col("phone").str.contains(PHONE_RE), "phone is not a number"
         ),
         _when(vin.is_not_null() & ~vin.str.contains(VIN_RE), "vin is not 17 characters of A-H J-N P R-Z 0-9"),
-        _when(
-            pl.col("earliest").is_not_null() & earliest.is_null(),
-            "earliest must be a local time without offset, YYYY-MM-DDTHH:MM[:SS]",
-        ),
-        _when(
-            pl.col("latest").is_not_null() & latest.is_null(),
-            "latest must be a local time without offset, YYYY-MM-DDTHH:MM[:SS]",
-        ),
-        _when(earliest.is_not_null() & (latest_or_default <= earliest), "latest is not after earliest"),
+        _when(pl.col("earliest").is_not_null() & earliest.is_null(), f"earliest {local_format}"),
+        _when(pl.col("latest").is_not_null() & latest.is_null(), f"latest {local_format}"),
+        _when(earliest.is_not_null() & (_latest_or_default() <= earliest), "latest is not after earliest"),
     ]
+
+
+def parse_request_lines(lines: pl.DataFrame, settings: XtimeSettings, existing: pl.DataFrame) -> pl.DataFrame:
+    """Validated requests from raw lines; `existing` (request_id, source_file, line_number) is what is stored.
+
+    A line already stored from the same file and line is dropped (a re-read after a kill); a request id stored
+    from elsewhere, or repeated in this batch, makes the later line invalid.
+    """
     reason = (
         pl.when(pl.col("_fatal"))
         .then(pl.col("_structure"))
-        .otherwise(pl.concat_str(checks, separator="; ", ignore_nulls=True).replace("", None))
+        .otherwise(
+            pl.concat_str(_problems(settings, existing), separator="; ", ignore_nulls=True).replace("", None)
+        )
     )
+    valid = pl.col("reason").is_null()
     return (
-        frame.sort("source_file", "line_number")
+        _decoded(lines, existing)
+        .sort("source_file", "line_number")
         .with_columns(reason.alias("reason"))
         .select(
-            pl.when(pl.col("reason").is_null())
+            pl.when(valid)
             .then(pl.col("request_id"))
             .otherwise(pl.format("{}#{}", pl.col("source_file"), pl.col("line_number")))
             .alias("request_id"),
             pl.lit("file").alias("origin"),
             "dealership",
-            vin.alias("vin"),
+            _vin().alias("vin"),
             "first_name",
             "last_name",
             "email",
             "phone",
-            earliest.dt.strftime(LOCAL_FORMAT).alias("earliest"),
-            latest_or_default.dt.strftime(LOCAL_FORMAT).alias("latest"),
+            _local("earliest").dt.strftime(LOCAL_FORMAT).alias("earliest"),
+            _latest_or_default().dt.strftime(LOCAL_FORMAT).alias("latest"),
             "comment",
             pl.lit(None, pl.String()).alias("sr_id"),
             "source_file",
             "line_number",
-            pl.when(pl.col("reason").is_null())
-            .then(pl.lit("pending"))
-            .otherwise(pl.lit("invalid"))
-            .alias("status"),
+            pl.when(valid).then(pl.lit("pending")).otherwise(pl.lit("invalid")).alias("status"),
             "reason",
         )
         .cast(REQUEST_SCHEMA)
@@ -185,17 +190,19 @@ def _when(cond: pl.Expr, message: str | pl.Expr) -> pl.Expr:
     return pl.when(cond).then(pl.lit(message) if isinstance(message, str) else message)
 
 
-SERVICE_REQUEST_SCHEMA = {
-    "sr_id": pl.String(),
-    "source": pl.String(),
-    "vin": pl.String(),
-    "dealer_id": pl.String(),
-    "client": pl.String(),
-    "stock_no": pl.String(),
-    "service_request_type": pl.String(),
-    "status": pl.String(),
-    "created_at": pl.Datetime("us", "UTC"),
-}
+SERVICE_REQUEST_READ = (
+    "sr_id",
+    "source",
+    "vin",
+    "dealer_id",
+    "client",
+    "stock_no",
+    "service_request_type",
+    "status",
+    "created_at",
+)
+SERVICE_REQUEST_SCHEMA = {c: t for c, t in SERVICE_REQUEST_COLUMNS.items() if c in SERVICE_REQUEST_READ}
+"""The columns of the DMS `service_requests` that requests are made from, in the table's order."""
 
 
 def requests_from_service_requests(srs: pl.DataFrame, settings: XtimeSettings, now: datetime) -> pl.DataFrame:

@@ -16,10 +16,11 @@ BASE_SERVICES = (
     ("Tire Rotation", "Rotate tires"),
     ("Multi-Point Inspection", "Multi-point inspection"),
 )
+BOOKING_PATH = "/service/appointments-bookings"
 API_PATHS = (
     "/service/services",
     "/service/appointments-availabilities",
-    "/service/appointments-bookings",
+    BOOKING_PATH,
     "/service/appointments",
 )
 

@@ -21,13 +21,13 @@ from dealer_assets.core.progress import Progress
 from dealer_assets.core.warehouse import insert_frame
 from dealer_assets.core.workers import in_order
 from dealer_assets.dms import tables as t
+from dealer_assets.dms.archive import ArchivedFeed, FeedArchive
 from dealer_assets.dms.domain.eligibility import FEED_COLUMNS
-from dealer_assets.dms.domain.normalize import (
+from dealer_assets.dms.domain.parsing import FeedUnreadable, parse_feed
+from dealer_assets.dms.domain.vehicles import (
     FeedRef,
     normalize_feed,
 )
-from dealer_assets.dms.domain.parsing import FeedUnreadable, parse_feed
-from dealer_assets.dms.feed_store import ArchivedFeed, FeedStore
 from dealer_assets.dms.settings import SourceSettings
 
 
@@ -83,7 +83,7 @@ def normalize_window(
 
     Feeds are normalized `FEED_WORKERS` at a time (polars releases the GIL), in as-of order of results.
     """
-    store = FeedStore(paths)
+    store = FeedArchive(paths)
     done = _normalized(engine, source, start, end) if only_new else set()
     todo = [
         a
@@ -148,7 +148,7 @@ def _normalize_one(
     paths: DealerPaths, source: str, settings: SourceSettings, archived: ArchivedFeed
 ) -> _Normalized | None:
     """One feed from its raw parquet to its normalized parquet (in a worker process for long ranges)."""
-    store = FeedStore(paths)
+    store = FeedArchive(paths)
     raw_path = store.raw_path(archived.feed)
     if not raw_path.exists():
         store.normalized_path(archived.feed).unlink(missing_ok=True)
@@ -212,7 +212,7 @@ def vehicles_of(
 
     None when the archived file cannot be read (it was quarantined, so it is not an accepted feed).
     """
-    store = FeedStore(paths)
+    store = FeedArchive(paths)
     path = store.normalized_path(archived.feed)
     if path.exists():
         return read_parquet_handed_on(path, columns=list(FEED_COLUMNS))

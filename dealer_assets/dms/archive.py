@@ -64,7 +64,7 @@ def quarantine_name(file_name: str, sha256: str) -> str:
     return f"{cut}.{sha256[:12]}"
 
 
-class FeedStore:
+class FeedArchive:
     def __init__(self, paths: DealerPaths) -> None:
         self.paths = paths
         self._archived_here: dict[Path, tuple[Snapshot, str]] = {}

@@ -20,11 +20,12 @@ from dealer_assets.xtime.client import AnswerLost, XtimeClient, XtimeError
 from dealer_assets.xtime.domain.booking import find_labelled, plan, readiness
 from dealer_assets.xtime.domain.enrollment import enrollment_states
 from dealer_assets.xtime.domain.slots import SLOT_SCHEMA, choose_slot, slot_instant
-from dealer_assets.xtime.settings import XtimeSettings
+from dealer_assets.xtime.settings import Dealership, XtimeSettings
 
 log = logging.getLogger(__name__)
 REPORTING_LABEL = "dealer_assets"
 MAX_QUERY_DAYS = 31
+LOOKUP_SCHEMA = {"appointment_id": pl.String(), "label": pl.String(), "appointment_local": pl.String()}
 
 
 def wall_clock() -> datetime:
@@ -44,33 +45,29 @@ class BookingRun:
     errors: list[str] = field(default_factory=list)
 
 
+def booking_payload(request: dict, dealer: Dealership, appointment_local: str) -> dict:
+    """The POST body: the slot exactly as Xtime listed it, labelled with the request id for a later lookup."""
+    payload = {
+        "appointmentDateTimeLocal": appointment_local,
+        "firstName": request["first_name"],
+        "lastName": request["last_name"],
+        "emailAddress": request["email"],
+        "phoneNumber": request["phone"],
+        "comment": request["comment"],
+        "services": [{"opcode": dealer.opcode}],
+        "label": request["request_id"],
+        "reportingLabel": REPORTING_LABEL,
+        "vin": request["vin"],
+    }
+    return {k: v for k, v in payload.items() if v is not None}
+
+
 @dataclass
 class Booker:
     engine: Engine
     client: XtimeClient
     settings: XtimeSettings
     now: Callable[[], datetime] = wall_clock
-
-    def refresh_catalog(self, dealerships: list[str] | None = None) -> pl.DataFrame:
-        """Fetches each dealership's opcode catalog and replaces what is stored for it."""
-        for key in dealerships or sorted(self.settings.dealerships):
-            services = self.client.services(self.settings.dealerships[key].dealer_code)
-            fetched = self.now()
-            frame = pl.DataFrame(
-                [
-                    {
-                        "dealership": key,
-                        "opcode": str(s.get("opcode")).strip(),
-                        "name": s.get("name"),
-                        "fetched_at": fetched,
-                    }
-                    for s in services
-                    if s.get("opcode")
-                ],
-                schema=store.SERVICES_SCHEMA,
-            ).unique(["dealership", "opcode"], keep="first", maintain_order=True)
-            store.replace_services(self.engine, key, frame)
-        return store.read_services(self.engine)
 
     def plan(self) -> pl.DataFrame:
         return current_plan(self.engine, self.settings, self.now())
@@ -83,14 +80,12 @@ class Booker:
             result.actions[step["action"]] += 1
             request = requests[step["request_id"]]
             if step["action"] in ("hold", "wait_opcode", "unconfirm"):
-                store.set_status(self.engine, step["request_id"], step["status"], step["reason"], self.now())
+                self._set_status(step["request_id"], step["status"], step["reason"])
             elif step["action"] == "lookup" and request["dealership"] not in self.settings.dealerships:
-                store.set_status(
-                    self.engine,
+                self._set_status(
                     step["request_id"],
                     "pending",
                     "a booking answer was lost and the dealership is no longer configured: the lookup waits",
-                    self.now(),
                 )
             elif step["action"] == "lookup":
                 self._lookup(request, step["next_attempt_no"] - 1, result)
@@ -100,12 +95,21 @@ class Booker:
                 result.outcomes[self._status(step["request_id"])] += 1
         return result
 
+    def _set_status(self, request_id: str, status: str, reason: str | None) -> None:
+        store.set_status(self.engine, request_id, status, reason, self.now())
+
+    def _record(
+        self, request_id: str, attempt_no: int, outcome: str, status: str, reason: str | None
+    ) -> None:
+        store.record_outcome(self.engine, request_id, attempt_no, outcome, status, reason, self.now())
+
     def _status(self, request_id: str) -> str:
         return store.read_requests(self.engine, store.appointment_requests.c.request_id == request_id)[
             "status"
         ][0]
 
     def _slots(self, dealer_code: str, opcode: str, request: dict) -> pl.DataFrame:
+        """Every availability in the request's window, asked for in spans of at most 31 days (Xtime's limit)."""
         first = date.fromisoformat(request["earliest"][:10])
         last = date.fromisoformat(request["latest"][:10])
         frames, start = [], first
@@ -127,70 +131,46 @@ class Booker:
             start = end + timedelta(days=1)
         return pl.concat(frames)
 
-    def _book(self, request: dict, attempt_no: int, result: BookingRun) -> None:
-        rid, key = request["request_id"], request["dealership"]
-        dealer = self.settings.dealerships[key]
+    def _chosen_slot(self, request: dict, result: BookingRun) -> str | None:
+        """The slot to book, or None once the request's status says why there is none."""
+        rid = request["request_id"]
+        dealer = self.settings.dealerships[request["dealership"]]
         try:
             slots = self._slots(dealer.dealer_code, dealer.opcode, request)
         except XtimeError as exc:
             self._failed(rid, exc, result, definitive=exc.about_request)
-            return
+            return None
         except httpx.TransportError as exc:
             self._failed(rid, exc, result, definitive=False)
-            return
+            return None
         chosen = choose_slot(rid, request["earliest"], request["latest"], dealer.time_zone, slots)
         if chosen.is_empty():
-            store.set_status(
-                self.engine,
+            self._set_status(
                 rid,
                 "no_slot",
                 f"no available slot from {request['earliest']} to before {request['latest']} "
                 f"({dealer.time_zone})",
-                self.now(),
             )
+            return None
+        return chosen["appointment_local"][0]
+
+    def _book(self, request: dict, attempt_no: int, result: BookingRun) -> None:
+        rid, key = request["request_id"], request["dealership"]
+        dealer = self.settings.dealerships[key]
+        local = self._chosen_slot(request, result)
+        if local is None:
             return
-        slot = chosen.row(0, named=True)
-        if not store.claim_attempt(
-            self.engine, rid, attempt_no, key, slot["appointment_local"], dealer.opcode, self.now()
-        ):
+        if not store.claim_attempt(self.engine, rid, attempt_no, key, local, dealer.opcode, self.now()):
             log.warning("request %s attempt %s was claimed by another run; not sending", rid, attempt_no)
             return
-        payload = {
-            "appointmentDateTimeLocal": slot["appointment_local"],
-            "firstName": request["first_name"],
-            "lastName": request["last_name"],
-            "emailAddress": request["email"],
-            "phoneNumber": request["phone"],
-            "comment": request["comment"],
-            "services": [{"opcode": dealer.opcode}],
-            "label": rid,
-            "reportingLabel": REPORTING_LABEL,
-            "vin": request["vin"],
-        }
         try:
-            appointment_id = self.client.book(
-                dealer.dealer_code, {k: v for k, v in payload.items() if v is not None}
-            )
+            appointment_id = self.client.book(dealer.dealer_code, booking_payload(request, dealer, local))
         except XtimeError as exc:
             if exc.about_request:
-                store.record_outcome(
-                    self.engine,
-                    rid,
-                    attempt_no,
-                    "rejected",
-                    "rejected",
-                    f"{exc.code}: {exc.message}",
-                    self.now(),
-                )
+                self._record(rid, attempt_no, "rejected", "rejected", f"{exc.code}: {exc.message}")
             else:
-                store.record_outcome(
-                    self.engine,
-                    rid,
-                    attempt_no,
-                    "not_sent",
-                    "pending",
-                    f"not booked ({exc}); sent again on a later run",
-                    self.now(),
+                self._record(
+                    rid, attempt_no, "not_sent", "pending", f"not booked ({exc}); sent again on a later run"
                 )
                 result.errors.append(f"{rid}: {exc.code}")
             return
@@ -199,18 +179,11 @@ class Booker:
             self._lookup(request, attempt_no, result)
             return
         except httpx.TransportError as exc:
-            store.record_outcome(
-                self.engine,
-                rid,
-                attempt_no,
-                "not_sent",
-                "pending",
-                f"could not reach Xtime ({type(exc).__name__}); nothing was sent",
-                self.now(),
-            )
+            reason = f"could not reach Xtime ({type(exc).__name__}); nothing was sent"
+            self._record(rid, attempt_no, "not_sent", "pending", reason)
             result.errors.append(f"{rid}: {type(exc).__name__}")
             return
-        self._booked(request, attempt_no, appointment_id, slot["appointment_local"], "answer")
+        self._booked(request, attempt_no, appointment_id, local, "answer")
 
     def _booked(self, request: dict, attempt_no: int, appointment_id: str, local: str, found_by: str) -> None:
         at = pl.DataFrame({"appointment_local": [local]}).select(slot_instant())["appointment_local"][0]
@@ -231,29 +204,26 @@ class Booker:
         )
 
     def _lookup(self, request: dict, attempt_no: int, result: BookingRun) -> None:
+        """Resolves an attempt whose answer was lost: the appointment labelled with the request id, if any."""
         rid = request["request_id"]
         if not request["vin"]:
-            store.set_status(
-                self.engine,
+            self._set_status(
                 rid,
                 "unconfirmed",
                 f"the answer to booking attempt {attempt_no} was lost and without a VIN it cannot be "
                 f"looked up: confirm in Xtime whether an appointment labelled '{rid}' exists; it is "
                 "never re-sent automatically",
-                self.now(),
             )
             return
         dealer = self.settings.dealerships[request["dealership"]]
         try:
             found = self.client.appointments(dealer.dealer_code, request["vin"])
         except (XtimeError, httpx.TransportError) as exc:
-            store.set_status(
-                self.engine,
+            self._set_status(
                 rid,
                 "pending",
                 f"the answer to booking attempt {attempt_no} was lost and the lookup failed ({exc}); "
                 "it is looked up again on the next run, never re-sent before that",
-                self.now(),
             )
             result.errors.append(f"{rid}: lookup failed")
             return
@@ -266,19 +236,17 @@ class Booker:
                 }
                 for a in found
             ],
-            schema={"appointment_id": pl.String(), "label": pl.String(), "appointment_local": pl.String()},
+            schema=LOOKUP_SCHEMA,
         )
         mine = find_labelled(frame, rid)
         if mine.is_empty():
-            store.record_outcome(
-                self.engine,
+            self._record(
                 rid,
                 attempt_no,
                 "not_found",
                 "pending",
                 f"the answer to booking attempt {attempt_no} was lost and Xtime holds no appointment "
                 "labelled with this request: it is sent again on the next run",
-                self.now(),
             )
             return
         hit = mine.row(0, named=True)
@@ -286,9 +254,7 @@ class Booker:
 
     def _failed(self, rid: str, exc: Exception, result: BookingRun, *, definitive: bool) -> None:
         if definitive and isinstance(exc, XtimeError):
-            store.set_status(self.engine, rid, "rejected", f"{exc.code}: {exc.message}", self.now())
+            self._set_status(rid, "rejected", f"{exc.code}: {exc.message}")
         else:
-            store.set_status(
-                self.engine, rid, "pending", f"availabilities failed ({exc}); retried next run", self.now()
-            )
+            self._set_status(rid, "pending", f"availabilities failed ({exc}); retried next run")
             result.errors.append(f"{rid}: {exc}")

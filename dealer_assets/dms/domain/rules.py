@@ -1,78 +1,30 @@
-"""The reconciliation engine: (state, one feed's vehicles, settings, as-of) -> (state, events, skipped).
+"""The reconciliation rules: (state, one feed's vehicles, settings, as-of) -> (state, events, skipped).
 
-Each step below is one rule of CONTRACT section 4. Time is the feed's as-of and nothing else.
+Each step is one rule of CONTRACT section 4 (rules 6-8 in `auto_close.py`, the events in `events.py`). Time is
+the feed's as-of and nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
 
-from dealer_assets.core.service_requests import SERVICE_REQUEST_COLUMNS
+from dealer_assets.dms.domain.auto_close import apply_closes, closes_due, guard_dealers
 from dealer_assets.dms.domain.eligibility import feed_rows
-from dealer_assets.dms.domain.normalize import TS, FeedRef
+from dealer_assets.dms.domain.events import feed_events
+from dealer_assets.dms.domain.state import (
+    COVERAGE_SCHEMA,
+    EVENT_SCHEMA,
+    GUARD_SCHEMA,
+    SKIPPED_SCHEMA,
+    SR_SCHEMA,
+    FeedOutcome,
+    HistoryOutcome,
+)
+from dealer_assets.dms.domain.vehicles import TS, FeedRef
 from dealer_assets.dms.settings import SourceSettings
-
-SR_SCHEMA = {**SERVICE_REQUEST_COLUMNS, "missing_since": TS}
-"""`missing_since` is engine state beyond the contract: the first covering feed that missed an active SR's VIN
-since it was last seen (rule 7 needs it; it is null while the VIN keeps being seen)."""
-CONTRACT_SR_COLUMNS = [c for c in SR_SCHEMA if c != "missing_since"]
-EVENT_SCHEMA = {
-    "sr_id": pl.String,
-    "source": pl.String,
-    "vin": pl.String,
-    "event": pl.String,
-    "feed_as_of": TS,
-    "feed_file": pl.String,
-    "details": pl.String,
-}
-SKIPPED_SCHEMA = {
-    "source": pl.String,
-    "feed_as_of": TS,
-    "feed_file": pl.String,
-    "vin": pl.String,
-    "dealer_id": pl.String,
-    "reason": pl.String,
-}
-COVERAGE_SCHEMA = {"source": pl.String, "feed_as_of": TS, "dealer_id": pl.String, "vehicles": pl.UInt32}
-GUARD_SCHEMA = {
-    "source": pl.String,
-    "feed_as_of": TS,
-    "dealer_id": pl.String,
-    "active": pl.UInt32,
-    "to_close": pl.UInt32,
-    "held": pl.Boolean,
-}
-ISO = "%Y-%m-%dT%H:%M:%SZ"
-CHANGE_FLAGS = ("_stock_changed", "_dealer_changed", "_reset", "_missing", "_due")
-UPDATE_EVENTS = ("stock_no_updated", "client_updated", "auto_close_reset")
-"""The events that count as an update of an SR (its `updated` figure)."""
-
-
-@dataclass(frozen=True)
-class FeedOutcome:
-    state: pl.DataFrame
-    events: pl.DataFrame
-    skipped: pl.DataFrame
-    coverage: pl.DataFrame
-    guard: pl.DataFrame
-    """Per dealer with closes due: its SRs that existed before the feed (`active`), closes due, and whether
-    rule 8 tripped (its closes are held unless an operator released that hold)."""
-
-
-def empty_state() -> pl.DataFrame:
-    return pl.DataFrame(schema=SR_SCHEMA)
-
-
-def _json(**fields: pl.Expr) -> pl.Expr:
-    return pl.struct(**fields).struct.json_encode()
-
-
-def _iso(expr: pl.Expr) -> pl.Expr:
-    return expr.dt.strftime(ISO)
 
 
 def _sightings(active: pl.LazyFrame, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -134,9 +86,9 @@ def apply_feed(
     seen, unclaimed = _sightings(active, rows)
     created, skipped = _creates(rows, unclaimed, closed, settings, feed, ident, t)
     updated = _track_and_reset(active, seen, settings, t)
-    judged = _closes_due(updated, coverage_rows, settings, t)
-    dealers = _guard_dealers(judged, settings)
-    judged = _apply_closes(judged, dealers, released, t)
+    judged = closes_due(updated, coverage_rows, settings, t)
+    dealers = guard_dealers(judged, settings)
+    judged = apply_closes(judged, dealers, released, t)
     guard_report = (
         dealers.select(
             pl.lit(feed.source).alias("source"),
@@ -152,7 +104,7 @@ def apply_feed(
     created_rows, skipped_rows = pl.collect_all(
         [created, skipped.select(list(SKIPPED_SCHEMA)).cast(SKIPPED_SCHEMA)]
     )
-    events = _events(created_rows, judged, dealers, settings.auto_close_guard).with_columns(**ident)
+    events = feed_events(created_rows, judged, dealers, settings.auto_close_guard).with_columns(**ident)
     kept = closed.select("_row", *SR_SCHEMA).cast(SR_SCHEMA).collect()
     new_state = pl.concat(
         [
@@ -326,196 +278,6 @@ def _track_and_reset(
             .alias("updated_at"),
         )
     )
-
-
-def _closes_due(
-    updated: pl.LazyFrame, coverage_rows: pl.DataFrame, settings: SourceSettings, t: pl.Expr
-) -> pl.DataFrame:
-    """Rule 6: the active SRs of covered dealers that the feed no longer lists, and whether their close is due."""
-    close_mode = settings.auto_close.mode
-    if close_mode == "immediately":
-        due = pl.col("_missing")
-    elif close_mode == "after_days":
-        due = pl.col("_missing") & (t > pl.col("auto_close_at"))
-    else:
-        due = pl.lit(False)
-    return (
-        updated.with_columns(
-            (pl.col("dealer_id").is_in(coverage_rows["dealer_id"].implode()) & ~pl.col("_seen")).alias(
-                "_missing"
-            )
-        )
-        .with_columns(
-            pl.when("_missing")
-            .then(pl.coalesce("missing_since", t))
-            .otherwise("missing_since")
-            .alias("missing_since"),
-            due.alias("_due"),
-        )
-        .select(
-            "_row",
-            *SR_SCHEMA,
-            *CHANGE_FLAGS,
-            "_old_stock",
-            "_old_dealer",
-            "_old_client",
-            "_old_auto_close_at",
-        )
-        .collect()
-    )
-
-
-def _guard_dealers(judged: pl.DataFrame, settings: SourceSettings) -> pl.DataFrame:
-    """Rule 8 (amended): the guard measures the share of the dealer's SRs that existed before the feed (after
-    its updates) whose VINs the feed lacks; only dealers with closes due are judged."""
-    dealers = (
-        judged.lazy()
-        .group_by("dealer_id")
-        .agg(
-            pl.len().cast(pl.UInt32).alias("_dealer_active"),
-            pl.col("_missing").sum().cast(pl.UInt32).alias("_dealer_missing"),
-            pl.col("_due").sum().cast(pl.UInt32).alias("_dealer_due"),
-        )
-        .filter(pl.col("_dealer_due") > 0)
-    )
-    guard = settings.auto_close_guard
-    return dealers.with_columns(
-        (
-            (pl.col("_dealer_active") >= guard.min_active)
-            & (pl.col("_dealer_missing") > guard.max_fraction * pl.col("_dealer_active"))
-            if guard
-            else pl.lit(False)
-        ).alias("_tripped")
-    ).collect()
-
-
-def _apply_closes(
-    judged: pl.DataFrame, dealers: pl.DataFrame, released: frozenset[str], t: pl.Expr
-) -> pl.DataFrame:
-    """Rules 6 and 8: close what is due, except at dealers whose closes the guard holds and no operator
-    released; a closed SR never changes again (rule 9)."""
-    held_dealers = [d for d, tripped in dealers.select("dealer_id", "_tripped").iter_rows() if tripped]
-    held_dealers = [d for d in held_dealers if d not in released]
-    return (
-        judged.lazy()
-        .with_columns((pl.col("_due") & pl.col("dealer_id").is_in(held_dealers)).alias("_held"))
-        .with_columns((pl.col("_due") & ~pl.col("_held")).alias("_close"))
-        .with_columns(
-            pl.when("_close").then(pl.lit("closed")).otherwise("status").alias("status"),
-            pl.when("_close").then(t).otherwise("closed_at").alias("closed_at"),
-            pl.when("_close")
-            .then(pl.lit("missing_from_feed"))
-            .otherwise("close_reason")
-            .alias("close_reason"),
-            pl.when("_close").then(t).otherwise("updated_at").alias("updated_at"),
-        )
-        .collect()
-    )
-
-
-def _events(created: pl.DataFrame, judged: pl.DataFrame, dealers: pl.DataFrame, guard) -> pl.DataFrame:
-    """One event per change (CONTRACT section 5), each with its details as JSON. Only the kinds of change
-    this feed made are built: most feeds of a steady hour change little, and each frame costs its query."""
-    made = judged.select(pl.col("_stock_changed", "_dealer_changed", "_reset", "_close", "_held").any()).row(
-        0, named=True
-    )
-    frames = []
-    if created.height:
-        frames.append(
-            created.select(
-                "sr_id",
-                "vin",
-                pl.lit("created").alias("event"),
-                _json(
-                    dealer_id=pl.col("dealer_id"),
-                    client=pl.col("client"),
-                    stock_no=pl.col("stock_no"),
-                    service_request_type=pl.col("service_request_type"),
-                    vehicle_type=pl.col("vehicle_type"),
-                ).alias("details"),
-            )
-        )
-    if made["_stock_changed"]:
-        frames.append(
-            judged.filter("_stock_changed").select(
-                "sr_id",
-                "vin",
-                pl.lit("stock_no_updated").alias("event"),
-                _json(**{"from": pl.col("_old_stock"), "to": pl.col("stock_no")}).alias("details"),
-            )
-        )
-    if made["_dealer_changed"]:
-        frames.append(
-            judged.filter("_dealer_changed").select(
-                "sr_id",
-                "vin",
-                pl.lit("client_updated").alias("event"),
-                _json(
-                    dealer_id=pl.struct(**{"from": pl.col("_old_dealer"), "to": pl.col("dealer_id")}),
-                    client=pl.struct(**{"from": pl.col("_old_client"), "to": pl.col("client")}),
-                ).alias("details"),
-            )
-        )
-    if made["_reset"]:
-        frames.append(
-            judged.filter("_reset").select(
-                "sr_id",
-                "vin",
-                pl.lit("auto_close_reset").alias("event"),
-                _json(
-                    **{"from": _iso(pl.col("_old_auto_close_at")), "to": _iso(pl.col("auto_close_at"))}
-                ).alias("details"),
-            )
-        )
-    if made["_close"]:
-        frames.append(
-            judged.filter("_close").select(
-                "sr_id",
-                "vin",
-                pl.lit("auto_closed").alias("event"),
-                _json(
-                    reason=pl.lit("missing_from_feed"),
-                    missing_since=_iso(pl.col("missing_since")),
-                    auto_close_at=_iso(pl.col("auto_close_at")),
-                ).alias("details"),
-            )
-        )
-    if made["_held"]:
-        frames.append(_held_events(judged, dealers, guard))
-    if not frames:
-        return pl.DataFrame(
-            schema={k: v for k, v in EVENT_SCHEMA.items() if k in ("sr_id", "vin", "event", "details")}
-        )
-    return pl.concat(frames, how="vertical_relaxed")
-
-
-def _held_events(judged: pl.DataFrame, dealers: pl.DataFrame, guard) -> pl.DataFrame:
-    """Rule 8: one `close_held` event per SR whose close the guard held, with the dealer's figures."""
-    return (
-        judged.filter("_held")
-        .join(dealers, on="dealer_id", how="left")
-        .select(
-            "sr_id",
-            "vin",
-            pl.lit("close_held").alias("event"),
-            _json(
-                dealer_id=pl.col("dealer_id"),
-                active=pl.col("_dealer_active"),
-                missing=pl.col("_dealer_missing"),
-                to_close=pl.col("_dealer_due"),
-                max_fraction=pl.lit(guard.max_fraction if guard else None, pl.Float64),
-            ).alias("details"),
-        )
-    )
-
-
-@dataclass(frozen=True)
-class HistoryOutcome:
-    state: pl.DataFrame
-    events: pl.DataFrame
-    skipped: pl.DataFrame
-    coverage: pl.DataFrame
-    guard: pl.DataFrame
 
 
 def apply_feeds(

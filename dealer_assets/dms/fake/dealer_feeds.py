@@ -1,8 +1,8 @@
 """Sample feeds for a newcomer: three days of two DMS integrations that exercise every rule of CONTRACT
 section 4, plus a few deliveries that must be quarantined.
 
-`python -m dealer_assets.dms.samples generate` rewrites `data/samples/` (deterministic, committed);
-`python -m dealer_assets.dms.samples stage` copies them into the drop zone unless they were delivered before.
+`python -m dealer_assets.dms.fake.dealer_feeds generate` rewrites `data/samples/` (deterministic, committed);
+`python -m dealer_assets.dms.fake.dealer_feeds stage` copies them into the drop zone unless they were delivered before.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from dealer_assets.core.env import PROJECT_ROOT, DealerPaths
 from dealer_assets.core.vin import with_check_digit
+from dealer_assets.dms.archive import FeedArchive
 from dealer_assets.dms.domain.feed_names import parse_feed_name
-from dealer_assets.dms.feed_store import FeedStore
 
 SAMPLES = PROJECT_ROOT / "data" / "samples"
 START = datetime(2026, 11, 16, 0, tzinfo=UTC)
@@ -182,7 +182,7 @@ def generate(out: Path = SAMPLES) -> list[Path]:
 
 def stage(paths: DealerPaths, source_dir: Path = SAMPLES) -> list[str]:
     """Copy the samples into the drop zone, skipping any already archived or quarantined."""
-    store = FeedStore(paths)
+    store = FeedArchive(paths)
     paths.incoming.mkdir(parents=True, exist_ok=True)
     staged = []
     for sample in sorted(source_dir.glob("*")):
@@ -209,7 +209,7 @@ def main(argv: list[str]) -> int:
         staged = stage(DealerPaths.from_env())
         print(f"staged {len(staged)} sample file(s) into the drop zone")
         return 0
-    print("usage: python -m dealer_assets.dms.samples [generate|stage]", file=sys.stderr)
+    print("usage: python -m dealer_assets.dms.fake.dealer_feeds [generate|stage]", file=sys.stderr)
     return 2
 
 

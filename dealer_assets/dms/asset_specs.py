@@ -129,3 +129,64 @@ GUARD_DECISIONS_SPEC = dg.AssetSpec(
     "replay honours them: a released hold's closes are applied as of that feed; a kept one's SRs stay active.",
     metadata=table_metadata(t.guard_decisions),
 )
+
+
+def raw_feeds_spec(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=keys_for(source)[0],
+        deps=[DROP_ZONE_KEY],
+        group_name=f"dms_{source}",
+        kinds={"csv", "filesystem"},
+        owners=OWNERS,
+        partitions_def=partitions_def,
+        description=f"Feed files of source `{source}` taken from the drop zone, partitioned by the day of their "
+        "as-of time: each is archived read-only under its sha256 before anything reads it, then parsed in the "
+        "source's layout (a parquet per feed under `raw/`). Rows with the wrong number of fields are rejected; "
+        "a file that cannot be read is quarantined, and the other feeds still flow. **Materialize** or "
+        "**Backfill** re-reads the archived feeds of the selected days (a feed is archived once, whatever "
+        f"runs it). {PER_DAY_NOTE}",
+    )
+
+
+def normalized_vehicles_spec(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetSpec:
+    raw_key, normalized_key, _ = keys_for(source)
+    return dg.AssetSpec(
+        key=normalized_key,
+        deps=[raw_key],
+        group_name=f"dms_{source}",
+        kinds={"polars", "parquet"},
+        owners=OWNERS,
+        partitions_def=partitions_def,
+        description="Vehicles of each raw feed with normalized VINs (upper case, no spaces or dashes, 17 valid "
+        "characters; a wrong check digit is flagged, not rejected), dealer id, stock number and system code, "
+        "one parquet per feed under `normalized/`. Rejected rows go to `rejected_rows` with their line number "
+        "and reason. **Materialize** or **Backfill** re-normalizes the feeds of the selected days from their "
+        f"raw parquet. {PER_DAY_NOTE}",
+    )
+
+
+def service_requests_spec(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetSpec:
+    _, normalized_key, sr_key = keys_for(source)
+    return dg.AssetSpec(
+        key=sr_key,
+        deps=[
+            normalized_key,
+            GUARD_DECISIONS_KEY,
+            dg.AssetDep(
+                sr_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+            ),
+        ],
+        group_name=f"dms_{source}",
+        kinds={"polars", "sql"},
+        owners=OWNERS,
+        partitions_def=partitions_def,
+        freshness_policy=FRESHNESS,
+        metadata=table_metadata(t.service_request_state, name="service_requests"),
+        description=f"Service requests of source `{source}` (warehouse view `service_requests` over the table "
+        "`service_request_state`, which a steady hour writes only where an SR changed), reconciled "
+        "from the normalized feeds in as-of order under the source's settings: created for eligible vehicles, "
+        "stock number and client tracked, auto-closed when missing, held by the auto-close guard when a feed "
+        "lacks too many of a dealer's vehicles. Each day's state builds on the day before it. "
+        f"{REPLAY_NOTE} {PER_DAY_NOTE} Freshness warns when no feed was applied for 3 hours (feeds arrive "
+        "every one to two hours).",
+    )

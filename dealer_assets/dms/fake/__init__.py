@@ -1,0 +1,1 @@
+"""The fake DMS: sample dealer feeds dropped as a dealer management system would."""
