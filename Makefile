@@ -4,21 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-# Dev-only credentials that the fake Xtime (`dealer-assets xtime fake`) accepts; never real ones.
-export XTIME_CLIENT_ID ?= dev-fake-client
-export XTIME_CLIENT_SECRET ?= dev-fake-secret
-export XTIME_API_KEY ?= dev-fake-api-key
+## Development values (the fakes' keys, never real ones) are in .env.development: every dealer-assets command
+## and the code location load it on the embedded defaults (no DEALER_SETTINGS_FILE), so `make dev`, its UI and
+## a command typed by hand see the same environment.
 XTIME_FAKE_PORT ?= 8720
-# Dev-only keys that the fake Protractor (`dealer-assets protractor fake`) and our receiver accept; never real ones.
-export PROTRACTOR_NORTH_CONNECTION_ID ?= 7c3e5f2a-91b4-4d6e-a0c8-2f1b9e4d7a63
-export PROTRACTOR_NORTH_API_KEY ?= dev-only-north-fake-key
-export PROTRACTOR_SOUTH_CONNECTION_ID ?= 0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9
-export PROTRACTOR_SOUTH_API_KEY ?= dev-only-south-fake-key
 PROTRACTOR_FAKE_PORT ?= 8710
 PROTRACTOR_RECEIVER_PORT ?= 8711
 DEV_PORT ?= 3000
-## The samples' first day: `make dev` shows a short, mostly filled history. Production sets its own.
-DEV_HISTORY_START := 2026-11-16T00:00:00Z
 
 .PHONY: xtime-fake xtime-samples dev test test-fast lint install samples bench validate clean-state
 
@@ -38,11 +30,10 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.dev.yaml
 samples: install
 	$(BIN)/python -m dealer_assets.dms.fake.dealer_feeds stage
 
-## Stage the sample appointment requests into the Xtime drop zone (once).
-xtime-samples:
-	@mkdir -p data/appointments/incoming
-	@test -f data/appointments/.samples-staged || { cp data/samples_xtime/*.jsonl data/appointments/incoming/ \
-		&& touch data/appointments/.samples-staged; }
+## Stage the sample appointment requests into the Xtime drop zone, dated ahead of today (once taken in, never
+## again), and date the sample invitations from now, so that each enrollment state shows on any day.
+xtime-samples: install
+	$(BIN)/python -m dealer_assets.xtime.fake.samples stage
 
 ## The fake Xtime alone, in the foreground (the sample settings point at it).
 xtime-fake: install
@@ -50,7 +41,6 @@ xtime-fake: install
 
 ## Install, stage the samples, start the fakes (Xtime; Protractor with a stage change every 20 s), our
 ## Protractor callback receiver, and the Dagster UI and daemon (http://127.0.0.1:3000); Ctrl-C stops them all.
-dev: export DEALER_HISTORY_START ?= $(DEV_HISTORY_START)
 dev: install $(DAGSTER_HOME)/dagster.yaml samples xtime-samples
 	$(BIN)/dealer-assets xtime fake --port $(XTIME_FAKE_PORT) & fake=$$!; \
 	$(BIN)/dealer-assets protractor fake --port $(PROTRACTOR_FAKE_PORT) --churn-seconds 20 \
@@ -89,6 +79,8 @@ bench: install
 	$(BIN)/python -m bench.protractor
 	$(BIN)/python -m bench.xtime_booking
 
-## Forget every run and everything processed (archive, quarantine, warehouse, Dagster home); keeps the samples.
+## Forget every run and everything processed (archive, quarantine, warehouse, Dagster home, files waiting in
+## the drop zone, the staged samples' dates); keeps the samples themselves.
 clean-state:
-	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* data/appointments data/what_if $(DAGSTER_HOME)
+	rm -rf data/archive data/quarantine data/raw data/normalized data/state data/warehouse.db* data/appointments data/what_if data/protractor $(DAGSTER_HOME)
+	find data/feeds/incoming -mindepth 1 ! -name .gitkeep -delete

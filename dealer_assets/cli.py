@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+import sqlalchemy as sa
+
 from dealer_assets.core import commands
-from dealer_assets.core.commands import instance
+from dealer_assets.core.command_help import finish_help
+from dealer_assets.core.commands import instance, safe_url
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.errors import ConfigError
 from dealer_assets.core.quiet import silence_chosen_warnings
@@ -34,16 +37,29 @@ def catch_up(args: argparse.Namespace, env: DealerEnv) -> int:
 EXIT_HOLD = 3
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="dealer-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def unreachable_warehouse(env: DealerEnv, exc: sa.exc.DBAPIError) -> str:
+    """The warehouse refused or dropped us: which URL (without its password), the driver's reason, what to check."""
+    reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+    return (
+        f"cannot use the warehouse {safe_url(env.paths().warehouse_url)}: {reason}; check that the server is "
+        "running and accepts connections, and DEALER_WAREHOUSE_URL (host, port, database, user)"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dealer-assets", description=__doc__)
     parser.add_argument("--verbose", action="store_true", help="the runs' full DEBUG event log")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("catch-up", help="process everything pending, in order").set_defaults(handler=catch_up)
     dms_cli.register(sub)
     protractor_cli.register(sub)
     xtime_cli.register(sub)
+    finish_help(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     silence_chosen_warnings()
     commands.VERBOSE = args.verbose
@@ -55,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dealer-assets: {exc}", file=sys.stderr)
         return 2
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        print(f"dealer-assets: {unreachable_warehouse(env, exc)}", file=sys.stderr)
+        return 1
     if holds:
         print("auto-close guard holds awaiting a decision (exit 3):\n  " + "\n  ".join(holds))
         return EXIT_HOLD

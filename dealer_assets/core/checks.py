@@ -31,12 +31,17 @@ class Check:
         return dg.AssetCheckSpec(self.name, asset=asset, description=self.description, blocking=self.blocking)
 
     def result(
-        self, passed: bool, description: str | None, metadata: dict | None = None
+        self,
+        passed: bool,
+        description: str | None,
+        metadata: dict | None = None,
+        severity: dg.AssetCheckSeverity | None = None,
     ) -> dg.AssetCheckResult:
+        """`severity` overrides the check's own for this result (a finding that only warns until a deadline)."""
         return dg.AssetCheckResult(
             check_name=self.name,
             passed=passed,
-            severity=self.severity,
+            severity=severity or self.severity,
             description=description,
             metadata=metadata or {},
         )

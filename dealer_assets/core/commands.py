@@ -69,20 +69,19 @@ def instance() -> dg.DagsterInstance:
 
 
 def print_run(label: str, result: dg.ExecuteInProcessResult) -> None:
+    """One line per run: what it was, how it ended and its figures; a failed check in full on a line of its own."""
     status = "succeeded" if result.success else "FAILED"
-    print(f"  {label}: run {result.run_id} {status}")
-    shown_keys = set()
+    figures: dict[str, object] = {}
     for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        if mat.asset_key in shown_keys:
-            continue
-        shown_keys.add(mat.asset_key)
-        shown = {k: v.value for k, v in mat.metadata.items() if k in SHOWN_FIGURES}
-        if shown:
-            print(f"    {mat.asset_key.to_user_string()}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+        metadata = event.event_specific_data.materialization.metadata
+        for key in SHOWN_FIGURES:
+            if key in metadata and key.removeprefix("run/") not in figures:
+                figures[key.removeprefix("run/")] = metadata[key].value
+    shown = ", ".join(f"{k} {v}" for k, v in figures.items())
+    print(f"{label}: {status} (run {result.run_id[:8]})" + (f": {shown}" if shown else ""))
     for check in result.get_asset_check_evaluations():
         if not check.passed:
-            print(f"    check {check.asset_check_key.name} failed: {check.description or ''}")
+            print(f"  check {check.asset_check_key.name} failed: {check.description or ''}")
 
 
 def safe_url(url: str) -> str:

@@ -6,12 +6,15 @@ fault points, Celery) is handed to the wiring that needs it.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -25,6 +28,34 @@ DEFAULT_HISTORY_START = "2025-01-01T00:00:00Z"
 DEFAULT_SAFETY_NET_CRON = "0 */2 * * *"
 DEFAULT_SETTLE_SECONDS = 10.0
 """A delivery is taken once its size and mtime have not changed for this long (`DEALER_SETTLE_SECONDS`)."""
+
+
+DEVELOPMENT_ENV_FILE = PROJECT_ROOT / ".env.development"
+SAMPLES_MARKER = Path("state") / "samples.json"
+"""Under the data root: where `make samples` records the staged samples' first day (`history_start`)."""
+
+
+def load_development_env(environ: MutableMapping[str, str] = os.environ) -> None:
+    """On the embedded defaults (no `DEALER_SETTINGS_FILE`), fill what the environment lacks from
+    `.env.development` and the staged samples' start of history, so that `make dev`, its UI and every
+    command see the same values. Production sets `DEALER_SETTINGS_FILE`, and nothing here is read."""
+    if environ.get("DEALER_SETTINGS_FILE") or not DEVELOPMENT_ENV_FILE.exists():
+        return
+    for key, value in dotenv_values(DEVELOPMENT_ENV_FILE).items():
+        if value is not None:
+            environ.setdefault(key, value)
+    marker = Path(environ.get("DEALER_DATA_DIR") or PROJECT_ROOT / "data") / SAMPLES_MARKER
+    if "DEALER_HISTORY_START" not in environ and marker.is_file():
+        environ["DEALER_HISTORY_START"] = json.loads(marker.read_text())["history_start"]
+
+
+def missing_variable(name: str, key: str) -> ConfigError:
+    """A secret's variable is not set: say where it is expected to come from."""
+    return ConfigError(
+        f"environment variable {name} ({key} in the settings) is not set: production sets it in the "
+        f"environment; for development, {DEVELOPMENT_ENV_FILE.name} holds the fakes' values and is loaded "
+        "when DEALER_SETTINGS_FILE is not set"
+    )
 
 
 def default_warehouse_url(data_dir: Path) -> str:
@@ -125,6 +156,7 @@ class DealerEnv(BaseSettings):
     @classmethod
     def load(cls) -> DealerEnv:
         """Read the environment now; a bad value is a ConfigError naming the variable."""
+        load_development_env()
         try:
             return cls()
         except ValidationError as exc:
@@ -156,7 +188,7 @@ class DealerEnv(BaseSettings):
         start = parse_utc(self.history_start, key="DEALER_HISTORY_START", origin="environment")
         if start.minute or start.second or start.microsecond:
             raise ConfigError(
-                "environment: DEALER_HISTORY_START: must fall on a whole hour (partitions are hourly)"
+                "environment: DEALER_HISTORY_START: must fall on a whole hour (e.g. 2025-01-01T00:00:00Z)"
             )
         return DealerPaths(
             data_dir=data_dir,

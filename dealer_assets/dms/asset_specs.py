@@ -16,7 +16,6 @@ from dealer_assets.dms import tables as t
 OWNERS = ["team:dealer-data"]
 DROP_ZONE_KEY = dg.AssetKey(["dms", "drop_zone"])
 MISDELIVERED_KEY = dg.AssetKey(["dms", "misdelivered_feed_files"])
-GUARD_DECISIONS_KEY = dg.AssetKey(["dms", "guard_decisions"])
 DROP_ZONE_GROUP = "dms_drop_zone"
 
 FEED_INTERVAL = timedelta(hours=2)
@@ -94,7 +93,7 @@ def table_spec(source: str, table: sa.Table, written_by: dg.AssetKey) -> dg.Asse
     return dg.AssetSpec(
         key=dms_key(source, table.name),
         deps=[written_by],
-        group_name=f"dms_{source}",
+        group_name=f"dms_{source}_tables",
         kinds={"sql"},
         owners=OWNERS,
         description=f"Warehouse table `{table.name}`, rows of source `{source}`. {TABLE_DESCRIPTIONS[table.name]}"
@@ -119,16 +118,23 @@ def drop_zone_spec(incoming: Path) -> dg.AssetSpec:
     )
 
 
-GUARD_DECISIONS_SPEC = dg.AssetSpec(
-    key=GUARD_DECISIONS_KEY,
-    group_name=DROP_ZONE_GROUP,
-    kinds={"sql"},
-    owners=OWNERS,
-    description="Operators' decisions on the auto-close guard's holds (rule 8), written by "
-    "`dealer-assets guard release|keep --source S --dealer D --feed AS_OF` with who, when and why. Every "
-    "replay honours them: a released hold's closes are applied as of that feed; a kept one's SRs stay active.",
-    metadata=table_metadata(t.guard_decisions),
-)
+def guard_decisions_key(source: str) -> dg.AssetKey:
+    return dms_key(source, "guard_decisions")
+
+
+def guard_decisions_spec(source: str) -> dg.AssetSpec:
+    """Operators' decisions are an input of the source's service requests: in its group, beside them."""
+    return dg.AssetSpec(
+        key=guard_decisions_key(source),
+        group_name=f"dms_{source}",
+        kinds={"sql"},
+        owners=OWNERS,
+        description=f"Operators' decisions on the auto-close guard's holds (rule 8) for source `{source}` "
+        "(warehouse table `guard_decisions`), written by `dealer-assets guard release|keep --source S --dealer D "
+        "--feed AS_OF` with who, when and why. Every replay honours them: a released hold's closes are applied "
+        "as of that feed; a kept one's SRs stay active.",
+        metadata=table_metadata(t.guard_decisions),
+    )
 
 
 def raw_feeds_spec(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetSpec:
@@ -171,7 +177,7 @@ def service_requests_spec(source: str, partitions_def: dg.PartitionsDefinition) 
         key=sr_key,
         deps=[
             normalized_key,
-            GUARD_DECISIONS_KEY,
+            guard_decisions_key(source),
             dg.AssetDep(
                 sr_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
             ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Integer, PrimaryKeyConstraint, String, Table, Text
 
-from dealer_assets.core.warehouse import metadata
+from dealer_assets.core.warehouse import describe, metadata
 from dealer_assets.core.warehouse import ts as _ts
 
 service_request_state = Table(
@@ -156,3 +156,132 @@ guard_decisions = Table(
 )
 """An operator's decision on a hold of rule 8 (`release` or `keep`), one per hold; every replay honours it.
 `decided_at` is the wall clock: it records when a person decided, not a feed's time."""
+
+FEED = {
+    "source": "The DMS integration (settings key under `sources`) the feed came from.",
+    "feed_as_of": "The feed's as-of time (UTC), from its file name: the time every rule reads.",
+    "feed_file": "The feed's file name as delivered.",
+    "dealer_id": "The dealer's id in the DMS feed.",
+    "vin": "The vehicle's VIN, normalized (17 characters, upper case).",
+}
+describe(
+    service_request_state,
+    shared=FEED,
+    docs={
+        "sr_id": "The service request's id: `<source>-<n>`, numbered in creation order.",
+        "vin": "The vehicle's VIN; one active SR per VIN and source.",
+        "dealer_id": "The dealer the vehicle was last seen at (rule 4 tracks changes within the window).",
+        "client": "The client the dealer maps to (`client_dealer_mappings`).",
+        "stock_no": "The dealer's stock number, tracked under rule 4.",
+        "vehicle_type": "From `vehicle_type_mappings` by the feed's system code.",
+        "service_request_type": "From the vehicle-type or client mapping (rule 3).",
+        "status": "`active` or `closed`.",
+        "created_at": "As-of of the feed that created the SR.",
+        "updated_at": "As-of of the feed that last changed the SR.",
+        "closed_at": "As-of of the feed that closed it; null while active.",
+        "close_reason": "Why it closed (`auto_closed`); null while active.",
+        "last_seen_at": "As-of of the last feed that listed the VIN; null while the newest applied feed lists it.",
+        "auto_close_at": "When rule 7 closes it if the VIN stays missing; null when not scheduled.",
+        "missing_since": "As-of of the first covering feed that missed the VIN since it was last seen.",
+    },
+)
+describe(
+    service_request_events,
+    shared=FEED,
+    docs={
+        "sr_id": "The service request the event is about.",
+        "event": "What happened (CONTRACT section 5): created, stock_no_updated, client_updated, "
+        "auto_close_reset, auto_closed, close_held.",
+        "details": "The change as JSON (from/to values, the guard's numbers for a held close).",
+    },
+)
+describe(
+    skipped_vehicles,
+    shared=FEED,
+    docs={"reason": "Why no SR was created (rule 3): unmapped dealer, ignored type, closed SR, ..."},
+)
+describe(
+    rejected_rows,
+    shared=FEED,
+    docs={
+        "line_number": "The row's line in the file (the header is line 1).",
+        "raw_vin": "The VIN as it stood in the file, before normalizing.",
+        "dealer_id": "The row's dealer id, when it had one.",
+        "reason": "Why the row was rejected (invalid_vin, missing_field, wrong_field_count, ...).",
+        "detail": "The rejection in words: which field, which value.",
+    },
+)
+describe(
+    quarantined_files,
+    {
+        "file_name": "The file's name as delivered to the drop zone.",
+        "sha256": "The sha256 of its bytes (of a link's target text for a link).",
+        "reason": "Why it was quarantined (unparseable_name, unknown_source, conflicting_redelivery, ...).",
+        "detail": "The reason in words.",
+        "source": "The source its name names, when it names one.",
+        "quarantine_path": "Where the file lies now, under the quarantine folder.",
+        "quarantined_at": "When it was moved (the wall clock: an operator's time, not a feed's).",
+    },
+)
+describe(
+    feed_files,
+    shared=FEED,
+    docs={
+        "file_name": "The feed's file name as delivered.",
+        "sha256": "The sha256 of the archived bytes; replay verifies it.",
+        "bytes": "The file's size.",
+        "archive_path": "Where the feed is archived, read-only.",
+        "status": "`accepted` or `quarantined`.",
+        "reason": "Why it was quarantined; null when accepted.",
+        "raw_rows": "Data rows read from the file.",
+        "malformed_rows": "Rows with the wrong number of fields.",
+        "vehicles": "Rows that normalized into vehicles.",
+        "rejected_rows": "Rows rejected (malformed or invalid), each in `rejected_rows`.",
+        "check_digit_failures": "VINs with a wrong check digit (flagged, not rejected).",
+    },
+)
+describe(
+    applied_feeds,
+    shared=FEED,
+    docs={
+        "sha256": "The sha256 of the feed as applied.",
+        "vehicles": "Vehicles in the feed.",
+        "created": "SRs the feed created.",
+        "updated": "SRs the feed updated (stock number, client, auto-close reset).",
+        "closed": "SRs the feed closed.",
+        "held": "Closes the auto-close guard held.",
+        "skipped": "Vehicles skipped (in `skipped_vehicles`).",
+    },
+)
+describe(
+    late_feeds,
+    shared=FEED,
+    docs={
+        "applied_through": "The as-of of the last feed applied when this one arrived (at or after its own)."
+    },
+)
+describe(
+    dealer_coverage,
+    shared=FEED,
+    docs={"vehicles": "The dealer's vehicles in the feed: the feed covers the dealer."},
+)
+describe(
+    close_guard,
+    shared=FEED,
+    docs={
+        "active": "The dealer's SRs active before the feed.",
+        "to_close": "Closes due on this feed.",
+        "held": "Whether rule 8 tripped: the closes are held for an operator.",
+    },
+)
+describe(
+    guard_decisions,
+    shared=FEED,
+    docs={
+        "feed_as_of": "As-of of the feed whose hold was decided.",
+        "decision": "`release` (apply the closes) or `keep` (keep the SRs active).",
+        "decided_by": "Who decided.",
+        "decided_at": "When they decided (the wall clock).",
+        "reason": "Why, in their words.",
+    },
+)

@@ -16,17 +16,10 @@ from pathlib import Path
 import polars as pl
 
 from dealer_assets.core.files import append_durably
-from dealer_assets.protractor.domain.workorders import TS
+from dealer_assets.protractor.domain.events import EVENT_SCHEMA
 
 FLUSHES_IN_FLIGHT = 4
-JOURNAL_SCHEMA: dict[str, pl.DataType] = {
-    "event_id": pl.String,
-    "location_id": pl.String,
-    "type": pl.String,
-    "object_id": pl.String,
-    "operation": pl.String,
-    "received_at": TS,
-}
+JOURNAL_SCHEMA: dict[str, pl.DataType] = {k: v for k, v in EVENT_SCHEMA.items() if k != "processed_at"}
 
 
 def journal_dir(data_dir: Path) -> Path:

@@ -4,6 +4,7 @@ traceback; commands started together on a fresh DAGSTER_HOME leave what one leav
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -37,7 +38,7 @@ def _not_readable(path: Path) -> tuple[str, str]:
 @pytest.mark.parametrize(
     "case", ["duplicate_key", "not_utf8", "directory", "unreadable", "url_unparseable", "url_unknown_driver"]
 )
-def test_items6_and_13_configuration_errors_exit_2_naming_file_or_variable(tmp_path: Path, case: str) -> None:
+def test_configuration_errors_exit_2_naming_file_or_variable(tmp_path: Path, case: str) -> None:
     root = make_root(tmp_path)
     settings = root.paths.settings_file
     extra: dict[str, str] = {}
@@ -65,6 +66,22 @@ def test_items6_and_13_configuration_errors_exit_2_naming_file_or_variable(tmp_p
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     for word in words:
         assert word in out.stderr, (word, out.stderr)
+    assert "secret" not in out.stderr + out.stdout
+
+
+@pytest.mark.e2e
+def test_an_unreachable_warehouse_is_one_line_naming_the_url_without_its_password(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql+psycopg://postgres:secret@127.0.0.1:{port}/warehouse"
+    out = cli(root, tmp_path / "home", {"DEALER_WAREHOUSE_URL": url})
+    assert out.returncode == 1, out.stdout + out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    (line,) = out.stderr.strip().splitlines()
+    assert f"postgres:***@127.0.0.1:{port}/warehouse" in line and "refused" in line.lower(), line
+    assert "DEALER_WAREHOUSE_URL" in line
     assert "secret" not in out.stderr + out.stdout
 
 

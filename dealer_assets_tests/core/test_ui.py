@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from dealer_assets.definitions import build_definitions
-from dealer_assets.dms.asset_specs import DROP_ZONE_KEY, GUARD_DECISIONS_KEY
+from dealer_assets.dms.asset_specs import DROP_ZONE_KEY, guard_decisions_key
 from dealer_assets.dms.figures import NO_FEED
 from dealer_assets_tests.support import PROJECT, DataRoot, at, range_tags, vin
 
@@ -135,8 +135,8 @@ def test_every_written_table_is_an_asset_of_its_step_with_schema_owner_kinds_and
         d.asset_key for d in specs[dg.AssetKey(["dms", "generic", "raw_dms_feeds"])].deps
     }
     assert drop_zone.metadata["path"].path == str(data_root.paths.incoming)
-    assert GUARD_DECISIONS_KEY in {d.asset_key for d in service_requests.deps}
-    assert specs[GUARD_DECISIONS_KEY].metadata["dagster/table_name"] == "guard_decisions"
+    assert guard_decisions_key("generic") in {d.asset_key for d in service_requests.deps}
+    assert specs[guard_decisions_key("generic")].metadata["dagster/table_name"] == "guard_decisions"
 
 
 def test_definitions_load_without_warnings_from_our_own_code(data_root: DataRoot):

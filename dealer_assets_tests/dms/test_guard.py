@@ -261,7 +261,7 @@ def test_cli_exits_3_while_a_hold_awaits_and_records_decisions(tmp_path: Path):
     assert twice.returncode == 2 and "already decided" in twice.stderr
     assert _cli(["catch-up"], root, home).returncode == 0
     events = dg.DagsterInstance.from_config(str(home)).fetch_materializations(
-        dg.AssetKey(["dms", "guard_decisions"]), limit=5
+        dg.AssetKey(["dms", "generic", "guard_decisions"]), limit=5
     )
     assert [r.asset_materialization.metadata["decided_by"].value for r in events.records] == ["dana"]
 

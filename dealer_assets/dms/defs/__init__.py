@@ -6,7 +6,7 @@ import dagster as dg
 
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.executors import executor_for
-from dealer_assets.dms.asset_specs import GUARD_DECISIONS_SPEC, drop_zone_spec
+from dealer_assets.dms.asset_specs import drop_zone_spec, guard_decisions_spec
 from dealer_assets.dms.partitions import feed_partitions
 from dealer_assets.dms.settings import load_settings
 
@@ -21,10 +21,14 @@ def build_defs(env: DealerEnv) -> dg.Definitions:
     sources = sorted(load_settings(paths.settings_file).sources)
     partitions = feed_partitions(paths.history_start)
     executor = executor_for(env)
-    assets: list = [drop_zone_spec(paths.incoming), GUARD_DECISIONS_SPEC, misdelivered_feed_files]
+    assets: list = [drop_zone_spec(paths.incoming), misdelivered_feed_files]
     jobs = [misdelivered_job]
     for source in sources:
-        assets += build_source_assets(source, partitions) + source_tables(source)
+        assets += [
+            *build_source_assets(source, partitions),
+            guard_decisions_spec(source),
+            *source_tables(source),
+        ]
         jobs.append(build_source_job(source, executor))
     cron = env.safety_net_cron
     return dg.Definitions(

@@ -275,7 +275,7 @@ def reconcile_service_requests(
         replay_from=replay_from,
         progress=_progress(context, sr_key),
     )
-    context.log.info(
+    context.log.debug(
         f"{mode}: applied {len(report.applied)} feed(s), late {len(report.late)}; "
         f"events {report.events}; skipped {report.skipped}"
     )

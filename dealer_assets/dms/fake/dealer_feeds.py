@@ -7,16 +7,19 @@ section 4, plus a few deliveries that must be quarantined.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from dealer_assets.core.env import PROJECT_ROOT, DealerPaths
+from dealer_assets.core.env import PROJECT_ROOT, SAMPLES_MARKER, DealerPaths
+from dealer_assets.core.files import write_durably
 from dealer_assets.core.vin import with_check_digit
 from dealer_assets.dms.archive import FeedArchive
 from dealer_assets.dms.domain.feed_names import parse_feed_name
+from dealer_assets.dms.settings import GENERIC_HEADERS
 
 SAMPLES = PROJECT_ROOT / "data" / "samples"
 START = datetime(2026, 11, 16, 0, tzinfo=UTC)
@@ -30,18 +33,7 @@ MAKES = [
     ("JEEP", "WRANGLER", 'Sport 17" wheels'),
 ]
 WMI = ["1FT", "2T1", "1HG", "1GN", "4S4", "5N1", "1C4"]
-GENERIC_HEADER = [
-    "DealerID",
-    "VIN",
-    "StockNo",
-    "SystemCode",
-    "Year",
-    "Make",
-    "Model",
-    "Trim",
-    "Mileage",
-    "DateInStock",
-]
+GENERIC_HEADER = list(GENERIC_HEADERS)
 
 
 def _vin(rng: random.Random, n: int) -> str:
@@ -180,23 +172,49 @@ def generate(out: Path = SAMPLES) -> list[Path]:
     return files
 
 
-def stage(paths: DealerPaths, source_dir: Path = SAMPLES) -> list[str]:
-    """Copy the samples into the drop zone, skipping any already archived or quarantined."""
+def _shift(paths: DealerPaths, source_dir: Path, today: date) -> timedelta:
+    """Whole days that move the samples' newest as-of to the day before `today`, chosen at the first staging
+    and kept in the data root (with the first day, the start of history), so every later staging agrees."""
+    marker = paths.data_dir / SAMPLES_MARKER
+    if marker.is_file():
+        return timedelta(days=json.loads(marker.read_text())["shift_days"])
+    as_ofs = [n.as_of for n in map(parse_feed_name, (p.name for p in source_dir.glob("*"))) if n is not None]
+    shift = timedelta(days=(today - timedelta(days=1) - max(as_ofs).date()).days)
+    first = datetime.combine((min(as_ofs) + shift).date(), time(), UTC)
+    write_durably(
+        marker, json.dumps({"shift_days": shift.days, "history_start": first.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    )
+    return shift
+
+
+def _shifted_name(name: str, shift: timedelta) -> str:
+    named = parse_feed_name(name)
+    if named is None:
+        return name
+    stamp = named.as_of.strftime("%Y%m%dT%H%M%SZ")
+    return name.replace(stamp, (named.as_of + shift).strftime("%Y%m%dT%H%M%SZ"), 1)
+
+
+def stage(paths: DealerPaths, today: date, source_dir: Path = SAMPLES) -> list[str]:
+    """Copy the samples into the drop zone as if delivered over the days just before `today` (their as-of
+    times shifted by whole days), skipping any already archived or quarantined."""
     store = FeedArchive(paths)
     paths.incoming.mkdir(parents=True, exist_ok=True)
+    shift = _shift(paths, source_dir, today)
     staged = []
     for sample in sorted(source_dir.glob("*")):
-        named = parse_feed_name(sample.name)
+        name = _shifted_name(sample.name, shift)
+        named = parse_feed_name(name)
         if named is not None and store.archived(named) is not None:
             continue
-        if paths.quarantine.exists() and any(paths.quarantine.glob(f"{sample.name}.*")):
+        if paths.quarantine.exists() and any(paths.quarantine.glob(f"{name}.*")):
             continue
-        target = paths.incoming / sample.name
+        target = paths.incoming / name
         if not target.exists():
-            tmp = paths.incoming / f".{sample.name}.tmp"
+            tmp = paths.incoming / f".{name}.tmp"
             shutil.copyfile(sample, tmp)
             tmp.rename(target)
-            staged.append(sample.name)
+            staged.append(name)
     return staged
 
 
@@ -206,7 +224,7 @@ def main(argv: list[str]) -> int:
         print(f"wrote {len(generate())} sample feeds to {SAMPLES}")
         return 0
     if command == "stage":
-        staged = stage(DealerPaths.from_env())
+        staged = stage(DealerPaths.from_env(), datetime.now(UTC).date())
         print(f"staged {len(staged)} sample file(s) into the drop zone")
         return 0
     print("usage: python -m dealer_assets.dms.fake.dealer_feeds [generate|stage]", file=sys.stderr)
