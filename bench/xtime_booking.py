@@ -36,6 +36,7 @@ def run(requests: int, rate: float, workdir: Path) -> dict:
         {"B100": FakeDealership("B100", "America/Chicago", open_hour=0, close_hour=24, closed_weekdays=())},
         *CREDENTIALS,
         rate_limit=rate,
+        clock=lambda: NOW,
     )
     with FakeXtimeServer(state) as server:
         settings = settings_from_document(

@@ -31,6 +31,16 @@ SHOWN_FIGURES = (
     "active_after_run",
     "quarantined",
     "mode",
+    "notifications_processed",
+    "work_orders_fetched",
+    "versions_written",
+    "versions_superseded",
+    "packages_added",
+    "packages_updated",
+    "this_run",
+    "bookings_sent",
+    "windows_passed",
+    "requests_held",
 )
 DEV_INSTANCE_CONFIG = PROJECT_ROOT / "deploy" / "dagster.dev.yaml"
 VERBOSE = False

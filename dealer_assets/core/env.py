@@ -33,20 +33,24 @@ DEFAULT_SETTLE_SECONDS = 10.0
 DEVELOPMENT_ENV_FILE = PROJECT_ROOT / ".env.development"
 SAMPLES_MARKER = Path("state") / "samples.json"
 """Under the data root: where `make samples` records the staged samples' first day (`history_start`)."""
+STAGED_SETTINGS = Path("state") / "dealer_feeds.yaml"
+"""Under the data root: the sample settings as `make dev` stages them (invitation dates from the day it runs)."""
 
 
 def load_development_env(environ: MutableMapping[str, str] = os.environ) -> None:
     """On the embedded defaults (no `DEALER_SETTINGS_FILE`), fill what the environment lacks from
-    `.env.development` and the staged samples' start of history, so that `make dev`, its UI and every
-    command see the same values. Production sets `DEALER_SETTINGS_FILE`, and nothing here is read."""
+    `.env.development`, the staged samples' start of history and the staged settings, so that `make dev`, its
+    UI and every command see the same values. Production sets `DEALER_SETTINGS_FILE`: nothing here is read."""
     if environ.get("DEALER_SETTINGS_FILE") or not DEVELOPMENT_ENV_FILE.exists():
         return
     for key, value in dotenv_values(DEVELOPMENT_ENV_FILE).items():
         if value is not None:
             environ.setdefault(key, value)
-    marker = Path(environ.get("DEALER_DATA_DIR") or PROJECT_ROOT / "data") / SAMPLES_MARKER
-    if "DEALER_HISTORY_START" not in environ and marker.is_file():
-        environ["DEALER_HISTORY_START"] = json.loads(marker.read_text())["history_start"]
+    data_dir = Path(environ.get("DEALER_DATA_DIR") or PROJECT_ROOT / "data")
+    if "DEALER_HISTORY_START" not in environ and (data_dir / SAMPLES_MARKER).is_file():
+        environ["DEALER_HISTORY_START"] = json.loads((data_dir / SAMPLES_MARKER).read_text())["history_start"]
+    if (data_dir / STAGED_SETTINGS).is_file():
+        environ["DEALER_SETTINGS_FILE"] = str(data_dir / STAGED_SETTINGS)
 
 
 def missing_variable(name: str, key: str) -> ConfigError:

@@ -5,8 +5,16 @@ PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 SOURCE_TAG = "dealer_assets/source"
 MODE_TAG = "dealer_assets/mode"
 REPLAY_FROM_TAG = "dealer_assets/replay_from"
+AREA_TAG = "dealer_assets/area"
+"""Every run of an area carries it (`dms`, `protractor`, `xtime`): the run queue limits runs per area with it
+(deploy/dagster*.yaml), so no area's runs wait behind another's."""
 
 
 def range_tags(first: str, last: str, **extra: str) -> dict[str, str]:
     """Tags that make a job run over the partition range first...last in one run."""
     return {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last, **extra}
+
+
+def area_tags(area: str, **extra: str) -> dict[str, str]:
+    """The tags every run of `area` carries, whatever launches it."""
+    return {AREA_TAG: area, **extra}

@@ -97,16 +97,16 @@ def fake_command(args: argparse.Namespace, env: DealerEnv) -> int:
 
     import uvicorn
 
-    from dealer_assets.protractor.fake import Account, create_fake_app, sample_vehicles
+    from dealer_assets.protractor.fake import Account, Shop, create_fake_app, sample_vehicles
 
     paths = env.paths()
     settings = _settings(paths)
     vehicles = sample_vehicles()
     accounts = []
     for i, cred in enumerate(credentials(settings)):
-        account = Account(
-            cred.location_id, cred.connection_id, cred.api_key, settings.locations[cred.location_id].time_zone
-        )
+        zone = settings.locations[cred.location_id].time_zone
+        users = "objects" if i % 2 else "header"
+        account = Account(cred.location_id, cred.connection_id, cred.api_key, zone, Shop(users=users))
         account.shop.seed(
             vehicles[i * args.work_orders :] + vehicles,
             datetime(2026, 11, 16, 7),
@@ -117,47 +117,39 @@ def fake_command(args: argparse.Namespace, env: DealerEnv) -> int:
     app, _, _ = create_fake_app(accounts, args.receiver_url, churn_seconds=args.churn_seconds)
     print(
         f"fake protractor: http://{args.host}:{args.port} ({len(accounts)} locations, "
-        f"{args.work_orders} work orders each) -> callbacks to {args.receiver_url}"
+        f"{args.work_orders} work orders each; users as text under Header at every other location, as "
+        f"objects at the others) -> callbacks to {args.receiver_url}"
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 
-def _materialize(env: DealerEnv, instance: dg.DagsterInstance, run_config: dict) -> bool:
+def _run(
+    env: DealerEnv, instance: dg.DagsterInstance, job_name: str, label: str, config: dict | None = None
+) -> bool:
+    """Run one of the area's named jobs in the instance, quietly, and print its one line."""
     import dagster as dg
 
-    from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
+    from dealer_assets.core.commands import print_run, run_config
+    from dealer_assets.core.defs import build_core_defs
     from dealer_assets.protractor.defs import build_defs
 
-    paths = env.paths()
-    defs = build_defs(env)
-    if not defs.assets:
+    area = build_defs(env)
+    if not area.assets:
         return True
-    _api(_settings(paths))
-    resources = {
-        "dealer_env": DealerEnvironment.of(paths),
-        "warehouse": WarehouseResource(url=paths.warehouse_url),
-        **(defs.resources or {}),
-    }
-    result = dg.materialize(
-        list(defs.assets),
-        resources=resources,
-        instance=instance,
-        run_config=run_config,
-        tags={"dealer_assets/area": "protractor"},
-        raise_on_error=False,
+    defs = dg.Definitions.merge(build_core_defs(env), area)
+    _api(_settings(env.paths()))
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance, run_config={**run_config(), **(config or {})}, raise_on_error=False
     )
-    status = "succeeded" if result.success else "FAILED"
-    print(f"  protractor: run {result.run_id} {status}")
-    for check in result.get_asset_check_evaluations():
-        if not check.passed:
-            print(f"    check {check.asset_check_key.name}: {check.description or ''}")
+    print_run(label, result)
     return result.success
 
 
 def resync_command(args: argparse.Namespace, env: DealerEnv) -> int:
     from dealer_assets.core.commands import instance
     from dealer_assets.protractor.defs.assets import WORK_ORDERS_OP
+    from dealer_assets.protractor.defs.jobs import RESYNC_JOB
 
     paths = env.paths()
     settings = _settings(paths)
@@ -168,7 +160,9 @@ def resync_command(args: argparse.Namespace, env: DealerEnv) -> int:
         )
     since = parse_utc(args.since, key="--since", origin="command line").isoformat() if args.since else None
     config = {"mode": "sweep", "locations": args.location or [], **({"since": since} if since else {})}
-    return 0 if _materialize(env, instance(), {"ops": {WORK_ORDERS_OP: {"config": config}}}) else 1
+    label = f"protractor resync ({', '.join(args.location) if args.location else 'every location'})"
+    job_config = {"ops": {WORK_ORDERS_OP: {"config": config}}}
+    return 0 if _run(env, instance(), RESYNC_JOB, label, job_config) else 1
 
 
 def require_credentials(env: DealerEnv) -> None:
@@ -182,4 +176,6 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
     """Process every pending notification (and whatever the receiver journaled) in one run."""
     if "protractor" not in read_document(env.paths().settings_file):
         return True
-    return _materialize(env, instance, {})
+    from dealer_assets.protractor.defs.jobs import EVENTS_JOB
+
+    return _run(env, instance, EVENTS_JOB, "protractor pending notifications")

@@ -197,6 +197,6 @@ class ProtractorClient:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="protractor") as pool:
             return list(zip(ids, pool.map(self.get_work_order, ids), strict=True))
 
-    def post_work_order(self, work_order_id: str, body: dict) -> None:
-        """Create or update (Protractor upserts by the GUID the caller chooses)."""
-        self.request("POST", f"/WorkOrder/{work_order_id}", body=body)
+    def post_work_order(self, work_order_id: str, body: dict) -> httpx.Response:
+        """Create or update (Protractor upserts by the GUID the caller chooses); its answer."""
+        return self.request("POST", f"/WorkOrder/{work_order_id}", body=body)

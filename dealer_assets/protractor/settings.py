@@ -113,6 +113,8 @@ class LocationSettings(_Strict):
 class ProtractorSettings(_Strict):
     base_url: Annotated[StrictStr, Field(pattern=r"^https?://\S+$")] = DEFAULT_BASE_URL
     resync_every_hours: Annotated[StrictInt, Field(ge=1, le=24 * 7)] = 2
+    batch_minutes: Annotated[StrictInt, Field(ge=1, le=60)] = 5
+    """Notifications are processed in batches, at most one run this often: the latency a change can wait."""
     locations: dict[str, LocationSettings]
 
     @field_validator("locations")

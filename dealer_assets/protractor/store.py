@@ -14,8 +14,9 @@ from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.domain.events import EVENT_SCHEMA
 from dealer_assets.protractor.domain.links import SR_SCHEMA
 from dealer_assets.protractor.domain.versions import LINE_SCHEMA, SNAPSHOT_SCHEMA
+from dealer_assets.protractor.domain.workorders import REF_SCHEMA
+from dealer_assets.protractor.domain.write_back import WRITE_SCHEMA
 
-SENT_COLUMNS: dict[str, pl.DataType] = {"package_id": pl.String, "sent_at": pl.Datetime("us", "UTC")}
 WRITE_BACK_KEYS = ("package_id", "location_id", "work_order_id", "sr_id")
 
 
@@ -176,3 +177,42 @@ def record_write_back(conn: Connection, package: dict, attempted_at: datetime) -
 def mark_sent(conn: Connection, package_id: str, sent_at: datetime) -> None:
     c = t.protractor_write_backs.c
     conn.execute(t.protractor_write_backs.update().where(c.package_id == package_id).values(sent_at=sent_at))
+
+
+def refs(conn: Connection, location_id: str) -> pl.DataFrame:
+    sql = f"SELECT {_cols(REF_SCHEMA)} FROM protractor_work_order_refs WHERE location_id = :loc"
+    return read_frame(conn, sql, REF_SCHEMA, {"loc": location_id})
+
+
+def save_refs(conn: Connection, fetched: pl.DataFrame) -> None:
+    insert_frame(conn, t.protractor_work_order_refs, fetched, on_conflict="update")
+
+
+def write_log(conn: Connection) -> pl.DataFrame:
+    return all_rows(conn, t.protractor_write_back_log, WRITE_SCHEMA)
+
+
+def record_write(conn: Connection, row: dict, request: str, attempted_at: datetime) -> int:
+    """A write about to be sent, as the next attempt of its package; its number."""
+    c = t.protractor_write_back_log.c
+    last = conn.execute(sa.select(sa.func.max(c.attempt)).where(c.package_id == row["package_id"])).scalar()
+    attempt = (last or 0) + 1
+    keys = [k for k in WRITE_SCHEMA if k in row and k not in ("attempt", "attempted_at")]
+    values = {k: row[k] for k in keys} | {
+        "attempt": attempt,
+        "request": request,
+        "attempted_at": attempted_at,
+    }
+    conn.execute(t.protractor_write_back_log.insert().values(**values))
+    return attempt
+
+
+def record_answer(
+    conn: Connection, package_id: str, attempt: int, answered_at: datetime, status: int | None, answer: str
+) -> None:
+    c = t.protractor_write_back_log.c
+    conn.execute(
+        t.protractor_write_back_log.update()
+        .where(c.package_id == package_id, c.attempt == attempt)
+        .values(answered_at=answered_at, http_status=status, answer=answer)
+    )

@@ -1,5 +1,5 @@
 """Protractor sync without Dagster: journal -> events; events, sweeps and backfills -> fetches -> versions;
-links; write-back. The assets, the commands and the benchmark call these.
+links. The assets, the commands and the benchmark call these (write-back is `write_back.py`).
 
 Every writer holds one lock (`protractor`), so a sensor run, a sweep and `catch-up` never interleave. Each
 location's batch is one transaction: a killed run leaves its events pending and the next run redoes it,
@@ -25,14 +25,15 @@ from dealer_assets.protractor import store
 from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.client import ProtractorClient
 from dealer_assets.protractor.domain.events import new_events, to_refetch, work_order_batch
-from dealer_assets.protractor.domain.links import (
-    LINK_SCHEMA,
-    link_service_requests,
-    package_payload,
-    plan_write_back,
-)
+from dealer_assets.protractor.domain.links import link_service_requests
 from dealer_assets.protractor.domain.versions import DELETE_SCHEMA, next_versions
-from dealer_assets.protractor.domain.workorders import RAW_SCHEMA, apply_mappings, flatten, read_documents
+from dealer_assets.protractor.domain.workorders import (
+    RAW_SCHEMA,
+    apply_mappings,
+    flatten,
+    read_documents,
+    references,
+)
 from dealer_assets.protractor.journal import journal_dir, read_new
 from dealer_assets.protractor.settings import LocationSettings, ProtractorSettings
 
@@ -120,10 +121,13 @@ def apply_batch(
     event_ids: list[str],
     processed_at: datetime,
 ) -> dict[str, int]:
-    """Fetched JSONL + deletes of one location -> new versions, closings, mapped fields, events processed."""
-    snapshots, lines = flatten(read_documents(docs), location_id, location.time_zone)
+    """Fetched JSONL + deletes of one location -> new versions, closings, mapped fields, what each work order
+    references, events processed."""
+    raw = read_documents(docs)
+    snapshots, lines = flatten(raw, location_id, location.time_zone)
     status_map, user_map = location.effective_status_map(), location.effective_user_map()
     with engine.begin() as conn:
+        store.save_refs(conn, references(raw, location_id))
         current = store.current_snapshots(conn, location_id)
         out = next_versions(current, snapshots, deletes, store.current_lines(conn, location_id), lines)
         out["snapshots"] = apply_mappings(out["snapshots"], status_map, user_map)
@@ -164,7 +168,8 @@ def process_events(ctx: SyncContext) -> Outcome:
 
 
 def _process_location(ctx: SyncContext, location_id: str, pending: pl.DataFrame) -> dict[str, int]:
-    fetch, deletes = work_order_batch(pending)
+    with ctx.engine.connect() as conn:
+        fetch, deletes = work_order_batch(pending, store.refs(conn, location_id))
     docs: list[dict] = []
     if fetch.height:
         with ctx.client_for(location_id) as client:
@@ -233,39 +238,3 @@ def refresh_links(engine: Engine) -> pl.DataFrame:
         links = link_service_requests(snapshots, store.service_requests(conn))
         store.replace_links(conn, links)
     return links
-
-
-def write_back(ctx: SyncContext) -> int:
-    """Add one package per active linked SR to its work order, at locations with `write_back: true`.
-
-    The attempt is committed before the POST and its GUID comes from our ids: a killed run's retry sends the
-    same package, which Protractor upserts, so it is added once."""
-    enabled = [loc for loc, s in ctx.settings.locations.items() if s.write_back]
-    if not enabled:
-        return 0
-    sent = 0
-    with lock(ctx.engine, ctx.data_dir):
-        plan = _unsent_packages(ctx.engine, enabled)
-        for location_id in plan["location_id"].unique().sort().to_list():
-            with ctx.client_for(location_id) as client:
-                for row in plan.filter(pl.col("location_id") == location_id).iter_rows(named=True):
-                    _send_package(ctx, client, row)
-                    sent += 1
-    return sent
-
-
-def _unsent_packages(engine: Engine, locations: list[str]) -> pl.DataFrame:
-    with engine.connect() as conn:
-        links = store.all_rows(conn, t.service_request_work_orders, LINK_SCHEMA)
-        plan = plan_write_back(links, store.service_requests(conn), store.current_lines(conn), locations)
-        done = store.all_rows(conn, t.protractor_write_backs, store.SENT_COLUMNS)
-    return plan.join(done.filter(pl.col("sent_at").is_not_null()), on="package_id", how="anti")
-
-
-def _send_package(ctx: SyncContext, client: ProtractorClient, row: dict) -> None:
-    """Record the attempt, POST, then record that it was sent (each in a transaction of its own)."""
-    with ctx.engine.begin() as conn:
-        store.record_write_back(conn, row, ctx.now())
-    client.post_work_order(row["work_order_id"], package_payload(row))
-    with ctx.engine.begin() as conn:
-        store.mark_sent(conn, row["package_id"], ctx.now())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Index, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Index, Integer, String, Table, Text
 
 from dealer_assets.core.warehouse import metadata
 
@@ -35,6 +35,8 @@ work_order_snapshots = Table(
     Column("technician", Text),
     Column("protractor_service_advisor", Text),
     Column("protractor_technician", Text),
+    Column("protractor_service_advisor_id", String(36)),
+    Column("protractor_technician_id", String(36)),
     Column("created_time", TS),
     Column("modified_time", TS),
     Column("completed", Boolean, nullable=False),
@@ -97,3 +99,39 @@ protractor_write_backs = Table(
     Column("attempted_at", TS, nullable=False),
     Column("sent_at", TS),
 )
+
+protractor_work_order_refs = Table(
+    "protractor_work_order_refs",
+    metadata,
+    Column("location_id", String(64), primary_key=True),
+    Column("work_order_id", String(36), primary_key=True),
+    Column("service_item_id", String(36)),
+    Column("contact_id", String(36)),
+    Index("ix_protractor_work_order_refs_service_item", "location_id", "service_item_id"),
+    Index("ix_protractor_work_order_refs_contact", "location_id", "contact_id"),
+)
+"""The service item and contact each work order referenced when last fetched: which work orders a
+`ServiceItem` or `Contact` notification re-fetches."""
+
+protractor_write_back_log = Table(
+    "protractor_write_back_log",
+    metadata,
+    Column("package_id", String(36), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("location_id", String(64), nullable=False),
+    Column("work_order_id", String(36), nullable=False),
+    Column("sr_id", String(96), nullable=False),
+    Column("line_id", String(36), nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("title", Text),
+    Column("description", Text),
+    Column("stock_no", Text),
+    Column("client", Text),
+    Column("request", Text, nullable=False),
+    Column("attempted_at", TS, nullable=False),
+    Column("answered_at", TS),
+    Column("http_status", Integer),
+    Column("answer", Text),
+)
+"""Every write-back write: what was sent (`request`), when, and Protractor's answer; no answer when the run
+was killed before it came."""

@@ -20,7 +20,7 @@ from dealer_assets.xtime.client import AnswerLost, XtimeClient, XtimeError
 from dealer_assets.xtime.domain.booking import find_labelled, plan, readiness
 from dealer_assets.xtime.domain.enrollment import enrollment_states
 from dealer_assets.xtime.domain.slots import SLOT_SCHEMA, choose_slot, slot_instant
-from dealer_assets.xtime.settings import Dealership, XtimeSettings
+from dealer_assets.xtime.settings import XtimeSettings
 
 log = logging.getLogger(__name__)
 REPORTING_LABEL = "dealer_assets"
@@ -35,7 +35,7 @@ def wall_clock() -> datetime:
 def current_plan(engine: Engine, settings: XtimeSettings, now: datetime) -> pl.DataFrame:
     """What the next run would do with each stored request (also what the sensor looks at)."""
     ready = readiness(enrollment_states(settings, now), store.read_services(engine))
-    return plan(store.read_requests(engine), store.read_attempts(engine), ready)
+    return plan(store.read_requests(engine), store.read_attempts(engine), ready, now)
 
 
 @dataclass
@@ -45,8 +45,9 @@ class BookingRun:
     errors: list[str] = field(default_factory=list)
 
 
-def booking_payload(request: dict, dealer: Dealership, appointment_local: str) -> dict:
-    """The POST body: the slot exactly as Xtime listed it, labelled with the request id for a later lookup."""
+def booking_payload(request: dict, opcode: str, appointment_local: str) -> dict:
+    """The POST body: the slot exactly as Xtime listed it, the opcode's value (never its name), labelled with
+    the request id for a later lookup."""
     payload = {
         "appointmentDateTimeLocal": appointment_local,
         "firstName": request["first_name"],
@@ -54,7 +55,7 @@ def booking_payload(request: dict, dealer: Dealership, appointment_local: str) -
         "emailAddress": request["email"],
         "phoneNumber": request["phone"],
         "comment": request["comment"],
-        "services": [{"opcode": dealer.opcode}],
+        "services": [{"opcode": opcode}],
         "label": request["request_id"],
         "reportingLabel": REPORTING_LABEL,
         "vin": request["vin"],
@@ -79,7 +80,7 @@ class Booker:
         for step in planned.to_dicts():
             result.actions[step["action"]] += 1
             request = requests[step["request_id"]]
-            if step["action"] in ("hold", "wait_opcode", "unconfirm"):
+            if step["action"] in ("hold", "wait_opcode", "unconfirm", "window_passed"):
                 self._set_status(step["request_id"], step["status"], step["reason"])
             elif step["action"] == "lookup" and request["dealership"] not in self.settings.dealerships:
                 self._set_status(
@@ -88,9 +89,9 @@ class Booker:
                     "a booking answer was lost and the dealership is no longer configured: the lookup waits",
                 )
             elif step["action"] == "lookup":
-                self._lookup(request, step["next_attempt_no"] - 1, result)
+                self._lookup(request, step["next_attempt_no"] - 1, step["opcode"], result)
             elif step["action"] == "book":
-                self._book(request, step["next_attempt_no"], result)
+                self._book(request, step["next_attempt_no"], step["opcode"], result)
             if step["action"] != "none":
                 result.outcomes[self._status(step["request_id"])] += 1
         return result
@@ -131,40 +132,41 @@ class Booker:
             start = end + timedelta(days=1)
         return pl.concat(frames)
 
-    def _chosen_slot(self, request: dict, result: BookingRun) -> str | None:
+    def _chosen_slot(self, request: dict, opcode: str, result: BookingRun) -> str | None:
         """The slot to book, or None once the request's status says why there is none."""
         rid = request["request_id"]
         dealer = self.settings.dealerships[request["dealership"]]
         try:
-            slots = self._slots(dealer.dealer_code, dealer.opcode, request)
+            slots = self._slots(dealer.dealer_code, opcode, request)
         except XtimeError as exc:
             self._failed(rid, exc, result, definitive=exc.about_request)
             return None
         except httpx.TransportError as exc:
             self._failed(rid, exc, result, definitive=False)
             return None
-        chosen = choose_slot(rid, request["earliest"], request["latest"], dealer.time_zone, slots)
+        now = self.now()
+        chosen = choose_slot(rid, request["earliest"], request["latest"], dealer.time_zone, slots, now)
         if chosen.is_empty():
             self._set_status(
                 rid,
                 "no_slot",
                 f"no available slot from {request['earliest']} to before {request['latest']} "
-                f"({dealer.time_zone})",
+                f"({dealer.time_zone}) that had not begun at {now.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
             )
             return None
         return chosen["appointment_local"][0]
 
-    def _book(self, request: dict, attempt_no: int, result: BookingRun) -> None:
+    def _book(self, request: dict, attempt_no: int, opcode: str, result: BookingRun) -> None:
         rid, key = request["request_id"], request["dealership"]
         dealer = self.settings.dealerships[key]
-        local = self._chosen_slot(request, result)
+        local = self._chosen_slot(request, opcode, result)
         if local is None:
             return
-        if not store.claim_attempt(self.engine, rid, attempt_no, key, local, dealer.opcode, self.now()):
+        if not store.claim_attempt(self.engine, rid, attempt_no, key, local, opcode, self.now()):
             log.warning("request %s attempt %s was claimed by another run; not sending", rid, attempt_no)
             return
         try:
-            appointment_id = self.client.book(dealer.dealer_code, booking_payload(request, dealer, local))
+            appointment_id = self.client.book(dealer.dealer_code, booking_payload(request, opcode, local))
         except XtimeError as exc:
             if exc.about_request:
                 self._record(rid, attempt_no, "rejected", "rejected", f"{exc.code}: {exc.message}")
@@ -176,25 +178,26 @@ class Booker:
             return
         except AnswerLost as exc:
             log.warning("request %s attempt %s: %s; looking it up", rid, attempt_no, exc)
-            self._lookup(request, attempt_no, result)
+            self._lookup(request, attempt_no, opcode, result)
             return
         except httpx.TransportError as exc:
             reason = f"could not reach Xtime ({type(exc).__name__}); nothing was sent"
             self._record(rid, attempt_no, "not_sent", "pending", reason)
             result.errors.append(f"{rid}: {type(exc).__name__}")
             return
-        self._booked(request, attempt_no, appointment_id, local, "answer")
+        self._booked(request, attempt_no, appointment_id, local, opcode, "answer")
 
-    def _booked(self, request: dict, attempt_no: int, appointment_id: str, local: str, found_by: str) -> None:
+    def _booked(
+        self, request: dict, attempt_no: int, appointment_id: str, local: str, opcode: str, found_by: str
+    ) -> None:
         at = pl.DataFrame({"appointment_local": [local]}).select(slot_instant())["appointment_local"][0]
-        dealer = self.settings.dealerships[request["dealership"]]
         booking = {
             "request_id": request["request_id"],
             "dealership": request["dealership"],
             "appointment_id": appointment_id,
             "appointment_local": local,
             "appointment_at": at,
-            "opcode": dealer.opcode,
+            "opcode": opcode,
             "booked_at": self.now(),
             "attempt_no": attempt_no,
             "found_by": found_by,
@@ -203,7 +206,7 @@ class Booker:
             self.engine, request["request_id"], attempt_no, "booked", "booked", None, self.now(), booking
         )
 
-    def _lookup(self, request: dict, attempt_no: int, result: BookingRun) -> None:
+    def _lookup(self, request: dict, attempt_no: int, opcode: str, result: BookingRun) -> None:
         """Resolves an attempt whose answer was lost: the appointment labelled with the request id, if any."""
         rid = request["request_id"]
         if not request["vin"]:
@@ -250,7 +253,7 @@ class Booker:
             )
             return
         hit = mine.row(0, named=True)
-        self._booked(request, attempt_no, hit["appointment_id"], hit["appointment_local"], "lookup")
+        self._booked(request, attempt_no, hit["appointment_id"], hit["appointment_local"], opcode, "lookup")
 
     def _failed(self, rid: str, exc: Exception, result: BookingRun, *, definitive: bool) -> None:
         if definitive and isinstance(exc, XtimeError):

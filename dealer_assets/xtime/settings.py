@@ -125,8 +125,11 @@ class XtimeSettings(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> XtimeSettings:
+        """Dealer codes, DMS dealer ids and invitation codes each name one dealership (the guide calls each
+        invitation code unique)."""
         codes: dict[str, str] = {}
         dms: dict[str, str] = {}
+        invitations: dict[str, str] = {}
         for name, d in self.dealerships.items():
             if not DEALERSHIP_ID.match(name):
                 raise KeyedError(f"dealerships.{name}", "a dealership id is [a-z0-9_]+")
@@ -136,6 +139,14 @@ class XtimeSettings(_Strict):
                     f"{d.dealer_code!r} is already the dealer code of {codes[d.dealer_code]}",
                 )
             codes[d.dealer_code] = name
+            if d.invitation.code in invitations:
+                other = invitations[d.invitation.code]
+                raise KeyedError(
+                    f"dealerships.{name}.invitation.code",
+                    f"{d.invitation.code!r} is already the invitation code of {other} "
+                    f"(xtime.dealerships.{other}.invitation.code); each invitation code is unique",
+                )
+            invitations[d.invitation.code] = name
             if d.dms_dealer_id is not None:
                 if d.dms_dealer_id in dms:
                     raise KeyedError(

@@ -25,7 +25,13 @@ import yaml
 from dagster import DagsterRunStatus, RunsFilter
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
-from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, SOURCE_TAG
+from dealer_assets.core.tags import (
+    AREA_TAG,
+    MODE_TAG,
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    SOURCE_TAG,
+)
 from dealer_assets.definitions import build_definitions
 from dealer_assets.dms.defs.assets import build_source_assets, keys_for
 from dealer_assets.dms.partitions import feed_partitions
@@ -189,7 +195,10 @@ def test_production_config_is_postgres_from_environment_only(production: Product
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs >= 2
         assert queue.tag_concurrency_limits == [
-            {"key": SOURCE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+            {"key": AREA_TAG, "value": "dms", "limit": 8},
+            {"key": AREA_TAG, "value": "protractor", "limit": 1},
+            {"key": AREA_TAG, "value": "xtime", "limit": 1},
+            {"key": SOURCE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
         ]
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
         assert instance.run_monitoring_enabled and not instance.telemetry_enabled

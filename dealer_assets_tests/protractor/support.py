@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
+import sqlalchemy as sa
+
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.protractor.defs.resources import ProtractorResource
-from dealer_assets.protractor.fake import Account, sample_vehicles
+from dealer_assets.protractor.fake import Account, Shop, sample_vehicles
 from dealer_assets.protractor.journal import journal_dir, read_new
 from dealer_assets.protractor.settings import load_protractor_settings
 from dealer_assets.protractor.sync import SyncContext
@@ -48,9 +52,10 @@ protractor:
 
 
 def accounts(count: int = 12) -> list[Account]:
-    """North with `count` work orders and south with half as many, on the DMS sample VINs."""
+    """North with `count` work orders and south with half as many, on the DMS sample VINs; north sends its
+    users as text under `Header`, south as top-level objects."""
     north = Account("north", *NORTH, "America/Chicago")
-    south = Account("south", *SOUTH, "America/New_York")
+    south = Account("south", *SOUTH, "America/New_York", Shop(users="objects"))
     vehicles = sample_vehicles()
     north.shop.seed(vehicles, datetime(2026, 11, 16, 7), count, seed=1)
     south.shop.seed(vehicles[count:], datetime(2026, 11, 16, 8), count // 2, seed=2)
@@ -77,3 +82,27 @@ def journaled(data_dir: Path) -> int:
     """Callbacks the receiver stored under this data root."""
     root = journal_dir(data_dir)
     return read_new(root, {})[0].height if root.exists() else 0
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The Protractor definitions over a test warehouse and the fake, with the resources a run gets."""
+
+    defs: dg.Definitions
+    resources: dict
+    engine: sa.Engine
+    data_dir: Path
+
+    @property
+    def full(self) -> dg.Definitions:
+        d = self.defs
+        return dg.Definitions(
+            assets=d.assets, jobs=d.jobs, sensors=d.sensors, schedules=d.schedules, resources=self.resources
+        )
+
+    def materialize(self, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+        return dg.materialize(list(self.defs.assets), resources=self.resources, run_config=run_config or {})
+
+    def count(self, sql: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql)).scalar()

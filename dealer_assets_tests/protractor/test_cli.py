@@ -9,11 +9,13 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from dealer_assets.cli import main
+from dealer_assets.core.tags import AREA_TAG
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.protractor.fake import FakeProtractor
 from dealer_assets.protractor.journal import journal_dir, read_new
@@ -45,13 +47,16 @@ def _current_stage(data_dir: Path, work_order_id: str) -> str | None:
 
 def test_resync_then_catch_up(cli_env: Path, fake: FakeProtractor, capsys: pytest.CaptureFixture) -> None:
     assert main(["protractor", "resync", "--location", "north"]) == 0
-    assert "protractor: run" in capsys.readouterr().out
+    assert "protractor resync (north): succeeded (run " in capsys.readouterr().out
     shop = fake.accounts["north"].shop
     wo = next(iter(shop.orders))
     fake.notify("north", [shop.set_stage(wo, "Completed", datetime(2026, 11, 25, 9))])
     wait_for(lambda: journaled(cli_env) >= 1, "the callback journaled", seconds=10)
     assert main(["catch-up"]) == 0
     assert _current_stage(cli_env, wo) == "Completed", "catch-up processed the notification"
+    runs = dg.DagsterInstance.get().get_runs()
+    assert sorted(r.job_name for r in runs) == ["protractor_events_job", "protractor_resync_job"]
+    assert {r.tags.get(AREA_TAG) for r in runs} == {"protractor"}
 
 
 def test_configuration_errors_exit_2(

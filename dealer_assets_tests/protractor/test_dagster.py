@@ -9,64 +9,20 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from dealer_assets.core.env import DealerEnv, DealerPaths
-from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
-from dealer_assets.core.warehouse import engine_for
-from dealer_assets.protractor.defs import build_defs
 from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS, WORK_ORDERS_OP
 from dealer_assets.protractor.defs.jobs import BACKFILL_JOB
 from dealer_assets.protractor.defs.schedules import resync_due
 from dealer_assets.protractor.fake import FakeProtractor
-from dealer_assets_tests.protractor.support import NORTH, journaled, wait_for
+from dealer_assets_tests.protractor.support import NORTH, Setup, journaled, wait_for
 
 SWEEP = {"ops": {WORK_ORDERS_OP: {"config": {"mode": "sweep"}}}}
-
-
-@dataclass(frozen=True)
-class Setup:
-    defs: dg.Definitions
-    resources: dict
-    engine: sa.Engine
-    data_dir: Path
-
-    @property
-    def full(self) -> dg.Definitions:
-        d = self.defs
-        return dg.Definitions(
-            assets=d.assets, jobs=d.jobs, sensors=d.sensors, schedules=d.schedules, resources=self.resources
-        )
-
-    def materialize(self, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
-        return dg.materialize(list(self.defs.assets), resources=self.resources, run_config=run_config or {})
-
-    def count(self, sql: str) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.text(sql)).scalar()
-
-
-@pytest.fixture
-def setup(tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys: dict, warehouse_url: str) -> Setup:
-    text = settings_file.read_text().replace("  base_url:", "  resync_every_hours: 3\n  base_url:")
-    settings_file.write_text(text)
-    paths = DealerPaths(tmp_path, settings_file, datetime(2026, 11, 1, tzinfo=UTC), warehouse_url)
-    defs = build_defs(DealerEnv.for_paths(paths))
-    resources = {
-        "dealer_env": DealerEnvironment(
-            data_dir=str(tmp_path), settings_file=str(settings_file), history_start="2026-11-01T00:00:00Z"
-        ),
-        "warehouse": WarehouseResource(url=warehouse_url),
-        **(defs.resources or {}),
-    }
-    return Setup(defs, resources, engine_for(warehouse_url), tmp_path)
 
 
 def test_lineage_and_definitions_load(setup: Setup) -> None:
@@ -241,7 +197,7 @@ def test_backfill_job_refetches_a_day(setup: Setup) -> None:
         "re-fetching the same day writes nothing"
     )
     mats = [e for e in first.get_asset_materialization_events() if e.asset_key == SNAPSHOTS]
-    assert mats and mats[0].materialization.metadata["written"].value == day
+    assert mats and mats[0].materialization.metadata["versions_written"].value == day
     assert {"dagster/row_count", "dagster/table_name", "dagster/column_schema"} <= set(
         mats[0].materialization.metadata
     )
@@ -257,7 +213,10 @@ def test_sensor_waits_for_a_queued_run(setup: Setup, fake: FakeProtractor) -> No
     with dg.build_sensor_context(resources=setup.resources, instance=without_queue) as ctx:
         assert isinstance(sensor(ctx), dg.RunRequest), "the notification alone asks for a run"
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_run(dg.DagsterRun(job_name="protractor_events_job", status=dg.DagsterRunStatus.NOT_STARTED))
+    tags = setup.full.resolve_job_def("protractor_events_job").tags
+    instance.add_run(
+        dg.DagsterRun(job_name="protractor_events_job", status=dg.DagsterRunStatus.NOT_STARTED, tags=tags)
+    )
     with dg.build_sensor_context(resources=setup.resources, instance=instance) as ctx:
         skipped = sensor(ctx)
-    assert isinstance(skipped, dg.SkipReason) and "queued run" in skipped.skip_message
+    assert isinstance(skipped, dg.SkipReason) and "in flight" in skipped.skip_message

@@ -7,15 +7,15 @@ import json
 from datetime import UTC, datetime
 
 import polars as pl
-
-from dealer_assets.protractor.domain.events import new_events, to_refetch, work_order_batch
-from dealer_assets.protractor.domain.links import (
-    SR_SCHEMA,
-    link_service_requests,
-    package_guid,
+from dealer_assets.protractor.domain.write_back import (
+    WRITE_SCHEMA,
+    edited_packages,
     package_payload,
     plan_write_back,
 )
+
+from dealer_assets.protractor.domain.events import new_events, to_refetch, work_order_batch
+from dealer_assets.protractor.domain.links import SR_SCHEMA, link_service_requests, package_guid
 from dealer_assets.protractor.domain.versions import (
     DELETE_SCHEMA,
     LINE_SCHEMA,
@@ -23,10 +23,12 @@ from dealer_assets.protractor.domain.versions import (
     next_versions,
 )
 from dealer_assets.protractor.domain.workorders import (
+    REF_SCHEMA,
     apply_mappings,
     flatten,
     local_to_utc,
     read_documents,
+    references,
     unmapped_values,
 )
 from dealer_assets.protractor.settings import LocationSettings
@@ -244,7 +246,7 @@ def test_event_dedupe_and_batch() -> None:
     pending = rows.filter(pl.col("event_id") == "e3")
     inserted = new_events(rows, pending, pending)
     assert inserted["event_id"].to_list() == ["e1", "e4"], "duplicates of pending or earlier rows are dropped"
-    fetch, deletes = work_order_batch(inserted)
+    fetch, deletes = work_order_batch(inserted, pl.DataFrame(schema=REF_SCHEMA))
     assert fetch["work_order_id"].to_list() == ["a"] and deletes["work_order_id"].to_list() == ["c"]
 
 
@@ -275,9 +277,9 @@ def test_links_active_else_latest_else_null_and_write_back_plan() -> None:
     )
     srs = pl.DataFrame(
         [
-            ("sr-old", "generic", VIN, "D1", "S1", "Recon", "closed", utc(2026, 10, 1)),
-            ("sr-new", "generic", VIN, "D1", "S2", "Recon", "active", utc(2026, 9, 1)),
-            ("sr-x", "northgate", VIN, "D1", "S3", "Recon", "closed", utc(2026, 11, 1)),
+            ("sr-old", "generic", VIN, "D1", "Acme", "S1", "Recon", "closed", utc(2026, 10, 1)),
+            ("sr-new", "generic", VIN, "D1", "Acme", "S2", "Recon", "active", utc(2026, 9, 1)),
+            ("sr-x", "northgate", VIN, "D1", "Acme", "S3", "Recon", "closed", utc(2026, 11, 1)),
         ],
         schema=SR_SCHEMA,
         orient="row",
@@ -289,14 +291,159 @@ def test_links_active_else_latest_else_null_and_write_back_plan() -> None:
         "else the most recently created"
     )
 
-    plan = plan_write_back(links, srs, s["lines"], ["north"])
+    no_writes = pl.DataFrame(schema=WRITE_SCHEMA)
+    plan = plan_write_back(links, srs, s["lines"], no_writes, ["north"])
     assert plan.height == 1 and plan["package_id"].item() == package_guid("north", WO.lower(), "sr-new")
-    assert plan_write_back(links, srs, s["lines"], ["south"]).is_empty(), "only locations that write back"
+    assert plan["action"].item() == "add"
+    assert plan_write_back(links, srs, s["lines"], no_writes, ["south"]).is_empty(), (
+        "only locations that write back"
+    )
     body = package_payload(plan.row(0, named=True))
     assert set(body) == {"ServicePackages"}, "only writable fields are sent"
     written = copy.deepcopy(order("2026-11-16T10:00:00"))
     written["ServicePackages"]["ItemCollection"].append(body["ServicePackages"]["ItemCollection"][0])
     s = apply(s, [written])
-    assert plan_write_back(links, srs, s["lines"], ["north"]).is_empty(), (
-        "a package already there is not planned again"
+    assert plan_write_back(links, srs, s["lines"], no_writes, ["north"]).is_empty(), (
+        "a package already there as planned is not sent again"
     )
+
+
+def _objects_shape(doc: dict, advisor: dict | None, technician: dict | None) -> dict:
+    """The other shape public integrations read: top-level user objects, no user text under `Header`."""
+    doc = copy.deepcopy(doc)
+    doc["Header"].pop("ServiceAdvisor", None)
+    for package in doc["ServicePackages"]["ItemCollection"]:
+        for line in package["ServicePackageLines"]["ItemCollection"]:
+            line.pop("Technician", None)
+    return {**doc, "ServiceAdvisor": advisor, "Technician": technician}
+
+
+def test_users_read_in_both_shapes_and_a_change_of_either_is_a_version() -> None:
+    lee = {"ID": "C0FFEE00-0000-4000-8000-000000000001", "Name": "Lee Park"}
+    pat = {"ID": "C0FFEE00-0000-4000-8000-000000000002", "Name": "Pat Nguyen"}
+    objects = _objects_shape(order("2026-11-16T09:00:00"), lee, pat)
+    row = fetched(objects)[0].row(0, named=True)
+    assert (row["protractor_service_advisor"], row["protractor_technician"]) == ("Lee Park", "Pat Nguyen")
+    assert row["protractor_service_advisor_id"] == lee["ID"].lower()
+    assert row["protractor_technician_id"] == pat["ID"].lower()
+    unset = fetched(_objects_shape(order("2026-11-16T09:00:00"), None, None))[0].row(0, named=True)
+    assert unset["protractor_service_advisor"] is None and unset["protractor_technician"] is None
+    header = fetched(order("2026-11-16T09:00:00"))[0].row(0, named=True)
+    assert (
+        header["protractor_service_advisor"] == "Dana Smith"
+        and header["protractor_service_advisor_id"] is None
+    )
+
+    location = LocationSettings(
+        name="N", time_zone=ZONE, connection_id_env="A", api_key_env="B", user_map={"Lee Park": "lee.park"}
+    )
+    mapped = apply_mappings(fetched(objects)[0], {}, location.effective_user_map())
+    assert mapped["service_advisor"].item() == "lee.park", "user_map keys on the object's Name"
+
+    s = apply(empty_state(), [objects])
+    same_name = {**lee, "ID": "C0FFEE00-0000-4000-8000-000000000003"}
+    s = apply(s, [_objects_shape(order("2026-11-16T09:00:00"), same_name, pat)])
+    assert s["snapshots"].height == 2, "another user of the same name is a change of advisor"
+    s = apply(s, [_objects_shape(order("2026-11-16T09:00:00"), same_name, lee)])
+    assert s["snapshots"].height == 3, "a change of technician is a version"
+
+
+def test_service_item_and_contact_notifications_refetch_the_work_orders_that_reference_them() -> None:
+    doc = {**order("2026-11-16T09:00:00"), "Contact": {"ID": "CCCC0000-0000-4000-8000-000000000001"}}
+    doc["ServiceItem"] = {"ID": "DDDD0000-0000-4000-8000-000000000001", "VIN": VIN}
+    refs = references(read_documents((json.dumps({**doc, "observed_at": "x"}) + "\n").encode()), "north")
+    assert refs.row(0) == (
+        "north",
+        WO.lower(),
+        "dddd0000-0000-4000-8000-000000000001",
+        "cccc0000-0000-4000-8000-000000000001",
+    )
+    t = [utc(2026, 11, 20, 12, i) for i in range(3)]
+    pending = pl.DataFrame(
+        [
+            ("e1", "north", "ServiceItem", "DDDD0000-0000-4000-8000-000000000001", "Update", t[0], None),
+            ("e2", "north", "Contact", "cccc0000-0000-4000-8000-000000000001", "Update", t[1], None),
+            ("e3", "south", "ServiceItem", "dddd0000-0000-4000-8000-000000000001", "Update", t[2], None),
+        ],
+        schema=["event_id", "location_id", "type", "object_id", "operation", "received_at", "processed_at"],
+        orient="row",
+    ).cast({"received_at": pl.Datetime("us", "UTC"), "processed_at": pl.Datetime("us", "UTC")})
+    fetch, _ = work_order_batch(pending, refs)
+    assert fetch.rows() == [("north", WO.lower(), t[1])], "each referencing work order once, at the location"
+
+    s = apply(empty_state(), [doc])
+    corrected = copy.deepcopy(doc)
+    corrected["ServiceItem"]["VIN"] = "2T1BURHE0NC000002"
+    snap, lines = fetched(corrected, observed="2026-11-20T12:01:00+00:00")
+    current = s["snapshots"].filter(pl.col("valid_to").is_null())
+    out = next_versions(current, snap, pl.DataFrame(schema=DELETE_SCHEMA), s["lines"], lines)
+    assert out["snapshots"]["vin"].item() == "2T1BURHE0NC000002"
+    assert out["snapshots"]["valid_from"].item() == utc(2026, 11, 20, 12, 1), (
+        "a change made outside the work order is valid from when it was observed"
+    )
+
+
+def _srs(stock: str, client: str, status: str = "active") -> pl.DataFrame:
+    return pl.DataFrame(
+        [("sr-1", "generic", VIN, "D1", client, stock, "Used Recon", status, utc(2026, 11, 16))],
+        schema=SR_SCHEMA,
+        orient="row",
+    )
+
+
+def _sent(plan: pl.DataFrame, attempt: int = 1) -> pl.DataFrame:
+    """The plan's rows as the write log keeps them once Protractor answered 200."""
+    return (
+        plan.with_columns(
+            pl.lit(attempt).alias("attempt"),
+            pl.lit(utc(2026, 11, 20)).alias("attempted_at"),
+            pl.lit(utc(2026, 11, 20)).alias("answered_at"),
+            pl.lit(200).alias("http_status"),
+        )
+        .select(list(WRITE_SCHEMA))
+        .cast(WRITE_SCHEMA)
+    )
+
+
+def _with_package(s: dict, plan: pl.DataFrame, modified: str, description: str | None = None) -> dict:
+    doc = copy.deepcopy(order(modified))
+    package = package_payload(plan.row(0, named=True))["ServicePackages"]["ItemCollection"][0]
+    if description:
+        package["ServicePackageLines"]["ItemCollection"][0]["Description"] = description
+    doc["ServicePackages"]["ItemCollection"].append(package)
+    return apply(s, [doc])
+
+
+def test_write_back_updates_its_package_on_stock_or_client_change_and_never_an_edited_one() -> None:
+    s = apply(empty_state(), [order("2026-11-16T09:00:00")])
+    links = link_service_requests(s["snapshots"], _srs("S1", "Riverside Motors"))
+    add = plan_write_back(
+        links, _srs("S1", "Riverside Motors"), s["lines"], pl.DataFrame(schema=WRITE_SCHEMA), ["north"]
+    )
+    assert "stock S1" in add["description"].item() and "client Riverside Motors" in add["description"].item()
+    log = _sent(add)
+    s = _with_package(s, add, "2026-11-16T10:00:00")
+    assert plan_write_back(links, _srs("S1", "Riverside Motors"), s["lines"], log, ["north"]).is_empty()
+
+    update = plan_write_back(links, _srs("S2", "Riverside Motors"), s["lines"], log, ["north"])
+    assert update["action"].to_list() == ["update"] and "stock S2" in update["description"].item()
+    assert (
+        update["package_id"].item() == add["package_id"].item()
+        and update["line_id"].item() == add["line_id"].item()
+    )
+    log2 = pl.concat([log, _sent(update, 2)])
+    assert plan_write_back(links, _srs("S2", "Riverside Motors"), s["lines"], log2, ["north"]).is_empty(), (
+        "sent and answered: nothing twice, even before the work order is fetched again"
+    )
+    client = plan_write_back(links, _srs("S1", "Summit Auto Group"), s["lines"], log, ["north"])
+    assert "client Summit Auto Group" in client["description"].item()
+    closed = plan_write_back(links, _srs("S2", "Riverside Motors", "closed"), s["lines"], log, ["north"])
+    assert closed.is_empty(), "never after the service request closed"
+
+    assert edited_packages(log, s["lines"], s["snapshots"]).is_empty()
+    edited = _with_package(s, add, "2026-11-17T10:00:00", description="Recon: hold for customer")
+    found = edited_packages(log, edited["lines"], edited["snapshots"])
+    assert found.select("location_id", "work_order_number").rows() == [("north", 1001)]
+    assert plan_write_back(
+        links, _srs("S2", "Riverside Motors"), edited["lines"], log, ["north"]
+    ).is_empty(), "a package edited in Protractor is not overwritten"

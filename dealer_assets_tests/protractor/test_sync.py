@@ -209,3 +209,43 @@ def test_changed_maps_rewrite_our_status_in_place(world, settings_file: Path) ->
     after = world.table("work_order_snapshots").filter(pl.col("location_id") == "south")
     assert counts["snapshots_written"] == 0 and after.height == before.height, "no new version for a new map"
     assert set(after["status"]) == {"QC"}
+
+
+def _current(world: World, wo: str) -> pl.DataFrame:
+    return world.table("work_order_snapshots").filter(
+        (pl.col("work_order_id") == wo.lower()) & pl.col("valid_to").is_null()
+    )
+
+
+def test_a_corrected_vin_reaches_the_snapshot_and_the_link_on_the_next_catch_up(
+    world, fake: FakeProtractor
+) -> None:
+    shop = fake.accounts["north"].shop
+    wo = list(shop.orders)[3]
+    fake.notify("north", [shop.set_vin(wo, "2T1BURHE0NC000777")])
+    world.wait_journal(1)
+    out = world.process()
+    assert (out.fetched, out.snapshots_written) == (1, 1)
+    assert _current(world, wo)["vin"].item() == "2T1BURHE0NC000777"
+    links = sync.refresh_links(world.engine)
+    assert links.filter(pl.col("work_order_id") == wo.lower())["vin"].item() == "2T1BURHE0NC000777"
+
+    fake.notify("north", [shop.rename_contact(wo, "Jordan", "Lee")])
+    world.wait_journal(2)
+    out = world.process()
+    assert (out.fetched, out.snapshots_written) == (1, 0), "re-fetched; no tracked field changed"
+
+
+def test_users_of_a_location_that_sends_user_objects(world, fake: FakeProtractor) -> None:
+    south = world.table("work_order_snapshots").filter(pl.col("location_id") == "south")
+    assert south["protractor_service_advisor"].null_count() == 0
+    assert south["protractor_service_advisor_id"].null_count() == 0
+    assert south["protractor_technician"].null_count() == 0
+    shop = fake.accounts["south"].shop
+    wo = next(iter(shop.orders))
+    other = next(a for a in ("Dana Smith", "Lee Park") if a != shop.get(wo)["ServiceAdvisor"]["Name"])
+    _change(fake, "south", type(shop).set_advisor, wo, other, datetime(2026, 11, 25, 9, 0))
+    world.wait_journal(1)
+    world.process()
+    assert _current(world, wo)["protractor_service_advisor"].item() == other
+    assert world.table("work_order_snapshots").filter(pl.col("work_order_id") == wo.lower()).height == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -84,8 +84,14 @@ def fake_dealerships() -> dict[str, FakeDealership]:
     }
 
 
-def fake_state(rate_limit: float | None = None) -> FakeState:
-    return FakeState(fake_dealerships(), *CREDENTIALS.values(), rate_limit=rate_limit)
+def fake_state(rate_limit: float | None = None, clock: Callable[[], datetime] = lambda: NOW) -> FakeState:
+    """The fake's clock is NOW, the tests' booking clock: it refuses a slot that has begun by then."""
+    return FakeState(fake_dealerships(), *CREDENTIALS.values(), rate_limit=rate_limit, clock=clock)
+
+
+def days_ahead(days: int = 3, at: str = "09:00") -> str:
+    """A local time `days` days after today, for requests booked under the wall clock (assets, commands)."""
+    return f"{(datetime.now(UTC) + timedelta(days=days)).date().isoformat()}T{at}"
 
 
 def make_resource(settings: XtimeSettings, **options) -> XtimeResource:

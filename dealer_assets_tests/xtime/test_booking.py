@@ -62,9 +62,9 @@ def test_requests_are_booked_in_the_first_slot_of_their_window(fake, settings, e
     bookings = store.read_bookings(engine).sort("request_id")
     assert bookings["appointment_local"].to_list() == ["2026-12-01T09:00-0800", "2026-12-01T09:30-0800"]
     assert bookings["appointment_at"].dt.strftime("%H:%M").to_list() == ["17:00", "17:30"]
-    assert bookings["opcode"].to_list() == ["Tell Us More"] * 2
+    assert bookings["opcode"].to_list() == ["TUM"] * 2  # settings name "Tell Us More"; the value is sent
     labels = {a["label"]: a for a in fake.state.appointments}
-    assert set(labels) == {"r1", "r2"} and labels["r1"]["services"] == [{"opcode": "Tell Us More"}]
+    assert set(labels) == {"r1", "r2"} and labels["r1"]["services"] == [{"opcode": "TUM"}]
     b.run()
     assert fake.state.calls["/service/appointments-bookings"] == 2
 
@@ -171,16 +171,57 @@ def test_holds_opcode_missing_no_slot_and_rejections(fake, settings, engine, tmp
     assert fake.state.calls["/service/appointments-bookings"] == 1
 
 
+def test_never_a_slot_that_has_begun_and_a_request_whose_window_passed_is_no_slot(
+    fake, settings, engine, tmp_path
+):
+    fake.state.dealerships["X100"].open_hour, fake.state.dealerships["X100"].close_hour = 0, 24
+    drop(
+        tmp_path,
+        "a.jsonl",
+        [
+            request("begun", earliest="2026-11-26T03:00"),  # NOW is 04:00 in Los Angeles
+            request("ended", earliest="2026-11-20T09:00", latest="2026-11-26T04:00"),
+        ],
+    )
+    ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
+    b = booker(engine, settings)
+    fetch_catalogs(b)
+    b.run()
+    rows = {r["request_id"]: r for r in store.read_requests(engine).to_dicts()}
+    assert (rows["begun"]["status"], rows["ended"]["status"]) == ("booked", "no_slot")
+    assert rows["ended"]["reason"] == (
+        "the window ended at 2026-11-26T04:00:00 (America/Los_Angeles) before the request could be booked"
+    )
+    assert store.read_bookings(engine)["appointment_local"].to_list() == ["2026-11-26T04:30-0800"]
+    assert fake.state.calls["/service/appointments-availabilities"] == 1
+
+
+def test_an_opcode_naming_two_services_books_nothing_and_says_which(fake, settings, engine, tmp_path):
+    fake.state.dealerships["X100"].extra_services = (("TUM2", " tell us more"),)
+    drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
+    ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
+    b = booker(engine, settings)
+    fetch_catalogs(b)
+    b.run()
+    row = store.read_requests(engine).row(0, named=True)
+    assert (row["status"], row["reason"]) == (
+        "pending",
+        "opcode 'Tell Us More' names 2 services in the catalog of dealership d100: 'Tell Us More' (TUM), "
+        "' tell us more' (TUM2); set the opcode to one of their values",
+    )
+    assert fake.state.calls["/service/appointments-availabilities"] == 0
+
+
 @pytest.mark.parametrize(
     ("earliest", "latest", "expected"),
     [
-        ("2026-03-07T23:50", None, "2026-03-08T00:00-0800"),
-        ("2026-03-08T01:45", None, "2026-03-08T03:00-0700"),  # spring forward: 02:00-03:00 does not exist
-        ("2026-03-08T02:30", None, "2026-03-08T03:00-0700"),  # a skipped time means the end of the gap
-        ("2026-03-08T01:45", "2026-03-08T03:00", None),  # strictly before latest: 03:00 PDT is excluded
-        ("2026-11-01T01:10", None, "2026-11-01T01:30-0700"),  # fall back: an ambiguous time is the first
-        ("2026-11-01T01:40", None, "2026-11-01T01:00-0800"),  # 01:40 PDT is before 01:00 PST
-        ("2026-11-01T02:00", None, "2026-11-01T02:00-0800"),
+        ("2027-03-13T23:50", None, "2027-03-14T00:00-0800"),
+        ("2027-03-14T01:45", None, "2027-03-14T03:00-0700"),  # spring forward: 02:00-03:00 does not exist
+        ("2027-03-14T02:30", None, "2027-03-14T03:00-0700"),  # a skipped time means the end of the gap
+        ("2027-03-14T01:45", "2027-03-14T03:00", None),  # strictly before latest: 03:00 PDT is excluded
+        ("2027-11-07T01:10", None, "2027-11-07T01:30-0700"),  # fall back: an ambiguous time is the first
+        ("2027-11-07T01:40", None, "2027-11-07T01:00-0800"),  # 01:40 PDT is before 01:00 PST
+        ("2027-11-07T02:00", None, "2027-11-07T02:00-0800"),
     ],
 )
 def test_local_time_with_offset_across_both_dst_changes(

@@ -19,7 +19,7 @@ from dealer_assets.core.warehouse import engine_for
 from dealer_assets.xtime import store
 from dealer_assets.xtime.intake import RequestPaths
 from dealer_assets_tests.support import BASIC_SETTINGS, make_root
-from dealer_assets_tests.xtime.support import CREDENTIALS, REQUEST, settings_document
+from dealer_assets_tests.xtime.support import CREDENTIALS, REQUEST, days_ahead, settings_document
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -64,13 +64,11 @@ def test_the_fake_command_serves_and_catch_up_books_once(configured):
             time.sleep(0.1)
         incoming = RequestPaths(root.paths.data_dir).incoming
         incoming.mkdir(parents=True)
-        (incoming / "web.jsonl").write_text(json.dumps(REQUEST) + "\n")
+        (incoming / "web.jsonl").write_text(json.dumps(REQUEST | {"earliest": days_ahead()}) + "\n")
         assert cli.main(["catch-up"]) == 0
         assert cli.main(["catch-up"]) == 0
         bookings = store.read_bookings(engine_for(root.paths.warehouse_url))
-        assert bookings.select("request_id", "dealership", "opcode").rows() == [
-            ("web-1", "d100", "Tell Us More")
-        ]
+        assert bookings.select("request_id", "dealership", "opcode").rows() == [("web-1", "d100", "TUM")]
         stats = httpx.get(f"http://127.0.0.1:{port}/_control/stats").json()
         assert stats["calls"]["/service/appointments-bookings"] == 1 and stats["appointments"] == 1
         assert cli.main(["xtime", "status"]) == 0

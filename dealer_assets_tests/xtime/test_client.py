@@ -19,7 +19,7 @@ SLOT = {
     "lastName": "Lee",
     "emailAddress": "ann.lee@example.com",
     "phoneNumber": "555-201-3344",
-    "services": [{"opcode": "Tell Us More"}],
+    "services": [{"opcode": "TUM"}],
     "label": "r1",
     "vin": "1FTFW1E50NFA00001",
 }
@@ -45,7 +45,7 @@ def test_token_is_reused_until_shortly_before_expiry_then_fetched_again(fake, se
 def test_a_401_refreshes_the_token_once(fake, client):
     client.services("X100")
     control(fake, "failures", {"kind": "expire_tokens", "count": 1})
-    assert {s["opcode"] for s in client.services("X100")} >= {"Tell Us More"}
+    assert {s["opcode"] for s in client.services("X100")} >= {"TUM"}
     assert fake.state.calls["unauthorized"] == 1
     assert client.stats.token_fetches == 2
 
@@ -105,7 +105,7 @@ def test_success_false_with_http_200_is_an_error_with_its_code(fake, client):
 
 
 def _first_slot(client) -> str:
-    return client.availabilities("X100", "Tell Us More", date(2026, 12, 1), date(2026, 12, 1))[0][
+    return client.availabilities("X100", "TUM", date(2026, 12, 1), date(2026, 12, 1))[0][
         "appointmentDateTimeLocal"
     ]
 
@@ -122,6 +122,20 @@ def test_a_booking_is_never_resent_blindly(fake, client):
         client.book("X100", SLOT | {"appointmentDateTimeLocal": slot})
     assert fake.state.calls["/service/appointments-bookings"] == 2
     assert [a["label"] for a in client.appointments("X100", SLOT["vin"])] == ["r1"]
+
+
+def test_the_fake_refuses_a_slot_that_has_begun_as_xtime_would(fake, client):
+    """The fake's clock is the tests' NOW (2026-11-26T12:00Z, 04:00 in Los Angeles); it still lists the day's
+    earlier slots, so only the booking rule keeps them out."""
+    fake.state.dealerships["X100"].open_hour = 0
+    listed = client.availabilities("X100", "TUM", date(2026, 11, 26), date(2026, 11, 26))
+    assert listed[0]["appointmentDateTimeLocal"] == "2026-11-26T00:00-0800"
+    for slot in ("2026-11-26T03:30-0800", "2026-11-26T04:00-0800"):
+        with pytest.raises(XtimeError) as info:
+            client.book("X100", SLOT | {"appointmentDateTimeLocal": slot})
+        assert (info.value.code, info.value.about_request) == ("APPOINTMENT_IN_PAST", True)
+    assert not fake.state.appointments
+    assert client.book("X100", SLOT | {"appointmentDateTimeLocal": "2026-11-26T04:30-0800"})
 
 
 def test_a_throttled_booking_is_retried_because_it_was_not_processed(fake, client):

@@ -21,11 +21,23 @@ from dealer_assets.xtime.defs.jobs import BOOKINGS_JOB, CATALOG_JOB
 from dealer_assets.xtime.intake import RequestPaths
 from dealer_assets.xtime.settings import load_xtime_settings
 from dealer_assets_tests.support import BASIC_SETTINGS, make_root
-from dealer_assets_tests.xtime.support import CREDENTIALS, REQUEST, control, make_resource, settings_document
+from dealer_assets_tests.xtime.support import (
+    CREDENTIALS,
+    REQUEST,
+    control,
+    days_ahead,
+    make_resource,
+    settings_document,
+)
 
 
 def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def upcoming(**changes: str) -> dict:
+    """REQUEST dated ahead of the wall clock, which the assets book under."""
+    return REQUEST | {"earliest": days_ahead()} | changes
 
 
 @pytest.fixture
@@ -37,7 +49,11 @@ def area(tmp_path, fake, warehouse_url, monkeypatch):
     now = datetime.now(UTC)
     d = document["xtime"]["dealerships"]
     d["d300"]["invitation"]["issued_at"] = iso(now - timedelta(hours=80))  # expired
-    completed_2h_ago = {"completed_at": iso(now - timedelta(hours=2)), "confirmed_at": None}
+    completed_2h_ago = {
+        "issued_at": iso(now - timedelta(hours=26)),
+        "completed_at": iso(now - timedelta(hours=2)),
+        "confirmed_at": None,
+    }
     d["d200"]["invitation"].update(completed_2h_ago)  # awaiting confirmation, within 24 h
     root.settings(yaml.safe_dump(document))
     env = root.dealer_env()
@@ -68,9 +84,9 @@ def test_catalog_then_requests_then_bookings_with_metadata_and_checks(area, fake
     incoming = RequestPaths(root.paths.data_dir).incoming
     incoming.mkdir(parents=True)
     (incoming / "web.jsonl").write_text(
-        json.dumps(REQUEST)
+        json.dumps(upcoming())
         + "\n"
-        + json.dumps(REQUEST | {"request_id": "web-2", "dealership": "d200"})
+        + json.dumps(upcoming(request_id="web-2", dealership="d200"))
         + "\nnope\n"
     )
 
@@ -94,7 +110,7 @@ def test_catalog_then_requests_then_bookings_with_metadata_and_checks(area, fake
     result = checks(booking)
     assert not result["invitation_not_expired"].passed
     assert "d300: invitation CC33" in result["invitation_not_expired"].description
-    assert "a new code is needed" in result["invitation_not_expired"].description
+    assert "a new invitation code is needed" in result["invitation_not_expired"].description
     confirmed = result["enrollment_confirmed_within_24h"]
     assert not confirmed.passed and confirmed.severity == dg.AssetCheckSeverity.WARN
     assert "d200: opt-in completed" in confirmed.description
@@ -113,12 +129,15 @@ def test_overdue_confirmation_fails_and_an_unconfirmed_booking_is_listed(area, f
     root, _ = area
     document = yaml.safe_load(root.paths.settings_file.read_text())
     d200 = document["xtime"]["dealerships"]["d200"]
+    d200["invitation"]["issued_at"] = iso(datetime.now(UTC) - timedelta(hours=32))
     d200["invitation"]["completed_at"] = iso(datetime.now(UTC) - timedelta(hours=30))
     root.settings(yaml.safe_dump(document))
     defs = dg.Definitions.merge(build_core_defs(root.dealer_env()), build_defs(root.dealer_env()))
     incoming = RequestPaths(root.paths.data_dir).incoming
     incoming.mkdir(parents=True)
-    (incoming / "web.jsonl").write_text(json.dumps({k: v for k, v in REQUEST.items() if k != "vin"}) + "\n")
+    (incoming / "web.jsonl").write_text(
+        json.dumps({k: v for k, v in upcoming().items() if k != "vin"}) + "\n"
+    )
     assert run(defs, CATALOG_JOB).success
     control(fake, "failures", {"kind": "lost_error", "path": "/service/appointments-bookings"})
     result = checks(run(defs, BOOKINGS_JOB))
@@ -187,7 +206,7 @@ def test_the_sensor_asks_for_a_run_when_a_request_file_arrives_and_when_a_dealer
     assert evaluate() == [CATALOG_JOB]
     incoming = RequestPaths(root.paths.data_dir).incoming
     incoming.mkdir(parents=True)
-    (incoming / "web.jsonl").write_text(json.dumps(REQUEST | {"dealership": "d200"}) + "\n")
+    (incoming / "web.jsonl").write_text(json.dumps(upcoming(dealership="d200")) + "\n")
     assert evaluate() == [CATALOG_JOB]  # bookings wait for the catalog
     assert run(defs, CATALOG_JOB).success
     assert evaluate() == [BOOKINGS_JOB]
@@ -218,8 +237,8 @@ def test_the_catalog_asset_through_materialize(area, fake):
     assert meta["dagster/row_count"] == 12  # three dealerships, four published services each
     services = store.read_services(engine_for(root.paths.warehouse_url))
     assert services.filter(services["dealership"] == "d100")["opcode"].sort().to_list() == [
-        "Multi-Point Inspection",
-        "Oil Change",
-        "Tell Us More",
-        "Tire Rotation",
+        "LOF",
+        "MPI",
+        "ROT",
+        "TUM",
     ]

@@ -1,4 +1,5 @@
-"""The pure rules: request lines, service-request requests, enrollment against a given clock, the plan."""
+"""The pure rules: request lines, service-request requests, enrollment against a given clock, opcodes, slots,
+the plan."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from dealer_assets.xtime.domain.booking import ATTEMPT_SCHEMA, plan, readiness
 from dealer_assets.xtime.domain.enrollment import enrollment_states
+from dealer_assets.xtime.domain.opcodes import resolve_opcodes
 from dealer_assets.xtime.domain.requests import (
     EXISTING_SCHEMA,
     LINES_SCHEMA,
@@ -17,6 +19,7 @@ from dealer_assets.xtime.domain.requests import (
     parse_request_lines,
     requests_from_service_requests,
 )
+from dealer_assets.xtime.domain.slots import SLOT_SCHEMA, choose_slot
 from dealer_assets.xtime.settings import settings_from_document
 from dealer_assets_tests.xtime.support import settings_document
 
@@ -222,7 +225,31 @@ ISSUED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
             ISSUED + timedelta(hours=72, seconds=1),
             "expired",
             "invitation C issued at 2026-11-20T15:00:00Z expired at 2026-11-23T15:00:00Z without being completed: "
-            "a new code is needed",
+            "a new invitation code is needed",
+        ),
+        (
+            {"code": "C", "issued_at": ISSUED, "completed_at": ISSUED + timedelta(hours=72)},
+            ISSUED + timedelta(hours=80),
+            "awaiting_confirmation",
+            "Xtime may take until 2026-11-24T15:00:00Z",
+        ),
+        (
+            {"code": "C", "issued_at": ISSUED, "completed_at": ISSUED + timedelta(hours=100)},
+            ISSUED + timedelta(hours=101),
+            "expired",
+            "invitation C issued at 2026-11-20T15:00:00Z expired at 2026-11-23T15:00:00Z; the opt-in completed "
+            "at 2026-11-24T19:00:00Z came too late: a new invitation code is needed",
+        ),
+        (
+            {
+                "code": "C",
+                "issued_at": ISSUED,
+                "completed_at": ISSUED + timedelta(hours=100),
+                "confirmed_at": ISSUED + timedelta(hours=110),
+            },
+            ISSUED + timedelta(days=30),
+            "expired",
+            "came too late: a new invitation code is needed",
         ),
         (
             {"code": "C", "issued_at": ISSUED, "completed_at": ISSUED + timedelta(hours=70)},
@@ -305,9 +332,14 @@ def test_the_plan_resolves_doubt_before_anything_else():
         ],
         schema=ATTEMPT_SCHEMA,
     )
-    catalog = pl.DataFrame({"dealership": ["d100", "d300"], "opcode": ["Tell Us More", "Tell Us More"]})
-    ready = readiness(enrollment_states(SETTINGS, ISSUED + timedelta(days=6)), catalog)
-    out = by_key(plan(requests, attempts, ready))
+    catalog = pl.DataFrame(
+        {"dealership": ["d100", "d300"], "opcode": ["TUM", "TUM"], "name": ["Tell Us More", "Tell Us More"]}
+    )
+    now = ISSUED + timedelta(days=6)
+    ready = readiness(enrollment_states(SETTINGS, now), catalog)
+    out = by_key(
+        plan(requests.with_columns(pl.lit("2026-12-08T09:00:00").alias("latest")), attempts, ready, now)
+    )
     assert {k: v["action"] for k, v in out.items()} == {
         "booked": "none",
         "doubt_vin": "lookup",
@@ -318,6 +350,160 @@ def test_the_plan_resolves_doubt_before_anything_else():
         "retry": "book",
     }
     assert out["retry"]["next_attempt_no"] == 2 and out["go"]["next_attempt_no"] == 1
+    assert (out["go"]["opcode"], out["doubt_vin"]["opcode"]) == ("TUM", "o")
     assert out["doubt_novin"]["status"] == "unconfirmed"
     assert out["held"]["status"] == "held_not_enrolled"
     assert out["noop"]["reason"] == "opcode 'DataClover Appt' is not in the catalog of dealership d200"
+
+
+def test_a_late_opt_in_holds_requests_and_makes_none_from_service_requests():
+    doc = settings_document("http://127.0.0.1:1")
+    doc["xtime"]["dealerships"]["d100"]["invitation"] = {
+        "code": "AA11",
+        "issued_at": ISSUED,
+        "completed_at": ISSUED + timedelta(hours=100),
+        "confirmed_at": ISSUED + timedelta(hours=101),
+    }
+    settings = settings_from_document(doc, "t.yaml")
+    now = ISSUED + timedelta(days=5)
+    requests = pl.DataFrame(
+        {
+            "request_id": ["r1"],
+            "dealership": ["d100"],
+            "vin": [None],
+            "status": ["pending"],
+            "reason": [None],
+            "latest": ["2026-12-08T09:00:00"],
+        },
+        schema_overrides={"vin": pl.String(), "reason": pl.String()},
+    )
+    catalog = pl.DataFrame({"dealership": ["d100"], "opcode": ["TUM"], "name": ["Tell Us More"]})
+    step = plan(
+        requests,
+        pl.DataFrame(schema=ATTEMPT_SCHEMA),
+        readiness(enrollment_states(settings, now), catalog),
+        now,
+    )
+    assert (step["action"][0], step["status"][0]) == ("hold", "held_not_enrolled")
+    assert step["reason"][0].endswith("came too late: a new invitation code is needed")
+    srs = pl.DataFrame(
+        [
+            {
+                "sr_id": "a1",
+                "source": "generic",
+                "vin": "V1",
+                "dealer_id": "D100",
+                "client": "Riverside",
+                "stock_no": "S1",
+                "service_request_type": "Mechanical Recon",
+                "status": "active",
+                "created_at": ISSUED,
+            }
+        ],
+        schema=SERVICE_REQUEST_SCHEMA,
+    )
+    assert requests_from_service_requests(srs, settings, now).is_empty()
+
+
+CATALOG = pl.DataFrame(
+    {
+        "dealership": ["d1", "d1", "d1", "d1", "d2", "d2"],
+        "opcode": ["TUM", "DCAPPT", "LOF", "Oil Change", "TUM", "TUM2"],
+        "name": [
+            "Tell Us More",
+            " DataClover Appt ",
+            "Oil Change",
+            "Oil and filter",
+            "Tell Us More",
+            "tell us more",
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("dealership", "opcode", "sent", "matched_by", "problem"),
+    [
+        ("d1", "DCAPPT", "DCAPPT", "value", None),
+        ("d1", "dataclover APPT", "DCAPPT", "name", None),
+        ("d1", "Tell Us More", "TUM", "name", None),
+        ("d1", "Oil Change", "Oil Change", "value", None),  # a value wins over another service's name
+        (
+            "d2",
+            "Tell Us More",
+            None,
+            None,
+            "opcode 'Tell Us More' names 2 services in the catalog of dealership d2: 'Tell Us More' (TUM), "
+            "'tell us more' (TUM2); set the opcode to one of their values",
+        ),
+        ("d3", "Tell Us More", None, None, "opcode 'Tell Us More' is not in the catalog of dealership d3"),
+        ("d1", "tum", None, None, "opcode 'tum' is not in the catalog of dealership d1"),  # values are exact
+    ],
+)
+def test_an_opcode_is_a_catalog_value_or_else_exactly_one_service_name(
+    dealership, opcode, sent, matched_by, problem
+):
+    wanted = pl.DataFrame({"dealership": [dealership], "opcode": [opcode]})
+    row = resolve_opcodes(wanted, CATALOG).row(0, named=True)
+    assert (row["send_opcode"], row["matched_by"], row["problem"]) == (sent, matched_by, problem)
+
+
+def test_a_slot_that_has_begun_is_never_chosen():
+    slots = pl.DataFrame(
+        {
+            "appointment_local": ["2026-12-01T08:00-0800", "2026-12-01T08:30-0800", "2026-12-01T09:00-0800"],
+            "duration_minutes": [30, 30, 30],
+        },
+        schema=SLOT_SCHEMA,
+    )
+    now = datetime(2026, 12, 1, 16, 30, tzinfo=UTC)  # 08:30 in Los Angeles: that slot has begun
+    chosen = choose_slot(
+        "r1", "2026-12-01T08:00:00", "2026-12-08T08:00:00", "America/Los_Angeles", slots, now
+    )
+    assert chosen["appointment_local"].to_list() == ["2026-12-01T09:00-0800"]
+
+
+def test_a_request_whose_window_has_passed_is_no_slot_with_the_reason():
+    requests = pl.DataFrame(
+        {
+            "request_id": ["ended", "open", "ended_held", "ended_in_doubt"],
+            "dealership": ["d100", "d100", "d300", "d100"],
+            "vin": [None, None, None, "V"],
+            "status": ["pending"] * 4,
+            "reason": [None] * 4,
+            "latest": [
+                "2026-12-01T17:00:00",
+                "2026-12-01T17:01:00",
+                "2026-11-30T09:00:00",
+                "2026-11-30T09:00:00",
+            ],
+        },
+        schema_overrides={"vin": pl.String(), "reason": pl.String()},
+    )
+    doubt = pl.DataFrame(
+        [
+            {
+                "request_id": "ended_in_doubt",
+                "attempt_no": 1,
+                "dealership": "d100",
+                "appointment_local": "s",
+                "opcode": "TUM",
+                "sent_at": ISSUED,
+                "outcome": None,
+                "detail": None,
+            }
+        ],
+        schema=ATTEMPT_SCHEMA,
+    )
+    now = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)  # 17:00 on Dec 1 in Los Angeles
+    catalog = pl.DataFrame({"dealership": ["d100"], "opcode": ["TUM"], "name": ["Tell Us More"]})
+    out = by_key(plan(requests, doubt, readiness(enrollment_states(SETTINGS, now), catalog), now))
+    assert {k: (v["action"], v["status"]) for k, v in out.items()} == {
+        "ended": ("window_passed", "no_slot"),
+        "open": ("book", "pending"),
+        "ended_held": ("window_passed", "no_slot"),
+        "ended_in_doubt": ("lookup", "pending"),  # a lost answer may have booked: looked up first
+    }
+    assert out["ended"]["reason"] == (
+        "the window ended at 2026-12-01T17:00:00 (America/Los_Angeles) before the request could be booked"
+    )

@@ -122,6 +122,14 @@ def test_errors_name_the_file_and_the_key(path, value, expected):
     assert expected.replace("Value error", "") in message
 
 
+def test_an_invitation_code_is_unique_across_dealerships():
+    message = error_of(with_change("xtime.dealerships.d300.invitation.code", " AA11 "))
+    assert message == (
+        "invalid settings:\n  conf/dealer_feeds.yaml: xtime.dealerships.d300.invitation.code: 'AA11' is already "
+        "the invitation code of d100 (xtime.dealerships.d100.invitation.code); each invitation code is unique"
+    )
+
+
 def test_dealership_ids_are_lower_snake():
     doc = copy.deepcopy(BASE)
     doc["xtime"]["dealerships"]["North-1"] = doc["xtime"]["dealerships"].pop("d300")

@@ -6,7 +6,7 @@ import dagster as dg
 
 from dealer_assets.core.asset_metadata import markdown_table
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
-from dealer_assets.core.tags import SOURCE_TAG
+from dealer_assets.core.tags import SOURCE_TAG, area_tags
 from dealer_assets.core.timeutil import parse_utc
 from dealer_assets.dms.asset_specs import MISDELIVERED_KEY, keys_for
 from dealer_assets.dms.settings_preview import preview, summary_lines, write_preview
@@ -25,7 +25,7 @@ def build_source_job(source: str, executor_def: dg.ExecutorDefinition | None = N
     return dg.define_asset_job(
         name=job_name(source),
         selection=dg.AssetSelection.assets(*keys_for(source)),
-        tags={SOURCE_TAG: source},
+        tags=area_tags("dms", **{SOURCE_TAG: source}),
         executor_def=executor_def,
         description=f"Feeds of source `{source}` from the drop zone to reconciled service requests.",
     )
@@ -34,6 +34,7 @@ def build_source_job(source: str, executor_def: dg.ExecutorDefinition | None = N
 misdelivered_job = dg.define_asset_job(
     name=MISDELIVERED_JOB,
     selection=dg.AssetSelection.assets(MISDELIVERED_KEY),
+    tags=area_tags("dms"),
     description="Quarantine drop-zone files that no source can take.",
 )
 
@@ -76,7 +77,7 @@ def what_if(context: dg.OpExecutionContext, dealer_env: DealerEnvironment, wareh
     )
 
 
-@dg.job(name=WHAT_IF_JOB, tags={"dealer_assets/area": "dms"})
+@dg.job(name=WHAT_IF_JOB, tags=area_tags("dms"))
 def dms_what_if_job():
     """What other settings would do to every service request, from the archive; changes nothing. Launch it
     from the Launchpad with `settings_file` (and `sources`, `from`)."""

@@ -17,12 +17,15 @@ from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.defs.checks import (
     NO_STALE_PENDING_EVENTS,
     ONE_CURRENT_VERSION,
+    PACKAGES_NOT_EDITED,
     STATUSES_AND_USERS_MAPPED,
     one_current_version,
+    packages_not_edited,
     stale_pending_events,
     statuses_and_users_mapped,
 )
 from dealer_assets.protractor.defs.resources import ProtractorResource, sync_context
+from dealer_assets.protractor.write_back import edited, send_packages
 
 GROUP = "protractor"
 EVENTS = dg.AssetKey(["protractor", "protractor_events"])
@@ -105,7 +108,7 @@ def protractor_work_orders(
     outcome = sync.process_events(ctx)
     if config.mode == "sweep":
         outcome.merge(sync.sweep(ctx, since=config.since_at(), locations=config.locations or None))
-    context.log.info(f"protractor {config.mode}: {outcome.per_location}")
+    context.log.debug(f"protractor {config.mode}: {outcome.per_location}")
     yield from work_order_results(ctx.engine, outcome)
 
 
@@ -117,12 +120,12 @@ def work_order_results(
         snapshots = run_figures(
             conn,
             t.work_order_snapshots,
-            written=outcome.snapshots_written,
-            closed=outcome.closed,
-            fetched=outcome.fetched,
-            events_processed=outcome.events_processed,
+            versions_written=outcome.snapshots_written,
+            versions_superseded=outcome.closed,
+            work_orders_fetched=outcome.fetched,
+            notifications_processed=outcome.events_processed,
         )
-        lines = run_figures(conn, t.work_order_lines, written=outcome.lines_written)
+        lines = run_figures(conn, t.work_order_lines, versions_written=outcome.lines_written)
         one_current = one_current_version(conn)
     yield dg.MaterializeResult(asset_key=SNAPSHOTS, metadata=snapshots)
     yield dg.MaterializeResult(asset_key=LINES, metadata=lines)
@@ -130,15 +133,22 @@ def work_order_results(
     yield one_current
 
 
-def link_work_orders(ctx: sync.SyncContext) -> dg.MaterializeResult:
-    """Rebuild the links, then add the packages of locations that write back."""
+def link_work_orders(ctx: sync.SyncContext) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Rebuild the links, then add or update the packages of locations that write back."""
     with sync.lock(ctx.engine, ctx.data_dir):
         links = sync.refresh_links(ctx.engine)
-    sent = sync.write_back(ctx)
+    written = send_packages(ctx)
     linked = int(links["sr_id"].is_not_null().sum())
     with ctx.engine.connect() as conn:
-        meta = run_figures(conn, t.service_request_work_orders, linked=linked, packages_sent=sent)
-    return dg.MaterializeResult(metadata=meta)
+        meta = run_figures(
+            conn,
+            t.service_request_work_orders,
+            linked=linked,
+            packages_added=written.added,
+            packages_updated=written.updated,
+        )
+    yield dg.MaterializeResult(asset_key=LINKS, metadata=meta)
+    yield packages_not_edited(edited(ctx))
 
 
 def build_links_asset(dms_sources: list[str]) -> dg.AssetsDefinition:
@@ -150,12 +160,14 @@ def build_links_asset(dms_sources: list[str]) -> dg.AssetsDefinition:
         group_name=GROUP,
         kinds={"sql"},
         description="Each current work order and the DMS service request of its VIN (active, else the latest). "
-        "Locations with write_back add a package for an active one.",
+        "Locations with write_back add a package for an active one and keep its stock number and client "
+        "current (protractor_write_back_log records each write).",
+        check_specs=[PACKAGES_NOT_EDITED.spec(LINKS)],
     )
     def service_request_work_orders(
         dealer_env: DealerEnvironment, warehouse: WarehouseResource, protractor: ProtractorResource
-    ) -> dg.MaterializeResult:
-        return link_work_orders(sync_context(dealer_env, warehouse, protractor))
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        yield from link_work_orders(sync_context(dealer_env, warehouse, protractor))
 
     return service_request_work_orders
 

@@ -23,6 +23,12 @@ STATUSES_AND_USERS_MAPPED = Check(
     WARN,
 )
 ONE_CURRENT_VERSION = Check("one_current_version", "A work order has at most one current version.")
+PACKAGES_NOT_EDITED = Check(
+    "write_back_packages_not_edited",
+    "No package that write-back added was edited in Protractor since it was written (an edited one is never "
+    "overwritten: its stock number and client are no longer kept current).",
+    WARN,
+)
 
 
 def stale_pending_events(pending: pl.DataFrame, now: datetime) -> dg.AssetCheckResult:
@@ -62,3 +68,16 @@ def one_current_version(conn: sa.Connection) -> dg.AssetCheckResult:
         f"{count} work orders have two current rows" if count else "every work order has one current row"
     )
     return ONE_CURRENT_VERSION.result(count == 0, finding, {"work_orders_with_two_current_rows": count})
+
+
+def packages_not_edited(edited: pl.DataFrame) -> dg.AssetCheckResult:
+    named = [
+        f"{r['location_id']} work order {r['work_order_number']} ({r['work_order_id']}): {r['description']!r}"
+        for r in edited.iter_rows(named=True)
+    ]
+    if named:
+        finding = "edited in Protractor after we wrote it, not overwritten: " + "; ".join(named)
+    else:
+        finding = "no package we wrote was edited in Protractor"
+    metadata = {"edited_packages": edited.height}
+    return PACKAGES_NOT_EDITED.result(edited.is_empty(), finding, metadata)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
+from dealer_assets.core.tags import area_tags
 from dealer_assets.protractor import sync
 from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS, WORK_ORDERS_OP, run_figures
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 EVENTS_JOB = "protractor_events_job"
 RESYNC_JOB = "protractor_resync_job"
 BACKFILL_JOB = "protractor_backfill_job"
+TAGS = area_tags("protractor")
+"""Every Protractor run carries them: the run queue gives the area one run at a time beside the others."""
 
 
 def build_jobs() -> list["UnresolvedAssetJobDefinition"]:
@@ -27,14 +30,17 @@ def build_jobs() -> list["UnresolvedAssetJobDefinition"]:
         dg.define_asset_job(
             EVENTS_JOB,
             selection=selection,
-            description="Process new Protractor notifications.",
+            description="Process every pending Protractor notification (a batch, at most one every "
+            "protractor.batch_minutes).",
             executor_def=dg.in_process_executor,
+            tags=TAGS,
         ),
         dg.define_asset_job(
             RESYNC_JOB,
             selection=selection,
             description="List and fetch what changed since the last sweep.",
             executor_def=dg.in_process_executor,
+            tags=TAGS,
             config={"ops": {WORK_ORDERS_OP: {"config": {"mode": "sweep"}}}},
         ),
     ]
@@ -59,7 +65,7 @@ def refetch_days(
     )
     with ctx.engine.connect() as conn:
         for key, table, count in written:
-            meta = run_figures(conn, table, written=count, fetched=outcome.fetched)
+            meta = run_figures(conn, table, versions_written=count, work_orders_fetched=outcome.fetched)
             yield dg.AssetMaterialization(asset_key=key, metadata={**meta, "days": f"{first}..{last}"})
 
 
@@ -72,6 +78,7 @@ def build_backfill_job(history_start: datetime) -> dg.JobDefinition:
         partitions_def=partitions,
         executor_def=dg.in_process_executor,
         description="Re-list and re-fetch a date range of work orders (reprocessing history).",
+        tags=TAGS,
     )
     def protractor_backfill_job() -> None:
         refetch_days()

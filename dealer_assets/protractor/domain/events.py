@@ -3,6 +3,9 @@
 A notification repeats one still pending (same location, type, object and operation, not yet processed), or
 one earlier in the same batch, is a duplicate: Protractor sends duplicates and bursts, and one fetch serves
 them all. Once processed, the same notification again is news (the object changed again) and is kept.
+
+A `ServiceItem` or `Contact` notification (a vehicle's VIN corrected, a customer renamed) re-fetches every work
+order that, as last fetched, references that service item or contact: the work order itself may not change.
 """
 
 from __future__ import annotations
@@ -36,9 +39,35 @@ def new_events(journal_rows: pl.DataFrame, pending: pl.DataFrame, known_ids: pl.
     )
 
 
-def work_order_batch(pending: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Pending work-order notifications -> (ids to fetch with when they were observed, deletes)."""
-    orders = pending.filter(pl.col("type") == "WorkOrder")
+def _referencing(pending: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
+    """`ServiceItem` and `Contact` notifications -> an `Update` of each work order referencing the object."""
+    frames = [
+        pending.filter(pl.col("type") == kind)
+        .with_columns(pl.col("object_id").str.to_lowercase())
+        .join(
+            refs.select("location_id", pl.col(column).alias("object_id"), pl.col("work_order_id")),
+            on=["location_id", "object_id"],
+            how="inner",
+        )
+        .select(
+            "location_id",
+            pl.lit("WorkOrder").alias("type"),
+            pl.col("work_order_id").alias("object_id"),
+            pl.lit("Update").alias("operation"),
+            "received_at",
+        )
+        for kind, column in (("ServiceItem", "service_item_id"), ("Contact", "contact_id"))
+    ]
+    return pl.concat(frames)
+
+
+def work_order_batch(pending: pl.DataFrame, refs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pending notifications -> (work order ids to fetch with when they were observed, deletes); `refs` are the
+    service items and contacts that work orders referenced when last fetched."""
+    columns = ["location_id", "type", "object_id", "operation", "received_at"]
+    orders = pl.concat(
+        [pending.filter(pl.col("type") == "WorkOrder").select(columns), _referencing(pending, refs)]
+    )
     deletes = (
         orders.filter(pl.col("operation") == "Delete")
         .group_by("location_id", pl.col("object_id").alias("work_order_id"))

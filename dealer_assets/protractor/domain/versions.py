@@ -2,10 +2,13 @@
 
 `valid_from` of a fetched version is the work order's `LastModifiedTime` (UTC), i.e. Protractor's own time of
 the change, so re-fetching or replaying yields the same rows; a work order without one uses the time it was
-observed (the notification's receipt or the sweep). A `Delete` writes a tombstone version (`deleted` true)
-valid from the notification's `received_at` and closes every current line: history stays readable. A fetched
-version older than the current one is stale (fetches can cross) and ignored. When a change carries a time not
-after the current version's, it is placed one microsecond after it so intervals never overlap.
+observed (the notification's receipt or the sweep). A change made outside the work order (its vehicle's VIN,
+found through a `ServiceItem` notification) leaves `LastModifiedTime` as it was: that version is valid from
+when it was observed. A `Delete` writes a tombstone version (`deleted` true) valid from the notification's
+`received_at` and closes every current line: history stays readable. A fetched version whose
+`LastModifiedTime` is older than the current one's is stale (fetches can cross) and ignored. When a change
+carries a time not after the current version's, it is placed one microsecond after it so intervals never
+overlap.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ TRACKED = [
     "protractor_stage",
     "protractor_service_advisor",
     "protractor_technician",
+    "protractor_service_advisor_id",
+    "protractor_technician_id",
     "created_time",
     "modified_time",
     "completed",
@@ -41,6 +46,8 @@ SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
         "technician",
         "protractor_service_advisor",
         "protractor_technician",
+        "protractor_service_advisor_id",
+        "protractor_technician_id",
         "created_time",
         "modified_time",
         "completed",
@@ -79,7 +86,11 @@ def _differs(cols: list[str]) -> pl.Expr:
 def _candidates(fetched: pl.DataFrame, deletes: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
     """One candidate per work order: the latest of its fetch and its delete (a tie goes to the delete)."""
     fetch = fetched.select(
-        *WO_KEY, *TRACKED, pl.coalesce("modified_time", "observed_at").alias("at"), pl.lit(0).alias("_rank")
+        *WO_KEY,
+        *TRACKED,
+        pl.coalesce("modified_time", "observed_at").alias("at"),
+        pl.lit(0).alias("_rank"),
+        "observed_at",
     )
     tomb = (
         deletes.group_by(WO_KEY)
@@ -89,7 +100,7 @@ def _candidates(fetched: pl.DataFrame, deletes: pl.DataFrame, current: pl.DataFr
         .with_columns([pl.coalesce(c, f"{c}_f").alias(c) for c in TRACKED if c != "deleted"])
         .filter(pl.col("created_time").is_not_null() | pl.col("work_order_number").is_not_null())
         .select(*WO_KEY, *[c for c in TRACKED if c != "deleted"], pl.lit(True).alias("deleted"), "at")
-        .with_columns(pl.lit(1).alias("_rank"))
+        .with_columns(pl.lit(1).alias("_rank"), pl.lit(None, TS).alias("observed_at"))
         .select(fetch.columns)
     )
     return (
@@ -145,7 +156,18 @@ def next_versions(
         on=WO_KEY,
         how="left",
     )
-    cand = cand.filter(pl.col("cur_from").is_null() | (pl.col("at") >= pl.col("cur_from")))
+    own_clock = (
+        pl.col("modified_time").is_not_null() & pl.col("modified_time_cur").is_not_null() & ~pl.col("deleted")
+    )
+    stale = (
+        pl.when(own_clock)
+        .then(pl.col("modified_time") < pl.col("modified_time_cur"))
+        .otherwise(pl.col("at") < pl.col("cur_from"))
+    )
+    outside = own_clock & (pl.col("modified_time") == pl.col("modified_time_cur"))
+    cand = cand.filter(pl.col("cur_from").is_null() | ~stale).with_columns(
+        pl.when(outside).then(pl.col("observed_at")).otherwise(pl.col("at")).alias("at")
+    )
     line_cmp = _compare_lines(cand, current_lines, fetched_lines)
     lines_changed = line_cmp.filter(pl.col("_new") | pl.col("_closed")).select(WO_KEY).unique()
     changed = (

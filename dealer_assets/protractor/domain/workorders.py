@@ -4,9 +4,11 @@ Protractor's times carry no zone: they are the location's local time, converted 
 (the repeated hour when DST ends) is read as its first occurrence and a time inside the spring-forward gap is
 moved forward by the gap, as Python's `zoneinfo` does with `fold=0`. `0001-01-01T00:00:00` is an empty date.
 
-Protractor publishes no schema; the field names below are the ones public integrations read. The service
-advisor is `Header.ServiceAdvisor`; the work order's technician is `Header.Technician`, else the technician of
-its first line that names one.
+Protractor publishes no schema; the field names below are the ones public integrations read, and they read
+users in two shapes: top-level `ServiceAdvisor` and `Technician` objects (`ID`, `Name`; null when unset), or
+text under `Header`. The advisor is the object's `Name`, else `Header.ServiceAdvisor`; the technician is the
+object's `Name`, else `Header.Technician`, else the technician of the first line that names one. The objects'
+`ID`s are kept beside the names (null in the text shape).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ _PACKAGE = pl.Struct(
         "ServicePackageLines": pl.Struct({"ItemCollection": pl.List(_LINE)}),
     }
 )
+_USER = pl.Struct({"ID": pl.String, "Name": pl.String})
 RAW_SCHEMA: dict[str, pl.DataType] = {
     "ID": pl.String,
     "WorkOrderNumber": pl.Int64,
@@ -45,6 +48,9 @@ RAW_SCHEMA: dict[str, pl.DataType] = {
     "WorkflowStage": pl.String,
     "Completed": pl.Boolean,
     "ServiceItem": pl.Struct({"ID": pl.String, "VIN": pl.String}),
+    "Contact": pl.Struct({"ID": pl.String}),
+    "ServiceAdvisor": _USER,
+    "Technician": _USER,
     "Header": pl.Struct(
         {
             "CreationTime": pl.String,
@@ -65,12 +71,21 @@ FETCHED_SCHEMA: dict[str, pl.DataType] = {
     "protractor_stage": pl.String,
     "protractor_service_advisor": pl.String,
     "protractor_technician": pl.String,
+    "protractor_service_advisor_id": pl.String,
+    "protractor_technician_id": pl.String,
     "created_time": TS,
     "modified_time": TS,
     "completed": pl.Boolean,
     "deleted": pl.Boolean,
     "observed_at": TS,
 }
+REF_SCHEMA: dict[str, pl.DataType] = {
+    "location_id": pl.String,
+    "work_order_id": pl.String,
+    "service_item_id": pl.String,
+    "contact_id": pl.String,
+}
+"""What a fetched work order references: a `ServiceItem` or `Contact` notification names one of these."""
 LINE_FIELDS: dict[str, pl.DataType] = {
     "package_title": pl.String,
     "line_type": pl.String,
@@ -116,6 +131,26 @@ def local_to_utc(col: pl.Expr, zone: str) -> pl.Expr:
 def _clean(col: pl.Expr) -> pl.Expr:
     text = col.str.strip_chars()
     return pl.when(text == "").then(None).otherwise(text)
+
+
+def _guid(col: pl.Expr) -> pl.Expr:
+    """Protractor's GUIDs are case-insensitive: kept lower-cased."""
+    return _clean(col).str.to_lowercase()
+
+
+def references(raw: pl.DataFrame, location_id: str) -> pl.DataFrame:
+    """Fetched work orders of one location -> the service item and contact each references."""
+    return (
+        raw.filter(pl.col("ID").is_not_null())
+        .select(
+            pl.lit(location_id).alias("location_id"),
+            _guid(pl.col("ID")).alias("work_order_id"),
+            _guid(pl.col("ServiceItem").struct.field("ID")).alias("service_item_id"),
+            _guid(pl.col("Contact").struct.field("ID")).alias("contact_id"),
+        )
+        .unique("work_order_id", keep="last", maintain_order=True)
+        .cast(REF_SCHEMA)
+    )
 
 
 def _lines_long(raw: pl.LazyFrame) -> pl.LazyFrame:
@@ -165,8 +200,15 @@ def flatten(raw: pl.DataFrame, location_id: str, zone: str) -> tuple[pl.DataFram
             .str.replace_all(r"[\s-]", "")
             .alias("vin"),
             _clean(pl.col("WorkflowStage")).alias("protractor_stage"),
-            _clean(header.struct.field("ServiceAdvisor")).alias("protractor_service_advisor"),
-            _clean(header.struct.field("Technician")).alias("_header_technician"),
+            pl.coalesce(
+                _clean(pl.col("ServiceAdvisor").struct.field("Name")),
+                _clean(header.struct.field("ServiceAdvisor")),
+            ).alias("protractor_service_advisor"),
+            pl.coalesce(
+                _clean(pl.col("Technician").struct.field("Name")), _clean(header.struct.field("Technician"))
+            ).alias("_header_technician"),
+            _guid(pl.col("ServiceAdvisor").struct.field("ID")).alias("protractor_service_advisor_id"),
+            _guid(pl.col("Technician").struct.field("ID")).alias("protractor_technician_id"),
             local_to_utc(header.struct.field("CreationTime"), zone).alias("created_time"),
             local_to_utc(header.struct.field("LastModifiedTime"), zone).alias("modified_time"),
             pl.col("Completed").fill_null(False).alias("completed"),

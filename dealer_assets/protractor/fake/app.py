@@ -22,10 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dealer_assets.protractor.client import authentication
-from dealer_assets.protractor.fake.shop import STAGES, Shop
+from dealer_assets.protractor.fake.shop import STAGES, Change, Shop
 
-Change = tuple[str, str]
-"""(operation, work order id): what a callback reports."""
 Handler = Callable[[Request, "Account"], Awaitable[Response]]
 
 
@@ -112,12 +110,12 @@ class _FakeApi:
         """The callbacks Protractor sends for these changes, less those dropped, plus those duplicated."""
         if not self.receiver_url:
             return
-        for operation, wo_id in changes:
+        for operation, object_id, *kind in changes:
             params = {
                 "connectionId": account.connection_id,
                 "apiKey": account.api_key,
-                "type": "WorkOrder",
-                "id": wo_id,
+                "type": kind[0] if kind else "WorkOrder",
+                "id": object_id,
                 "operation": operation,
             }
             for _ in range(self._copies()):

@@ -1,5 +1,9 @@
 """The fake's in-memory shop: work orders per location, seeded from the DMS sample VINs, changed through
-methods that return the callbacks Protractor would send."""
+methods that return the callbacks Protractor would send.
+
+A shop sends its users in one of the two shapes public integrations read: `header` (text under
+`Header.ServiceAdvisor`, technicians on the lines) or `objects` (top-level `ServiceAdvisor` and `Technician`
+objects with `ID` and `Name`, no user text)."""
 
 from __future__ import annotations
 
@@ -41,6 +45,9 @@ PARTS = [
 ]
 READ_ONLY = ("ID", "WorkOrderNumber", "Header", "Summary", "Completed", "Type")
 LOCAL = "%Y-%m-%dT%H:%M:%S"
+USER_SHAPES = ("header", "objects")
+Change = tuple[str, str] | tuple[str, str, str]
+"""(operation, id) of a work order, or (operation, id, type) of a `ServiceItem` or `Contact`."""
 
 
 def sample_vehicles(folder: Path = SAMPLES) -> list[dict]:
@@ -84,10 +91,18 @@ def _line(rng: random.Random, labor: bool) -> dict:
     }
 
 
-class Shop:
-    """Work orders of one location; every change returns [(operation, id)] for the callbacks."""
+def user(name: str | None) -> dict | None:
+    """A user object as the `objects` shape sends it; the same name always has the same ID."""
+    return {"ID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{name}")).upper(), "Name": name} if name else None
 
-    def __init__(self) -> None:
+
+class Shop:
+    """Work orders of one location; every change returns the `Change` its callback reports."""
+
+    def __init__(self, users: str = "header") -> None:
+        if users not in USER_SHAPES:
+            raise ValueError(f"users must be one of {USER_SHAPES}")
+        self.users = users
         self.orders: dict[str, dict] = {}
         self.lock = threading.RLock()
         self._number = 1000
@@ -138,8 +153,23 @@ class Shop:
                 "Summary": {},
                 "ServicePackages": {"ItemCollection": packages},
             }
+            if self.users == "objects":
+                self._as_objects(self.orders[wo_id])
             self._summarize(wo_id)
             return "Create", wo_id
+
+    @staticmethod
+    def _as_objects(order: dict) -> None:
+        lines = [
+            ln
+            for p in order["ServicePackages"]["ItemCollection"]
+            for ln in p["ServicePackageLines"]["ItemCollection"]
+        ]
+        technician = next((ln["Technician"] for ln in lines if ln.get("Technician")), None)
+        for line in lines:
+            line.pop("Technician", None)
+        order["ServiceAdvisor"] = user(order["Header"].pop("ServiceAdvisor"))
+        order["Technician"] = user(order["Header"].pop("Technician") or technician)
 
     def _summarize(self, wo_id: str) -> None:
         order = self.orders[wo_id]
@@ -164,6 +194,43 @@ class Shop:
         with self.lock:
             self.orders[wo_id]["WorkflowStage"] = stage
             self.orders[wo_id]["Completed"] = stage == "Completed"
+            self._touch(wo_id, when)
+            return "Update", wo_id
+
+    def set_advisor(self, wo_id: str, name: str, when: datetime) -> tuple[str, str]:
+        with self.lock:
+            order = self.orders[wo_id]
+            if self.users == "objects":
+                order["ServiceAdvisor"] = user(name)
+            else:
+                order["Header"]["ServiceAdvisor"] = name
+            self._touch(wo_id, when)
+            return "Update", wo_id
+
+    def set_vin(self, wo_id: str, vin: str) -> Change:
+        """A corrected VIN on the work order's vehicle: the work order itself is not modified, and the callback
+        names the service item (assumed of Protractor, which publishes no schema)."""
+        with self.lock:
+            item_id = self.orders[wo_id]["ServiceItem"]["ID"]
+            for order in self.orders.values():
+                if order["ServiceItem"]["ID"] == item_id:
+                    order["ServiceItem"]["VIN"] = vin
+            return "Update", item_id, "ServiceItem"
+
+    def rename_contact(self, wo_id: str, first: str, last: str) -> Change:
+        with self.lock:
+            contact = self.orders[wo_id]["Contact"]
+            contact.update(FirstName=first, LastName=last)
+            return "Update", contact["ID"], "Contact"
+
+    def edit_package(self, wo_id: str, package_id: str, description: str, when: datetime) -> tuple[str, str]:
+        """A shop user rewording the first line of a package (e.g. one we wrote)."""
+        with self.lock:
+            order = self.orders[wo_id]
+            package = next(
+                p for p in order["ServicePackages"]["ItemCollection"] if p["ID"].lower() == package_id.lower()
+            )
+            package["ServicePackageLines"]["ItemCollection"][0]["Description"] = description
             self._touch(wo_id, when)
             return "Update", wo_id
 
@@ -209,8 +276,10 @@ class Shop:
                         current["ServicePackageLines"]["ItemCollection"].append(copy.deepcopy(line))
             for package in order["ServicePackages"]["ItemCollection"]:
                 for line in package["ServicePackageLines"]["ItemCollection"]:
-                    for field in ("Price", "Total", "PartNumber", "Technician"):
+                    for field in ("Price", "Total", "PartNumber"):
                         line.setdefault(field, None)
+                    if self.users == "header":
+                        line.setdefault("Technician", None)
                     line.setdefault("Completed", False)
                     if line["Total"] is None and line["Price"] is not None:
                         line["Total"] = round((line["Quantity"] or 0) * line["Price"], 2)

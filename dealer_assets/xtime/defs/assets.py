@@ -49,6 +49,29 @@ def _settings(dealer_env: DealerEnvironment) -> XtimeSettings:
     return settings
 
 
+ACTION_FIGURES = {
+    "book": "bookings_sent",
+    "lookup": "lost_answers_looked_up",
+    "unconfirm": "bookings_unconfirmed",
+    "window_passed": "windows_passed",
+    "hold": "requests_held",
+    "wait_opcode": "requests_waiting_for_opcode",
+    "none": "requests_unchanged",
+}
+"""What the run did to requests, by the booking plan's action, under names that say what they count."""
+
+
+def run_summary(actions: dict[str, int]) -> dict[str, object]:
+    """The run's figures, and a sentence saying so when it changed nothing (the latest figures of the asset
+    then read as what they are, not as a run that booked nothing out of what there was to book)."""
+    figures = {ACTION_FIGURES[k]: int(v) for k, v in sorted(actions.items()) if k in ACTION_FIGURES}
+    changed = sum(v for k, v in actions.items() if k != "none")
+    this_run = (
+        f"{changed} request(s) acted on" if changed else "changed nothing: every request already settled"
+    )
+    return {"this_run": this_run, **figures}
+
+
 def _status_counts(requests: pl.DataFrame) -> dict[str, int]:
     counts = dict(requests.group_by("status").len().iter_rows())
     return {f"status_{s}": int(counts.get(s, 0)) for s in STATUSES}
@@ -177,7 +200,7 @@ def xtime_bookings(
     return dg.MaterializeResult(
         metadata={
             **_table_meta(bookings_table, bookings.height),
-            **{f"action_{k}": int(v) for k, v in sorted(result.actions.items())},
+            **run_summary(result.actions),
             **_status_counts(requests),
             "xtime_calls": client.stats.calls,
             "limiter_wait_seconds": round(client.stats.limiter_wait_seconds, 3),

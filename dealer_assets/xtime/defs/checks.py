@@ -3,18 +3,17 @@ stored and the wall clock (enrollment is about the real world)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import dagster as dg
 import polars as pl
 
 from dealer_assets.core.asset_metadata import markdown_table
 from dealer_assets.core.checks import WARN, Check
+from dealer_assets.xtime.domain.opcodes import resolve_opcodes
 
 OPCODE_IN_CATALOG = Check(
     "opcode_in_catalog",
-    "Each dealership's opcode is published in the Xtime catalog fetched for it, and every confirmed "
-    "dealership's catalog has been fetched.",
+    "Each dealership's opcode is published in the Xtime catalog fetched for it, as an opcode value or as the "
+    "name of exactly one service, and every confirmed dealership's catalog has been fetched.",
 )
 REQUEST_LINES_VALID = Check(
     "request_lines_valid",
@@ -22,7 +21,8 @@ REQUEST_LINES_VALID = Check(
     WARN,
 )
 INVITATION_NOT_EXPIRED = Check(
-    "invitation_not_expired", "No dealership's invitation expired (72 h) without the opt-in being completed."
+    "invitation_not_expired",
+    "No dealership's invitation expired (72 h) before the opt-in was completed: a late opt-in needs a new code.",
 )
 ENROLLMENT_CONFIRMED_WITHIN_24H = Check(
     "enrollment_confirmed_within_24h",
@@ -36,26 +36,33 @@ BOOKINGS_CHECKS = (INVITATION_NOT_EXPIRED, ENROLLMENT_CONFIRMED_WITHIN_24H, NO_U
 
 
 def opcode_check(enrollment: pl.DataFrame, services: pl.DataFrame) -> dg.AssetCheckResult:
-    """The failure names each dealership and opcode missing, and each confirmed dealership never fetched."""
+    """The failure names each dealership whose opcode is missing, or the name of several services (naming
+    them), and each confirmed dealership never fetched."""
     fetched = services.select("dealership").unique()
-    published = services.select("dealership", "opcode").unique()
     missing = (
-        enrollment.select("dealership", "opcode", "confirmed")
+        resolve_opcodes(enrollment, services)
+        .filter(pl.col("send_opcode").is_null())
         .join(fetched, on="dealership", how="semi")
-        .join(published, on=["dealership", "opcode"], how="anti")
         .sort("dealership")
     )
     never = (
         enrollment.filter(pl.col("confirmed")).join(fetched, on="dealership", how="anti").sort("dealership")
     )
     problems = [
-        f"{r['dealership']}: opcode '{r['opcode']}' is not in its Xtime catalog" for r in missing.to_dicts()
+        f"{r['dealership']}: opcode '{r['opcode']}' names {r['same_name']} services in its Xtime catalog: "
+        f"{r['services']}"
+        if r["same_name"] > 1
+        else f"{r['dealership']}: opcode '{r['opcode']}' is not in its Xtime catalog"
+        for r in missing.to_dicts()
     ]
     problems += [f"{d}: catalog never fetched" for d in never["dealership"]]
     return OPCODE_IN_CATALOG.result(
         not problems,
         "; ".join(problems) or "every dealership's opcode is published in its catalog",
-        {"missing": markdown_table(missing, 50), "dealerships_without_catalog": len(never)},
+        {
+            "missing": markdown_table(missing.select("dealership", "opcode", "services"), 50),
+            "dealerships_without_catalog": len(never),
+        },
     )
 
 
@@ -65,11 +72,6 @@ def enrollment_checks(enrollment: pl.DataFrame) -> list[dg.AssetCheckResult]:
     overdue = enrollment.filter(pl.col("state") == "confirmation_overdue").sort("dealership")
     waiting = enrollment.filter(pl.col("state") == "awaiting_confirmation").sort("dealership")
     pending = pl.concat([overdue, waiting])
-    confirmed = (
-        ENROLLMENT_CONFIRMED_WITHIN_24H
-        if not overdue.is_empty()
-        else replace(ENROLLMENT_CONFIRMED_WITHIN_24H, severity=WARN)
-    )
     return [
         INVITATION_NOT_EXPIRED.result(
             expired.is_empty(),
@@ -77,11 +79,12 @@ def enrollment_checks(enrollment: pl.DataFrame) -> list[dg.AssetCheckResult]:
             or "no invitation has expired uncompleted",
             {"expired": markdown_table(expired.select("dealership", "invitation_code", "detail"), 50)},
         ),
-        confirmed.result(
+        ENROLLMENT_CONFIRMED_WITHIN_24H.result(
             pending.is_empty(),
             "; ".join(f"{r['dealership']}: {r['detail']}" for r in pending.to_dicts())
             or "every completed opt-in is confirmed",
             {"overdue": len(overdue), "within_24h": len(waiting)},
+            severity=None if not overdue.is_empty() else WARN,
         ),
     ]
 

@@ -1,5 +1,5 @@
 """Freshness: a sensor for new request files, newly eligible service requests and requests that became
-bookable (an opt-in confirmed, an opcode published, a lost answer to look up)."""
+bookable (an opt-in confirmed, an opcode published, a lost answer to look up) or whose window ended."""
 
 import hashlib
 import json
@@ -19,7 +19,7 @@ from dealer_assets.xtime.settings import settings_from_document
 from .jobs import BOOKINGS_JOB, CATALOG_JOB, xtime_bookings_job, xtime_catalog_job
 
 SENSOR_INTERVAL_SECONDS = 30
-ACTIONABLE = ("book", "lookup", "unconfirm")
+ACTIONABLE = ("book", "lookup", "unconfirm", "window_passed")
 
 
 def pending_work(dealer_env: DealerEnvironment, warehouse: WarehouseResource, now: datetime) -> dict:

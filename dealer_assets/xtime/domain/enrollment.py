@@ -1,7 +1,8 @@
 """Enrollment by invitation code, judged against the wall clock passed in as `now` (it is about the real world).
 
-An invitation not completed within 72 hours of `issued_at` has expired (a new code must be issued); a completed
-one that Xtime has not confirmed within 24 hours is overdue. Only a confirmed dealership gets bookings.
+An invitation not completed within 72 hours of `issued_at` has expired (a new code must be issued), and so has
+one completed later than that, even if someone recorded a confirmation: a late opt-in used a dead code. A
+completed one that Xtime has not confirmed within 24 hours is overdue. Only a confirmed dealership gets bookings.
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ def enrollment_states(settings: XtimeSettings, now: datetime) -> pl.DataFrame:
     expires = pl.col("issued_at") + INVITATION_TTL
     due = pl.col("completed_at") + CONFIRMATION_WINDOW
     fmt = "%Y-%m-%dT%H:%M:%SZ"
+    late = pl.col("completed_at") > expires
     state = (
-        pl.when(pl.col("confirmed_at").is_not_null())
+        pl.when(late)
+        .then(pl.lit("expired"))
+        .when(pl.col("confirmed_at").is_not_null())
         .then(pl.lit("confirmed"))
         .when(pl.col("completed_at").is_not_null() & (now_lit > due))
         .then(pl.lit("confirmation_overdue"))
@@ -85,10 +89,21 @@ def enrollment_states(settings: XtimeSettings, now: datetime) -> pl.DataFrame:
                 due.dt.strftime(fmt),
             )
         )
+        .when(late)
+        .then(
+            pl.format(
+                "invitation {} issued at {} expired at {}; the opt-in completed at {} came too late: a new "
+                "invitation code is needed",
+                pl.col("invitation_code"),
+                pl.col("issued_at").dt.strftime(fmt),
+                expires.dt.strftime(fmt),
+                pl.col("completed_at").dt.strftime(fmt),
+            )
+        )
         .when(pl.col("state") == "expired")
         .then(
             pl.format(
-                "invitation {} issued at {} expired at {} without being completed: a new code is needed",
+                "invitation {} issued at {} expired at {} without being completed: a new invitation code is needed",
                 pl.col("invitation_code"),
                 pl.col("issued_at").dt.strftime(fmt),
                 expires.dt.strftime(fmt),

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from dealer_assets.core.service_requests import SERVICE_REQUEST_COLUMNS
+from dealer_assets.xtime.domain.enrollment import enrollment_states
 from dealer_assets.xtime.settings import XtimeSettings
 
 FIELDS = (
@@ -206,17 +207,18 @@ SERVICE_REQUEST_SCHEMA = {c: t for c, t in SERVICE_REQUEST_COLUMNS.items() if c 
 
 
 def requests_from_service_requests(srs: pl.DataFrame, settings: XtimeSettings, now: datetime) -> pl.DataFrame:
-    """Active SRs of a bookable type at an enrolled (confirmed) dealership linked by `dms_dealer_id` become
-    requests `sr-<sr_id>`; at a dealership not confirmed yet they wait, so their window starts when it is.
+    """Active SRs of a bookable type at an enrolled (confirmed, in time) dealership linked by `dms_dealer_id`
+    become requests `sr-<sr_id>`; at a dealership not confirmed yet they wait, so their window starts when it is.
 
     The window starts at the later of the SR's creation and `now`, in the dealership's local time, and runs
     7 days; a stored request is never re-derived (the caller inserts only new ids), so this is fixed once.
     """
+    confirmed = set(enrollment_states(settings, now).filter(pl.col("confirmed"))["dealership"])
     links = pl.DataFrame(
         [
             {"dealer_id": d.dms_dealer_id, "dealership": k, "time_zone": d.time_zone}
             for k, d in settings.dealerships.items()
-            if d.dms_dealer_id is not None and d.invitation.confirmed_at is not None
+            if d.dms_dealer_id is not None and k in confirmed
         ],
         schema={"dealer_id": pl.String(), "dealership": pl.String(), "time_zone": pl.String()},
     )

@@ -1,4 +1,5 @@
-"""Slot choice: the first available slot at or after `earliest` and strictly before `latest`.
+"""Slot choice: the first available slot at or after `earliest`, strictly before `latest`, and not begun when
+the booking is sent (`now`, passed in: Xtime refuses a time in the past).
 
 Requests carry dealer-local wall times; Xtime's slots carry their UTC offset (`2026-05-01T09:30-0700`). Both
 are compared as instants: the request's local time is placed in the dealership's zone (a wall time skipped by
@@ -7,6 +8,8 @@ two), so the choice is right across both DST changes.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import polars as pl
 
@@ -38,8 +41,16 @@ def local_to_utc(col: str, time_zone: str) -> pl.Expr:
     return pl.coalesce(placed, skipped).dt.convert_time_zone("UTC")
 
 
+def local_to_utc_by_zone(col: str, zone_col: str, zones: list[str]) -> pl.Expr:
+    """`local_to_utc` for rows in several zones (`zone_col`, each one of `zones`); null for any other zone."""
+    return pl.coalesce(
+        pl.lit(None, pl.Datetime("us", "UTC")),
+        *(pl.when(pl.col(zone_col) == zone).then(local_to_utc(col, zone)) for zone in zones),
+    )
+
+
 def choose_slot(
-    request_id: str, earliest: str, latest: str, time_zone: str, slots: pl.DataFrame
+    request_id: str, earliest: str, latest: str, time_zone: str, slots: pl.DataFrame, now: datetime
 ) -> pl.DataFrame:
     """At most one row: the chosen slot of one request, from the availabilities Xtime returned for it."""
     bounds = pl.DataFrame({"earliest": [earliest], "latest": [latest]}).select(
@@ -53,6 +64,7 @@ def choose_slot(
             pl.col("appointment_at").is_not_null()
             & (pl.col("appointment_at") >= lo)
             & (pl.col("appointment_at") < hi)
+            & (pl.col("appointment_at") > pl.lit(now).dt.convert_time_zone("UTC"))
         )
         .sort("appointment_at", "appointment_local")
         .head(1)

@@ -1,5 +1,8 @@
 """The fake Xtime's four scheduling calls over its in-memory dealerships: the catalog, open slots, booking
-a slot (taken from then on) and the lookup by VIN."""
+a slot (taken from then on; refused once it has begun by the fake's clock) and the lookup by VIN.
+
+Open slots are listed for whole days, earlier hours of today included, so that only the booking rule keeps a
+client from choosing one that has begun."""
 
 from __future__ import annotations
 
@@ -70,6 +73,8 @@ async def _book(state: FakeState, dealer: FakeDealership, request: Request) -> J
     slot = parse_local(body["appointmentDateTimeLocal"])
     if slot is None:
         return error(400, "INVALID_DATE", "appointmentDateTimeLocal must be local time with offset")
+    if slot <= state.clock():
+        return error(200, "APPOINTMENT_IN_PAST", "appointmentDateTimeLocal has already begun")
     with state.lock:
         local_day = slot.astimezone(ZoneInfo(dealer.time_zone)).date()
         if slot.astimezone(UTC) not in {

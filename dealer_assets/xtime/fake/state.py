@@ -1,21 +1,26 @@
 """The fake Xtime's in-memory world: dealerships with opening hours and catalogs, appointments, injected
-failures, and the call counters the tests and the benchmark read."""
+failures, the call counters the tests and the benchmark read, and the clock it refuses past bookings by.
+
+Catalog services carry a value (the code a booking sends) and a name that differs from it, as the Xtime guide's
+dealerships set them up ("DCAPPT" named "DataClover Appt")."""
 
 from __future__ import annotations
 
 import itertools
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 BASE_SERVICES = (
-    ("Tell Us More", "Tell us more about your concern"),
-    ("Oil Change", "Oil and filter change"),
-    ("Tire Rotation", "Rotate tires"),
-    ("Multi-Point Inspection", "Multi-point inspection"),
+    ("TUM", "Tell Us More"),
+    ("LOF", "Oil Change"),
+    ("ROT", "Tire Rotation"),
+    ("MPI", "Multi-Point Inspection"),
 )
+"""(value, name) of the services every fake dealership publishes."""
 BOOKING_PATH = "/service/appointments-bookings"
 API_PATHS = (
     "/service/services",
@@ -101,6 +106,8 @@ class FakeState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     closing: bool = False
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """What "now" is to the fake: a slot that has begun by then is refused (tests set their own)."""
 
     def take_failure(self, path: str) -> Failure | None:
         """The next injected failure for this path; one without a path applies to every API call (not tokens)."""
@@ -112,17 +119,16 @@ class FakeState:
         return None
 
 
-# The sample settings' dealerships (data/config/dealer_feeds.yaml). d300 has not yet published its dedicated
-# opcode, so the sample shows the opcode check failing.
 SAMPLE_DEALERSHIPS = (
     FakeDealership("X100100", "America/Los_Angeles"),
-    FakeDealership(
-        "X200200", "America/Denver", extra_services=(("DataClover Appt", "DataClover appointment"),)
-    ),
+    FakeDealership("X200200", "America/Denver", extra_services=(("DCAPPT", "DataClover Appt"),)),
     FakeDealership("X300300", "America/Chicago"),
     FakeDealership("X400400", "America/New_York"),
+    FakeDealership("X201201", "America/Denver"),
     FakeDealership("X101101", "America/Los_Angeles"),
 )
+"""The sample settings' dealerships (data/config/dealer_feeds.yaml): d200 published its dedicated opcode, d300
+has not yet, so the sample shows the opcode check failing."""
 
 
 def seeded_dealerships(settings_zones: dict[str, str]) -> dict[str, FakeDealership]:
