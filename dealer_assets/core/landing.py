@@ -1,7 +1,9 @@
 """Files arriving from outside: what counts as a finished delivery, checksums, atomic and durable writes.
 
 A delivery is taken only when it is a regular file (never through a symbolic link, never a FIFO or device)
-that has settled: its size and modification time unchanged for the quiet period `DEALER_SETTLE_SECONDS`.
+that has settled: its size and modification time unchanged for the quiet period `DEALER_SETTLE_SECONDS`;
+and only when it is visibly finished: no local process holds it open for writing, and it ends with a line
+ending where its layout's files do (a writer that pauses longer than the quiet period is not done).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
 COPY_CHUNK = 1 << 20
+PROC = Path("/proc")
 
 
 class NotRegularFile(OSError):
@@ -113,3 +116,62 @@ def copy_verified(source: Path, target: Path, listed: Snapshot) -> str:
             f"{source.name} changed while it was being archived; it stays in the drop zone"
         )
     return digest.hexdigest()
+
+
+def writers_in(folder: Path, proc: Path = PROC) -> dict[str, list[int]]:
+    """Files directly in `folder` that a local process holds open for writing, by name, with the processes' ids.
+
+    Read from /proc (Linux): only what this user may inspect (every process for root); empty without /proc.
+    One pass over the open descriptors, so a caller scans once for all its candidate files.
+    """
+    if not proc.is_dir():
+        return {}
+    prefix = os.path.realpath(folder) + os.sep
+    found: dict[str, list[int]] = {}
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(proc / pid / "fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(proc / pid / "fd" / fd)
+            except OSError:
+                continue
+            name = target[len(prefix) :] if target.startswith(prefix) else ""
+            if name and os.sep not in name and _writable(proc / pid / "fdinfo" / fd):
+                found.setdefault(name, []).append(int(pid))
+    return found
+
+
+def _writable(fdinfo: Path) -> bool:
+    try:
+        lines = fdinfo.read_text().splitlines()
+    except OSError:
+        return False
+    flags = next((line.split()[1] for line in lines if line.startswith("flags:")), "0")
+    return int(flags, 8) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+
+
+def ends_mid_record(path: Path, listed: Snapshot, line_endings: tuple[bytes, ...]) -> bool:
+    """A non-empty file whose last bytes are none of `line_endings`: cut inside its last record."""
+    if not line_endings or listed.size == 0:
+        return False
+    tail = max(len(end) for end in line_endings)
+    with open_regular(path) as handle:
+        last = os.pread(handle.fileno(), tail, max(0, listed.size - tail))
+    return not last.endswith(line_endings)
+
+
+def unfinished(
+    path: Path, listed: Snapshot, line_endings: tuple[bytes, ...], writers: dict[str, list[int]]
+) -> str | None:
+    """Why a settled delivery is visibly not finished (held open for writing, cut inside its last record)."""
+    pids = writers.get(path.name)
+    if pids:
+        return f"process {', '.join(map(str, sorted(pids)))} still holds it open for writing"
+    if ends_mid_record(path, listed, line_endings):
+        return "its last record has no line ending"
+    return None

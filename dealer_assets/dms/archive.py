@@ -28,6 +28,7 @@ from dealer_assets.core.landing import (
     entry_kind,
     is_candidate,
     sha256_of,
+    unfinished,
 )
 from dealer_assets.dms.domain.feed_names import FeedName, parse_feed_name
 
@@ -46,11 +47,12 @@ class ArchivedFeed:
 class Intake:
     outcome: str
     """`archived` (new feed), `duplicate` (same name, same bytes: nothing changes), `conflict`, `waiting` (not
-    settled yet, or taken by another run), or `left` (changed while read, or unreadable: it stays in the drop
-    zone and is reported; `detail` says why)."""
+    settled yet, or taken by another run), `unfinished` (settled but visibly not done) or `left` (changed while
+    read, or unreadable): the last two stay in the drop zone and are reported; `detail` says why."""
     sha256: str
     archived: ArchivedFeed | None
     detail: str = ""
+    listed: Snapshot | None = None
 
 
 QUARANTINE_NAME_BYTES = 200
@@ -133,11 +135,18 @@ class FeedArchive:
         digest = sidecar.read_text().split()[0] if sidecar.exists() else sha256_of(path)
         return ArchivedFeed(feed, path, digest, path.stat().st_size)
 
-    def intake(self, delivered: Path, feed: FeedName) -> Intake:
-        """Archive a settled delivery under its name, immutably; a re-delivery is compared by checksum.
+    def intake(
+        self,
+        delivered: Path,
+        feed: FeedName,
+        line_endings: tuple[bytes, ...] = (),
+        writers: dict[str, list[int]] | None = None,
+    ) -> Intake:
+        """Archive a settled, finished delivery under its name, immutably; a re-delivery is compared by checksum.
 
-        The drop-zone entry is removed only after the archived copy's digest matches it and only if it is
-        still the same file, unchanged, so a writer's later bytes are never lost.
+        Finished: no process in `writers` (`landing.writers_in`) holds it, and it ends with one of
+        `line_endings` (its layout's). The drop-zone entry is removed only after the archived copy's digest
+        matches it and only if it is still the same file, unchanged, so a writer's later bytes are never lost.
         """
         try:
             listed = Snapshot.of(os.lstat(delivered))
@@ -150,6 +159,14 @@ class FeedArchive:
                 None,
                 f"written within the last {self.paths.settle_seconds:g} s; not settled yet",
             )
+        try:
+            why = unfinished(delivered, listed, line_endings, writers or {})
+        except FileNotFoundError:
+            return Intake("waiting", "", None, "taken by another run")
+        except OSError as exc:
+            return Intake("left", "", None, f"cannot be read: {exc.strerror or exc}")
+        if why:
+            return Intake("unfinished", "", None, why, listed)
         target = self.archive_path(feed)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
@@ -195,11 +212,25 @@ class FeedArchive:
         except FileNotFoundError:
             pass
 
-    def _write_reason(self, target: Path, record: dict) -> None:
-        write_durably(
-            target.with_name(target.name + REASON_SUFFIX),
-            json.dumps({**record, "quarantine_path": str(target)}, indent=2) + "\n",
-        )
+    def _reason(
+        self,
+        file_name: str,
+        sha256: str,
+        reason: str,
+        detail: str,
+        source: str | None,
+        at: datetime,
+        keep: bool = False,
+    ) -> Path:
+        """Write the reason file of a quarantined file (with `keep`, only if it has none yet); its path."""
+        self.paths.quarantine.mkdir(parents=True, exist_ok=True)
+        target = self.paths.quarantine / quarantine_name(file_name, sha256)
+        reason_file = target.with_name(target.name + REASON_SUFFIX)
+        if not (keep and reason_file.exists()):
+            record = {"file_name": file_name, "sha256": sha256, "reason": reason, "detail": detail}
+            record |= {"source": source, "quarantined_at": at.isoformat(), "quarantine_path": str(target)}
+            write_durably(reason_file, json.dumps(record, indent=2) + "\n")
+        return target
 
     def quarantine(
         self, delivered: Path, *, sha256: str, reason: str, detail: str, source: str | None, at: datetime
@@ -209,19 +240,7 @@ class FeedArchive:
         The reason is written before the move, so a run killed in between leaves either the file in the
         drop zone (taken again next time) or the file and its reason in the quarantine (recorded next time).
         """
-        self.paths.quarantine.mkdir(parents=True, exist_ok=True)
-        target = self.paths.quarantine / quarantine_name(delivered.name, sha256)
-        self._write_reason(
-            target,
-            {
-                "file_name": delivered.name,
-                "sha256": sha256,
-                "reason": reason,
-                "detail": detail,
-                "source": source,
-                "quarantined_at": at.isoformat(),
-            },
-        )
+        target = self._reason(delivered.name, sha256, reason, detail, source, at)
         if os.path.lexists(target):
             delivered.unlink(missing_ok=True)
         else:
@@ -230,20 +249,8 @@ class FeedArchive:
 
     def quarantine_copy(self, archived: ArchivedFeed, *, reason: str, detail: str, at: datetime) -> Path:
         """A copy of an archived feed that cannot be read, for people to look at; the archive stays whole."""
-        self.paths.quarantine.mkdir(parents=True, exist_ok=True)
-        target = self.paths.quarantine / quarantine_name(archived.feed.file_name, archived.sha256)
-        if not target.with_name(target.name + REASON_SUFFIX).exists():
-            self._write_reason(
-                target,
-                {
-                    "file_name": archived.feed.file_name,
-                    "sha256": archived.sha256,
-                    "reason": reason,
-                    "detail": detail,
-                    "source": archived.feed.source,
-                    "quarantined_at": at.isoformat(),
-                },
-            )
+        feed = archived.feed
+        target = self._reason(feed.file_name, archived.sha256, reason, detail, feed.source, at, keep=True)
         if not target.exists():
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             shutil.copyfile(archived.path, tmp)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+from sqlalchemy.engine import Engine
 
 from dealer_assets.core.commands import instance, print_run, run_config, safe_url
 from dealer_assets.core.defs import build_core_defs
@@ -17,9 +19,9 @@ from dealer_assets.core.lineage import service_requests_key
 from dealer_assets.core.tags import MODE_TAG, REPLAY_FROM_TAG, range_tags
 from dealer_assets.core.timeutil import iso_z, parse_utc
 from dealer_assets.core.warehouse import engine_for
-from dealer_assets.dms import guard, quality
+from dealer_assets.dms import guard, quality, quarantine
 from dealer_assets.dms.archive import FeedArchive
-from dealer_assets.dms.asset_specs import GUARD_DECISIONS_KEY
+from dealer_assets.dms.asset_specs import guard_decisions_key
 from dealer_assets.dms.defs import build_defs
 from dealer_assets.dms.defs.checks import AUTO_CLOSE_GUARD
 from dealer_assets.dms.defs.jobs import MISDELIVERED_JOB, job_name
@@ -52,18 +54,21 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
     plan = plan_deliveries(names, set(settings.sources), paths.history_start, now)
     print(f"drop zone {paths.incoming}: {len(names)} file(s); warehouse {safe_url(paths.warehouse_url)}")
     ok = True
-    if plan.misdelivered or irregular:
+    engine = engine_for(paths.warehouse_url)
+    with engine.connect() as conn:
+        unrecorded = [q for q, _ in quarantine.unrecorded(conn, store)]
+    if plan.misdelivered or irregular or any(map(quarantine.misdelivered, unrecorded)):
         result = _job(env, MISDELIVERED_JOB).execute_in_process(
             instance=instance, raise_on_error=False, run_config=run_config()
         )
-        print_run(f"misdelivered ({len(plan.misdelivered) + len(irregular)} file(s))", result)
+        print_run(f"dms misdelivered ({len(plan.misdelivered) + len(irregular)} file(s))", result)
         ok &= result.success
     for name in plan.not_yet:
         print(f"  {name}: stamped in a UTC day that has not begun; taken once it begins")
-    engine = engine_for(paths.warehouse_url)
     for source in sorted(settings.sources):
         run = plan.runs.get(source)
         keys = pending_partitions(paths, source, engine)
+        keys += [n.partition_key for q in unrecorded if (n := quarantine.source_feed(q, source))]
         if run is not None:
             keys += [run.first_partition, run.last_partition]
         if not keys:
@@ -78,9 +83,27 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
             run_config=run_config(),
             tags=range_tags(first, last, **{MODE_TAG: "incremental"}),
         )
-        print_run(f"{source} {first}...{last} ({len(files)} new file(s))", result)
+        print_run(f"dms {source} {first}...{last} ({len(files)} new file(s))", result)
         ok &= result.success
+    show_guard_verdicts(instance, engine, settings.sources)
     return ok
+
+
+def show_guard_verdicts(instance: dg.DagsterInstance, engine: Engine, sources: Iterable[str]) -> None:
+    """Report the guard's verdict from the warehouse wherever the instance does not show it: a run killed after
+    its commit leaves there a verdict from before and a planned evaluation that never ends, and a hold then
+    shows nowhere in the UI."""
+    for source in sorted(sources):
+        verdict = quality.guard_holds(engine, source)
+        asset = service_requests_key(source)
+        record = instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(asset, AUTO_CLOSE_GUARD.name)
+        )
+        shown = record.event.asset_check_evaluation if record and record.event else None
+        if record is None and verdict.passed:
+            continue
+        if shown is None or (shown.passed, shown.description) != (verdict.passed, verdict.description):
+            instance.report_runless_asset_event(AUTO_CLOSE_GUARD.evaluation(asset, verdict))
 
 
 def replay(
@@ -108,10 +131,11 @@ def replay(
             tags=range_tags(first, last, **{MODE_TAG: "replay", REPLAY_FROM_TAG: iso_z(cutoff)}),
         )
         print_run(
-            f"{source} replay from {cutoff.isoformat()} ({len(later)} archived file(s), {first}...{last})",
+            f"dms {source} replay from {cutoff.isoformat()} ({len(later)} archived file(s), {first}...{last})",
             result,
         )
         ok &= result.success
+    show_guard_verdicts(instance, engine_for(paths.warehouse_url), chosen)
     return ok
 
 
@@ -201,7 +225,7 @@ def _guard(args: argparse.Namespace, env: DealerEnv) -> int:
     the_instance = instance()
     the_instance.report_runless_asset_event(
         dg.AssetMaterialization(
-            asset_key=GUARD_DECISIONS_KEY,
+            asset_key=guard_decisions_key(args.source),
             description=f"{args.decision} by {decided_by}: {args.reason}",
             metadata={
                 "source": args.source,

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from dealer_assets.core.env import DealerPaths
 from dealer_assets.core.faults import crash_point
 from dealer_assets.core.handoff import write_parquet_handed_on
+from dealer_assets.core.landing import writers_in
 from dealer_assets.core.progress import Progress
 from dealer_assets.core.warehouse import insert_frame
 from dealer_assets.core.workers import in_order
@@ -28,7 +29,15 @@ from dealer_assets.dms.domain.vehicles import (
     FeedRef,
     malformed_rejections,
 )
-from dealer_assets.dms.quarantine import Left, Quarantined, quarantine_rows, record_quarantine
+from dealer_assets.dms.quarantine import (
+    Left,
+    Quarantined,
+    quarantine_delivery,
+    quarantine_rows,
+    record_quarantine,
+    source_feed,
+    wait_or_quarantine,
+)
 from dealer_assets.dms.settings import Layout, SourceSettings
 
 
@@ -77,12 +86,13 @@ def ingest_raw_feeds(
     """Take the source's deliveries for [start, end) from the drop zone, then parse every archived feed there
     (with `only_new`, as incremental runs do, only those not parsed yet).
 
-    A file that is not settled, changes while it is read, or cannot be read stays in the drop zone and is
-    reported (`left`); the others flow. An archived feed is reported as quarantined once, when it first is.
+    A file that is not settled stays in the drop zone; one that is visibly unfinished (until its limit), changes
+    while it is read, or cannot be read stays and is reported (`left`); the others flow. A quarantined file is
+    reported once, by the run that records it (also when a killed run had moved it).
     """
     store = FeedArchive(paths)
     report = RawFeedsReport()
-    _take_deliveries(store, source, all_sources, start, end, received_at, report)
+    _take_deliveries(store, source, settings, all_sources, start, end, received_at, report)
     crash_point("ingest:after_archive")
     recorded = recorded_feeds(engine, source, start, end)
     todo = [
@@ -97,7 +107,7 @@ def ingest_raw_feeds(
                 quarantine_rows(report.quarantined, received_at),
                 on_conflict="ignore",
             )
-        record_quarantine(conn, store)
+        report.quarantined += record_quarantine(conn, store, partial(_ours, source, start, end))
         conn.execute(
             sa.delete(t.rejected_rows).where(
                 t.rejected_rows.c.source == source,
@@ -117,45 +127,56 @@ def ingest_raw_feeds(
 def _take_deliveries(
     store: FeedArchive,
     source: str,
+    settings: SourceSettings,
     all_sources: set[str],
     start: datetime,
     end: datetime,
     received_at: datetime,
     report: RawFeedsReport,
 ) -> None:
-    """Archive the source's settled deliveries of [start, end); a conflicting re-delivery is quarantined."""
+    """Archive the source's settled, finished deliveries of [start, end); a conflicting re-delivery is
+    quarantined, an unfinished one waits (`quarantine.wait_or_quarantine`)."""
     paths = store.paths
+    ours = []
     for path in store.incoming():
         named = parse_feed_name(path.name)
         if named is None or named.source != source or not (start <= named.as_of < end):
             continue
-        if isinstance(classify(path.name, all_sources, paths.history_start, received_at), Misdelivery):
-            continue
-        intake = store.intake(path, named)
+        if not isinstance(classify(path.name, all_sources, paths.history_start, received_at), Misdelivery):
+            ours.append((path, named))
+    writers = writers_in(paths.incoming) if ours else {}
+    for path, named in ours:
+        intake = store.intake(path, named, settings.file_layout.line_endings, writers)
         if intake.outcome == "archived":
             report.archived.append(path.name)
         elif intake.outcome == "duplicate":
             report.duplicates.append(path.name)
         elif intake.outcome == "left":
             report.left.append(Left(path.name, intake.detail))
-        elif intake.outcome == "waiting":
-            continue
-        else:
+        elif intake.outcome == "unfinished":
+            waits = wait_or_quarantine(
+                store, path, intake, source, settings.incomplete_after_minutes, received_at
+            )
+            if isinstance(waits, Left):
+                report.left.append(waits)
+            elif waits is not None:
+                report.quarantined.append(waits)
+        elif intake.outcome == "conflict":
             detail = (
                 f"{path.name} was delivered before with other bytes; the feed first received stays in force "
                 f"(sha256 {store.archived(named).sha256})"
             )
-            target = store.quarantine(
-                path,
-                sha256=intake.sha256,
-                reason="conflicting_redelivery",
-                detail=detail,
-                source=source,
-                at=received_at,
-            )
             report.quarantined.append(
-                Quarantined(path.name, intake.sha256, "conflicting_redelivery", detail, source, str(target))
+                quarantine_delivery(
+                    store, path, intake.sha256, "conflicting_redelivery", detail, source, received_at
+                )
             )
+
+
+def _ours(source: str, start: datetime, end: datetime, item: Quarantined) -> bool:
+    """A file this step quarantined for a feed of its window."""
+    named = source_feed(item, source)
+    return named is not None and start <= named.as_of < end
 
 
 def _parse_archived(

@@ -78,6 +78,8 @@ class Layout(_Strict):
     delimiter: StrictStr = ","
     encoding: StrictStr = "utf-8"
     quote: StrictStr = '"'
+    ends_with_newline: StrictBool = True
+    """Every file of this DMS ends its last record with a line ending, so one that does not is unfinished."""
     columns: dict[Literal[CANONICAL_FIELDS], Text | Constant]  # type: ignore[valid-type]
 
     @model_validator(mode="after")
@@ -107,6 +109,14 @@ class Layout(_Strict):
     @property
     def required_headers(self) -> list[str]:
         return [self.headers[f] for f in REQUIRED_FIELDS if f in self.headers]
+
+    @property
+    def line_endings(self) -> tuple[bytes, ...]:
+        """The bytes a finished file ends with in this encoding (none when its files need not end a line)."""
+        if not self.ends_with_newline:
+            return ()
+        bare = len("a".encode(self.encoding))
+        return tuple(f"a{end}".encode(self.encoding)[bare:] for end in ("\n", "\r"))
 
 
 GENERIC_LAYOUT = Layout(columns=dict(zip(CANONICAL_FIELDS, GENERIC_HEADERS, strict=True)))
@@ -177,6 +187,9 @@ class SourceSettings(_Strict):
     auto_close: AutoClose
     auto_close_guard: AutoCloseGuard | None = None
     coverage: Literal["dealers_in_feed", "all_mapped_dealers"] = "dealers_in_feed"
+    incomplete_after_minutes: Annotated[StrictInt, Field(ge=1)] = 60
+    """How long a visibly unfinished delivery may wait in the drop zone, after its last write, before it is
+    quarantined as `incomplete`."""
     vehicle_type_mappings: list[VehicleTypeMapping] = Field(default_factory=list)
     client_dealer_mappings: list[ClientDealerMapping] = Field(default_factory=list)
 

@@ -353,7 +353,7 @@ def test_malformed_and_rejected_rows_with_line_numbers(env: Env) -> None:
 def test_rerunning_the_same_window_leaves_identical_tables(env: Env) -> None:
     env.root.drop(feed_name(SOURCE, at(1)), feed_body([("D1", vin(1), "S1", "U"), ("D1", "x", "S", "U")]))
     env.root.drop(feed_name(SOURCE, at(2)), HEADER + f"D1,{vin(2)}\n")
-    env.root.drop(feed_name(SOURCE, at(3)), b"\xff\xfe")
+    env.root.drop(feed_name(SOURCE, at(3)), b"\xff\xfe\n")
     env.root.drop(feed_name(SOURCE, at(4)), "")
     env.ingest(received_at=at(5))
     tables, files = env.snapshot(), env.files()

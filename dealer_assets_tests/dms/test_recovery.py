@@ -17,6 +17,7 @@ import pytest
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.dms import ingest as ingest_module
 from dealer_assets.dms import normalize_feeds as normalization_module
+from dealer_assets.dms import quarantine as quarantine_module
 from dealer_assets.dms.apply_feeds import reconcile
 from dealer_assets.dms.domain.rules import apply_feeds
 from dealer_assets.dms.domain.state import empty_state
@@ -68,17 +69,15 @@ def test_what_was_moved_to_quarantine_is_recorded_after_a_crash(
         if point == "ingest:after_archive":
             raise Killed(point)
 
-    real_insert = ingest_module.insert_frame
-
     def die_on_write(*args, **kwargs):
         raise Killed("before the quarantine rows were written")
 
-    monkeypatch.setattr(ingest_module, "insert_frame", die_on_write)
+    monkeypatch.setattr(quarantine_module, "insert_frame", die_on_write)
     with pytest.raises(Killed):
         triage_misdelivered(
             root.paths, load_settings(root.paths.settings_file), engine_for(warehouse_url), FAR
         )
-    monkeypatch.setattr(ingest_module, "insert_frame", real_insert)
+    monkeypatch.undo()
     monkeypatch.setattr(ingest_module, "crash_point", die)
     with pytest.raises(Killed):
         steps(root)

@@ -28,6 +28,8 @@ from dealer_assets.protractor.defs.resources import ProtractorResource, sync_con
 from dealer_assets.protractor.write_back import edited, send_packages
 
 GROUP = "protractor"
+TABLES_GROUP = "protractor_tables"
+"""Bookkeeping tables, one click away from the business chain of the area's own group."""
 EVENTS = dg.AssetKey(["protractor", "protractor_events"])
 SNAPSHOTS = dg.AssetKey(["protractor", "work_order_snapshots"])
 LINES = dg.AssetKey(["protractor", "work_order_lines"])
@@ -89,10 +91,11 @@ def protractor_events(
         ),
         dg.AssetSpec(
             LINES,
-            deps=[EVENTS],
-            group_name=GROUP,
+            deps=[SNAPSHOTS],
+            group_name=TABLES_GROUP,
             kinds={"sql"},
-            description="Every version of every work-order line.",
+            description="Every version of every work-order line (packages, labor, parts), written with the "
+            "snapshots by the same step.",
         ),
     ],
     check_specs=[STATUSES_AND_USERS_MAPPED.spec(SNAPSHOTS), ONE_CURRENT_VERSION.spec(SNAPSHOTS)],
