@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from dealer_assets.core.warehouse import engine_for
+from dealer_assets.definitions import build_definitions
 from dealer_assets.dms.apply_feeds import reconcile
 from dealer_assets.dms.defs.checks import quarantine_result
 from dealer_assets.dms.ingest import ingest_raw_feeds
@@ -187,3 +189,22 @@ def test_layout_line_endings_follow_the_encoding() -> None:
     assert layout("ends_with_newline: false, ").line_endings == ()
     assert parse_settings(IMMEDIATE).sources["generic"].incomplete_after_minutes == 60
     assert HEADER.endswith("\n")
+
+
+def test_the_sensor_asks_for_no_run_while_a_writer_holds_the_file(root: DataRoot, tmp_path: Path) -> None:
+    defs = build_definitions(root.dealer_env())
+    sensor = defs.resolve_sensor_def("dms_drop_zone_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        ctx = dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+        )
+        return sensor.evaluate_tick(ctx)
+
+    path = root.incoming / feed_name("generic", at(2))
+    with held_by_this_process(path):
+        waiting = tick(None)
+        assert waiting.run_requests == [], "held open for writing: no run yet"
+    done = tick(waiting.cursor)
+    assert [r.job_name for r in done.run_requests] == ["dms_generic_feeds_job"]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from dealer_assets.core.landing import Snapshot, sha256_of
+from dealer_assets.core.landing import Snapshot, sha256_of, writers_in
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
 from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from dealer_assets.dms.archive import FeedArchive
@@ -57,11 +57,16 @@ def run_requests(
 def scan_drop_zone(
     store: FeedArchive, pending: dict[str, list], settle_seconds: float, log: logging.Logger
 ) -> tuple[dict[str, list], list[str]]:
-    """Every settled file in the drop zone with its size, mtime and sha256 (hashed again only when its size or
-    mtime moved), and the names that are new or changed since the cursor's `pending`."""
+    """Every settled file in the drop zone that no local process holds open for writing, with its size, mtime
+    and sha256 (hashed again only when its size or mtime moved), and the names that are new or changed since
+    the cursor's `pending`."""
     current: dict[str, list] = {}
     new: list[str] = []
-    for path in store.incoming():
+    delivered = list(store.incoming())
+    writers = writers_in(delivered[0].parent) if delivered else {}
+    for path in delivered:
+        if path.name in writers:
+            continue
         try:
             stat = os.lstat(path)
             known = pending.get(path.name)

@@ -61,6 +61,7 @@ def run_figures(conn: sa.Connection, table: sa.Table, **figures: object) -> dict
 
 @dg.asset(
     key=EVENTS,
+    metadata=table_metadata(t.protractor_events),
     group_name=GROUP,
     kinds={"sql"},
     description="Protractor's change notifications as the receiver journaled them, deduplicated.",
@@ -84,6 +85,7 @@ def protractor_events(
     specs=[
         dg.AssetSpec(
             SNAPSHOTS,
+            metadata=table_metadata(t.work_order_snapshots),
             deps=[EVENTS],
             group_name=GROUP,
             kinds={"sql"},
@@ -91,6 +93,7 @@ def protractor_events(
         ),
         dg.AssetSpec(
             LINES,
+            metadata=table_metadata(t.work_order_lines),
             deps=[SNAPSHOTS],
             group_name=TABLES_GROUP,
             kinds={"sql"},
@@ -159,6 +162,7 @@ def build_links_asset(dms_sources: list[str]) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=LINKS,
+        metadata=table_metadata(t.service_request_work_orders),
         deps=[SNAPSHOTS, *[service_requests_key(s) for s in dms_sources]],
         group_name=GROUP,
         kinds={"sql"},
