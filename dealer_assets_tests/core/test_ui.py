@@ -47,6 +47,7 @@ def _observation_values(instance: dg.DagsterInstance, key: dg.AssetKey, partitio
     return {k: v.value for k, v in records[0].asset_observation.metadata.items()}
 
 
+@pytest.mark.slow
 def test_each_partition_of_a_range_run_carries_its_own_figures(data_root: DataRoot, tmp_path: Path):
     """Two feeds on day 0, one on day 2, none in between; one range run."""
     data_root.drop_feed("generic", at(0), [("D1", vin(1), "S", "U"), ("D1", vin(2), "S", "U")])

@@ -59,6 +59,7 @@ def test_progress_says_where_a_step_is_every_30_seconds():
     assert quiet == [], "a short run says nothing"
 
 
+@pytest.mark.slow
 def test_a_long_replay_reports_progress_in_the_run_and_on_the_terminal(
     data_root: DataRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ):
@@ -82,6 +83,7 @@ def test_a_long_replay_reports_progress_in_the_run_and_on_the_terminal(
     assert "as-of 2026-11-03T12:00:00Z reached" in printed.out + printed.err
 
 
+@pytest.mark.slow
 def test_a_range_run_writes_a_constant_number_of_events_per_day(data_root: DataRoot, tmp_path: Path):
     """Three planned events, three materializations and three observations a day (one each for the three
     steps), plus one materialization per written table and the checks, however many hours or feeds."""
@@ -112,6 +114,7 @@ def test_a_range_run_writes_a_constant_number_of_events_per_day(data_root: DataR
         assert "run/rows_written" in mat.asset_materialization.metadata
 
 
+@pytest.mark.slow
 def test_an_hourly_run_parses_only_its_new_feed_and_its_day_shows_every_feed(
     data_root: DataRoot, tmp_path: Path
 ):
@@ -139,6 +142,7 @@ def test_an_hourly_run_parses_only_its_new_feed_and_its_day_shows_every_feed(
     assert _day(instance, RAW, "2026-11-01")["dagster/row_count"] == 4
 
 
+@pytest.mark.slow
 def test_days_between_two_feeds_are_shown_as_days_without_a_feed(data_root: DataRoot, tmp_path: Path):
     instance = _instance(tmp_path)
     env = data_root.dealer_env()
@@ -155,6 +159,7 @@ def test_days_between_two_feeds_are_shown_as_days_without_a_feed(data_root: Data
     assert (last.tags[PARTITION_RANGE_START_TAG], last.tags[PARTITION_RANGE_END_TAG]) == (days[1], days[3])
 
 
+@pytest.mark.slow
 def test_a_replay_of_one_day_counts_only_that_day_and_notes_the_later_days(
     data_root: DataRoot, tmp_path: Path
 ):
@@ -179,6 +184,7 @@ def test_a_replay_of_one_day_counts_only_that_day_and_notes_the_later_days(
         assert noted["reapplied_by_run"] == replay.run_id and noted["feeds"] == 1
 
 
+@pytest.mark.slow
 def test_the_sensor_covers_the_days_since_the_last_feed_and_waits_for_a_day_not_begun(
     data_root: DataRoot, tmp_path: Path
 ):
@@ -204,6 +210,7 @@ def test_the_sensor_covers_the_days_since_the_last_feed_and_waits_for_a_day_not_
     assert request.tags[MODE_TAG] == "incremental"
 
 
+@pytest.mark.slow
 def test_a_feed_stamped_into_tomorrow_waits_until_its_day_begins(
     data_root: DataRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

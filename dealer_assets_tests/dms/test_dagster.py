@@ -66,6 +66,7 @@ def test_invalid_settings_stop_definitions_naming_file_and_key(data_root: DataRo
     assert "sources.generic.track_stock_no_and_client.dayz: unknown key" in str(err.value)
 
 
+@pytest.mark.slow
 def test_materialize_a_partition_range_in_one_run(data_root: DataRoot):
     defs = build_definitions(data_root.dealer_env())
     for d in range(3):
@@ -112,6 +113,7 @@ def test_materialize_a_partition_range_in_one_run(data_root: DataRoot):
     assert len(tables["service_requests"]) == 4 and len(tables["applied_feeds"]) == 3
 
 
+@pytest.mark.slow
 def test_materialize_with_assets_api(data_root: DataRoot):
     """`dagster.materialize` over the source's assets, as the UI's materialize button does."""
     defs = build_definitions(data_root.dealer_env())
@@ -138,6 +140,7 @@ def test_materialize_with_assets_api(data_root: DataRoot):
     ]
 
 
+@pytest.mark.slow
 def test_guard_check_fails_naming_the_dealer_while_the_run_succeeds(data_root: DataRoot):
     """The guard is a decision, not a failure: the run succeeds, the check is red and names the hold."""
     data_root.settings(
@@ -177,6 +180,7 @@ def test_guard_check_fails_naming_the_dealer_while_the_run_succeeds(data_root: D
         assert con.execute("select count(*) from service_requests where status='active'").fetchone() == (5,)
 
 
+@pytest.mark.slow
 def test_sensor_requests_one_run_per_source_and_never_twice(data_root: DataRoot, tmp_path: Path):
     data_root.settings(
         data_root.paths.settings_file.read_text()

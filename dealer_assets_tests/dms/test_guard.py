@@ -85,6 +85,7 @@ def test_engine_applies_a_released_hold_as_of_its_feed(tmp_path: Path):
     assert (released.events["event"] == "auto_closed").sum() == 4
 
 
+@pytest.mark.slow
 def test_hold_stays_red_from_the_warehouse_until_an_operator_keeps_it(warehouse_url: str, tmp_path: Path):
     root = guarded_root(make_root(tmp_path / "root", warehouse_url))
     trip(root)
@@ -127,6 +128,7 @@ def test_hold_stays_red_from_the_warehouse_until_an_operator_keeps_it(warehouse_
     assert snapshot(warehouse_url) == tables, "a replay honours the decision and reproduces the tables"
 
 
+@pytest.mark.slow
 def test_release_applies_the_held_closes_as_of_that_feed_and_replays_exactly(
     warehouse_url: str, tmp_path: Path
 ):
@@ -167,6 +169,7 @@ def test_release_applies_the_held_closes_as_of_that_feed_and_replays_exactly(
     assert snapshot(warehouse_url) == tables
 
 
+@pytest.mark.slow
 def test_a_replay_through_a_trip_that_later_feeds_resolved_succeeds_green(data_root: DataRoot):
     root = guarded_root(data_root)
     trip(root, resolve=True)

@@ -218,6 +218,7 @@ def test_links_and_fifos_are_never_followed(data_root: DataRoot, tmp_path: Path)
     assert archived == [feed_name("generic", at(3))]
 
 
+@pytest.mark.slow
 def test_the_sensor_asks_for_settled_files_and_sends_links_to_the_quarantine(
     tmp_path: Path,
 ) -> None:

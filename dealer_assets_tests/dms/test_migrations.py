@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 import polars as pl
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -152,6 +153,7 @@ def test_warehouse_made_before_migrations_upgrades_in_place(warehouse_url: str) 
     assert any(h.startswith("dms_") for h in _heads(engine))
 
 
+@pytest.mark.slow
 def test_processes_starting_together_migrate_once(warehouse_url: str) -> None:
     code = "import sys; from dealer_assets.core.warehouse import engine_for; engine_for(sys.argv[1])"
     procs = [

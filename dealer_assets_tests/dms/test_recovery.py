@@ -98,6 +98,7 @@ def _tamper(path: Path, body: bytes, *, sidecar: bool) -> None:
         path.with_name(path.name + ".sha256").write_text(f"{hashlib.sha256(body).hexdigest()}  {path.name}\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["deleted", "altered_with_its_sidecar"])
 def test_replay_stops_naming_a_missing_or_altered_archived_feed(data_root: DataRoot, damage: str) -> None:
     for d in range(3):
@@ -122,6 +123,7 @@ def _history(root: DataRoot, days: range) -> None:
         steps(root)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["stale_copy", "empty", "random_bytes", "flipped_bit"])
 def test_a_checkpoint_that_does_not_verify_is_ignored_and_rebuilt(tmp_path: Path, damage: str) -> None:
     reference = make_root(tmp_path / "reference")
@@ -145,6 +147,7 @@ def test_a_checkpoint_that_does_not_verify_is_ignored_and_rebuilt(tmp_path: Path
     assert rows(damaged, "SELECT COUNT(*) FROM service_requests GROUP BY vin HAVING COUNT(*) > 1") == []
 
 
+@pytest.mark.slow
 def test_overlapping_normalize_steps_write_rejected_rows_once(
     warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,6 +191,7 @@ def test_overlapping_normalize_steps_write_rejected_rows_once(
     assert got == [(2, "invalid_vin"), (3, "missing_dealer")]
 
 
+@pytest.mark.slow
 def test_a_quarantined_newest_feed_is_reported_once_not_reprocessed(data_root: DataRoot) -> None:
     data_root.drop_feed("generic", at(1), [("D1", vin(1), "S", "U")])
     steps(data_root)

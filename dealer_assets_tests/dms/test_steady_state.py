@@ -47,6 +47,7 @@ def churned(hour: int) -> list[tuple[str, str, str, str]]:
     return [(d, v, renumbered.get(v, s), c) for d, v, s, c in rows]
 
 
+@pytest.mark.slow
 def test_a_steady_hour_writes_only_the_srs_that_changed(warehouse_url, tmp_path) -> None:
     root = make_root(tmp_path, warehouse_url)
     root.drop_feed("generic", at(0, 0), INVENTORY)
@@ -69,6 +70,7 @@ def test_a_steady_hour_writes_only_the_srs_that_changed(warehouse_url, tmp_path)
     assert snapshot(warehouse_url) == incremental, "a replay of every feed writes the same contract rows"
 
 
+@pytest.mark.slow
 def test_checkpoints_are_a_base_and_deltas_and_a_broken_chain_is_rebuilt(tmp_path) -> None:
     root, clean = make_root(tmp_path / "a"), make_root(tmp_path / "b")
     for target in (root, clean):
@@ -90,6 +92,7 @@ def test_checkpoints_are_a_base_and_deltas_and_a_broken_chain_is_rebuilt(tmp_pat
     assert Checkpoints(root.paths.state, "generic").listing()[-1].parent is None, "rebuilt: a new base"
 
 
+@pytest.mark.slow
 def test_replay_from_the_middle_starts_from_a_delta(tmp_path) -> None:
     root = make_root(tmp_path)
     root.drop_feed("generic", at(0, 0), INVENTORY)

@@ -140,6 +140,7 @@ def held_by_this_process(path: Path):
         out.write(DAY2[MID_FILE:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("holder", [held_by_a_child, held_by_this_process])
 def test_a_writer_stalled_mid_file_waits_while_it_holds_the_file(root: DataRoot, holder) -> None:
     path = root.incoming / feed_name("generic", at(2))

@@ -74,6 +74,7 @@ def _diff(out: Path) -> pl.DataFrame:
     return pl.read_csv(out / "service_requests_diff.csv", infer_schema=False)
 
 
+@pytest.mark.slow
 def test_the_settings_in_effect_change_nothing_and_nothing_is_written(
     data_root: DataRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
@@ -100,6 +101,7 @@ def _export(root: DataRoot) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("edit", "change", "vin_no", "fields"),
     [
@@ -152,6 +154,7 @@ def test_each_kind_of_change(
     assert f"{change} 1" in printed.splitlines()[-2]
 
 
+@pytest.mark.slow
 def test_would_be_active_when_closed_now(
     data_root: DataRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
@@ -164,6 +167,7 @@ def test_would_be_active_when_closed_now(
     assert json.loads(row["now"])["status"] == "closed" and json.loads(row["would_be"])["status"] == "active"
 
 
+@pytest.mark.slow
 def test_from_a_checkpoint_equals_the_whole_history_when_nothing_before_differs(
     data_root: DataRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
@@ -183,6 +187,7 @@ def test_from_a_checkpoint_equals_the_whole_history_when_nothing_before_differs(
     assert (row["vin"], row["change"]) == (vin(11), "would_create")
 
 
+@pytest.mark.slow
 def test_sources_are_selected(
     data_root: DataRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
@@ -199,6 +204,7 @@ def test_sources_are_selected(
     assert all(line.startswith(("other ", "total:")) for line in printed.splitlines()[:-1])
 
 
+@pytest.mark.slow
 def test_a_broken_settings_file_exits_2_naming_file_and_key(
     data_root: DataRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
@@ -214,6 +220,7 @@ def test_a_broken_settings_file_exits_2_naming_file_and_key(
     assert not (tmp_path / "out").exists() and snapshot(data_root.paths.warehouse_url) == before
 
 
+@pytest.mark.slow
 def test_a_catch_up_meanwhile_is_not_held_up_and_the_preview_says_it_is_stale(
     data_root: DataRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
@@ -243,6 +250,7 @@ def test_a_catch_up_meanwhile_is_not_held_up_and_the_preview_says_it_is_stale(
     assert snapshot(data_root.paths.warehouse_url) == snapshot(reference.paths.warehouse_url)
 
 
+@pytest.mark.slow
 def test_the_ui_job_shows_the_summary_and_materializes_nothing(data_root: DataRoot, tmp_path: Path):
     instance = _history(data_root, tmp_path)
     file = data_root.root / "try.yaml"

@@ -82,6 +82,7 @@ def _dequeued(instance: dg.DagsterInstance) -> set[str]:
     return {r.run_id for r in runs}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["dagster.dev.yaml", "dagster.yaml"])
 def test_a_dms_feed_run_never_waits_behind_a_burst_of_protractor_notifications(config: str) -> None:
     with dg.instance_for_test(overrides=_instance_config(config)) as instance:
@@ -94,6 +95,7 @@ def test_a_dms_feed_run_never_waits_behind_a_burst_of_protractor_notifications(c
         assert not dequeued & set(burst), "one Protractor run at a time"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["dagster.dev.yaml", "dagster.yaml"])
 def test_every_area_runs_beside_a_full_queue_of_the_others(config: str) -> None:
     """Forty DMS feed runs of distinct sources queued first: a Protractor and an Xtime run start all the same."""

@@ -45,6 +45,7 @@ def _current_stage(data_dir: Path, work_order_id: str) -> str | None:
         ).scalar()
 
 
+@pytest.mark.slow
 def test_resync_then_catch_up(cli_env: Path, fake: FakeProtractor, capsys: pytest.CaptureFixture) -> None:
     assert main(["protractor", "resync", "--location", "north"]) == 0
     assert "protractor resync (north): succeeded (run " in capsys.readouterr().out

@@ -69,6 +69,7 @@ def test_paging_until_short_page(big_fake: FakeProtractor) -> None:
     assert _stats(big_fake)["north"]["requests"] == 3  # 100 + 100 + 50
 
 
+@pytest.mark.slow
 def test_retries_through_429_500_and_timeouts_honouring_retry_after(fake: FakeProtractor, caplog) -> None:
     wo = next(iter(fake.accounts["north"].shop.orders))
     _faults(fake, ("429", 1), ("500",), ("timeout", 3.0), ("500",))

@@ -51,6 +51,7 @@ def test_resync_schedule_keeps_every_interval_from_1_to_168_hours(every: int) ->
     assert runs[0] - start < timedelta(hours=every)
 
 
+@pytest.mark.slow
 def test_materialize_metadata_checks_and_sweep(setup: Setup, fake: FakeProtractor) -> None:
     result = setup.materialize(SWEEP)
     assert result.success
@@ -79,6 +80,7 @@ def test_materialize_metadata_checks_and_sweep(setup: Setup, fake: FakeProtracto
     assert again.success and total_after == total, "a re-run writes nothing"
 
 
+@pytest.mark.slow
 def test_a_run_reads_the_settings_file_as_it_stands_when_it_starts(setup: Setup, settings_file: Path) -> None:
     assert setup.materialize(SWEEP).success
     unmapped = "SELECT count(*) FROM work_order_snapshots WHERE location_id = 'south' AND status IS NULL"
@@ -94,6 +96,7 @@ def test_a_run_reads_the_settings_file_as_it_stands_when_it_starts(setup: Setup,
     assert setup.count(unmapped) == 0, "the run mapped with the file as edited after the definitions loaded"
 
 
+@pytest.mark.slow
 def test_sensor_requests_a_run_for_new_callbacks(setup: Setup, fake: FakeProtractor) -> None:
     sensor = setup.full.resolve_sensor_def("protractor_events_sensor")
     instance = dg.DagsterInstance.ephemeral()
@@ -186,6 +189,7 @@ def test_2000_callbacks_during_a_snapshot_run_none_lost(
     assert setup.count("SELECT count(*) FROM protractor_events WHERE processed_at IS NULL") == 0
 
 
+@pytest.mark.slow
 def test_backfill_job_refetches_a_day(setup: Setup) -> None:
     job = setup.full.resolve_job_def(BACKFILL_JOB)
     first = job.execute_in_process(partition_key="2026-11-16", instance=dg.DagsterInstance.ephemeral())
@@ -203,6 +207,7 @@ def test_backfill_job_refetches_a_day(setup: Setup) -> None:
     )
 
 
+@pytest.mark.slow
 def test_sensor_waits_for_a_queued_run(setup: Setup, fake: FakeProtractor) -> None:
     sensor = setup.full.resolve_sensor_def("protractor_events_sensor")
     assert setup.materialize(SWEEP).success

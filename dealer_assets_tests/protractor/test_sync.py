@@ -58,6 +58,7 @@ def _change(
     return wo_id
 
 
+@pytest.mark.slow
 def test_first_sweep_loads_every_work_order(world, fake: FakeProtractor) -> None:
     snaps = world.table("work_order_snapshots")
     assert snaps.height == sum(len(a.shop.orders) for a in fake.accounts.values())
@@ -65,6 +66,7 @@ def test_first_sweep_loads_every_work_order(world, fake: FakeProtractor) -> None
     assert world.sweep().snapshots_written == 0, "a second sweep writes nothing"
 
 
+@pytest.mark.slow
 def test_create_package_update_line_update_delete(world, fake: FakeProtractor) -> None:
     shop = fake.accounts["north"].shop
     wo = next(iter(shop.orders))
@@ -169,6 +171,7 @@ def test_unmapped_values_kept_raw(world) -> None:
     assert unmapped.height > 0 and unmapped["protractor_stage"].null_count() == 0
 
 
+@pytest.mark.slow
 def test_failed_run_changes_nothing_and_rerun_completes(world, fake: FakeProtractor) -> None:
     shop = fake.accounts["north"].shop
     wo = list(shop.orders)[2]
@@ -217,6 +220,7 @@ def _current(world: World, wo: str) -> pl.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_a_corrected_vin_reaches_the_snapshot_and_the_link_on_the_next_catch_up(
     world, fake: FakeProtractor
 ) -> None:
@@ -236,6 +240,7 @@ def test_a_corrected_vin_reaches_the_snapshot_and_the_link_on_the_next_catch_up(
     assert (out.fetched, out.snapshots_written) == (1, 0), "re-fetched; no tracked field changed"
 
 
+@pytest.mark.slow
 def test_users_of_a_location_that_sends_user_objects(world, fake: FakeProtractor) -> None:
     south = world.table("work_order_snapshots").filter(pl.col("location_id") == "south")
     assert south["protractor_service_advisor"].null_count() == 0

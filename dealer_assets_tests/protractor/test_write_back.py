@@ -15,13 +15,13 @@ import httpx
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from dealer_assets.protractor.write_back import edited, send_packages
 
 from dealer_assets.core.warehouse import insert_frame
 from dealer_assets.protractor import sync
 from dealer_assets.protractor.defs.checks import packages_not_edited
 from dealer_assets.protractor.domain.links import package_guid
 from dealer_assets.protractor.fake import FakeProtractor
+from dealer_assets.protractor.write_back import edited, send_packages
 from dealer_assets_tests.protractor.support import FAST_LIMITS, journaled, sync_context, wait_for
 
 CHILD = """
@@ -129,6 +129,7 @@ def _linked(ctx: sync.SyncContext, fake: FakeProtractor) -> tuple[str, str]:
     return wo_id, package_guid("north", wo_id.lower(), "sr-0")
 
 
+@pytest.mark.slow
 def test_stock_and_client_changes_update_the_package_once_each_write_recorded(
     tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys: dict, warehouse_url: str
 ) -> None:
@@ -157,6 +158,7 @@ def test_stock_and_client_changes_update_the_package_once_each_write_recorded(
     assert "S9" in log["request"][1] and log["package_id"].unique().to_list() == [package_id]
 
 
+@pytest.mark.slow
 def test_a_package_edited_in_protractor_is_reported_and_not_overwritten(
     tmp_path: Path, fake: FakeProtractor, settings_file: Path, keys: dict, warehouse_url: str
 ) -> None:

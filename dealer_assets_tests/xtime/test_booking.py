@@ -52,6 +52,7 @@ def statuses(engine) -> dict[str, str]:
     return dict(store.read_requests(engine).select("request_id", "status").iter_rows())
 
 
+@pytest.mark.slow
 def test_requests_are_booked_in_the_first_slot_of_their_window(fake, settings, engine, tmp_path):
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN), request("r2", earliest="2026-12-01T09:00")])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
@@ -69,6 +70,7 @@ def test_requests_are_booked_in_the_first_slot_of_their_window(fake, settings, e
     assert fake.state.calls["/service/appointments-bookings"] == 2
 
 
+@pytest.mark.slow
 def test_a_lost_answer_is_looked_up_and_the_rerun_books_nothing(fake, settings, engine, tmp_path):
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
@@ -84,6 +86,7 @@ def test_a_lost_answer_is_looked_up_and_the_rerun_books_nothing(fake, settings, 
     assert fake.state.calls["/service/appointments-bookings"] == 1
 
 
+@pytest.mark.slow
 def test_a_lost_answer_whose_lookup_also_fails_is_looked_up_next_run_never_resent(
     fake, settings, engine, tmp_path
 ):
@@ -100,6 +103,7 @@ def test_a_lost_answer_whose_lookup_also_fails_is_looked_up_next_run_never_resen
     assert len(fake.state.appointments) == 1 and fake.state.calls["/service/appointments-bookings"] == 1
 
 
+@pytest.mark.slow
 def test_a_lost_answer_without_vin_is_unconfirmed_and_never_resent(fake, settings, engine, tmp_path):
     drop(tmp_path, "a.jsonl", [request("r1")])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)
@@ -114,6 +118,7 @@ def test_a_lost_answer_without_vin_is_unconfirmed_and_never_resent(fake, setting
     assert store.read_bookings(engine).is_empty()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["500", "timeout"])
 def test_a_failed_booking_goes_through_lookup_and_is_sent_again_only_on_the_next_run(
     fake, settings, engine, tmp_path, kind
@@ -212,6 +217,7 @@ def test_an_opcode_naming_two_services_books_nothing_and_says_which(fake, settin
     assert fake.state.calls["/service/appointments-availabilities"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("earliest", "latest", "expected"),
     [
@@ -285,6 +291,7 @@ def test_a_run_killed_after_booking_is_rerun_and_books_nothing_twice(
     assert fake.state.calls["/service/appointments-bookings"] == 2
 
 
+@pytest.mark.slow
 def test_throttling_or_refused_credentials_never_reject_a_request(fake, settings, engine, tmp_path):
     drop(tmp_path, "a.jsonl", [request("r1", vin=VIN)])
     ingest_files(engine, settings, RequestPaths(tmp_path), NOW)

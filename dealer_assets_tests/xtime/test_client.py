@@ -60,6 +60,7 @@ def test_a_401_after_the_refresh_is_an_error_not_a_loop(fake, client):
     assert client.stats.token_fetches == 2
 
 
+@pytest.mark.slow
 def test_429_is_retried_after_retry_after(fake, client):
     control(fake, "failures", {"kind": "429", "count": 2, "retry_after": 0.4})
     started = time.monotonic()
@@ -69,6 +70,7 @@ def test_429_is_retried_after_retry_after(fake, client):
     assert client.stats.retries == 2
 
 
+@pytest.mark.slow
 def test_500_and_timeouts_are_retried_on_reads(fake, client):
     control(fake, "failures", {"kind": "500", "path": "/service/services", "count": 1})
     control(fake, "failures", {"kind": "timeout", "path": "/service/services", "count": 1, "delay": 1.0})

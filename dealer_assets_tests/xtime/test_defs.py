@@ -79,6 +79,7 @@ def materialization(result: dg.ExecuteInProcessResult, key: str) -> dict:
     return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
 
+@pytest.mark.slow
 def test_catalog_then_requests_then_bookings_with_metadata_and_checks(area, fake):
     root, defs = area
     incoming = RequestPaths(root.paths.data_dir).incoming
@@ -125,6 +126,7 @@ def test_catalog_then_requests_then_bookings_with_metadata_and_checks(area, fake
     assert again.success and fake.state.calls["/service/appointments-bookings"] == 1
 
 
+@pytest.mark.slow
 def test_overdue_confirmation_fails_and_an_unconfirmed_booking_is_listed(area, fake):
     root, _ = area
     document = yaml.safe_load(root.paths.settings_file.read_text())
@@ -148,6 +150,7 @@ def test_overdue_confirmation_fails_and_an_unconfirmed_booking_is_listed(area, f
     assert not unconfirmed.passed and "web-1" in unconfirmed.description
 
 
+@pytest.mark.slow
 def test_service_requests_of_bookable_types_become_requests(area, fake):
     root, defs = area
     engine = engine_for(root.paths.warehouse_url)
@@ -190,6 +193,7 @@ def test_lineage_from_service_requests_to_bookings(area):
     )
 
 
+@pytest.mark.slow
 def test_the_sensor_asks_for_a_run_when_a_request_file_arrives_and_when_a_dealership_is_confirmed(area):
     root, defs = area
     sensor = defs.resolve_sensor_def("xtime_requests_sensor")

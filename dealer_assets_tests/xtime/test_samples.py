@@ -92,6 +92,7 @@ def test_staging_again_refreshes_what_is_not_taken_in_and_never_redelivers(tmp_p
     assert not list(stage_dir.glob("*.jsonl"))
 
 
+@pytest.mark.slow
 def test_the_staged_samples_book_as_make_dev_shows_them(tmp_path, engine):
     now = DAYS[1]
     _, settings = staged(tmp_path, now)
