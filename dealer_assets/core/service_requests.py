@@ -23,3 +23,17 @@ SERVICE_REQUEST_COLUMNS = {
     "auto_close_at": pl.Datetime("us", "UTC"),
 }
 """The contract's `service_requests` columns, as other areas read them."""
+LINKED_COLUMNS = (
+    "sr_id",
+    "source",
+    "vin",
+    "dealer_id",
+    "client",
+    "stock_no",
+    "service_request_type",
+    "status",
+    "created_at",
+)
+LINKED_SCHEMA = {c: SERVICE_REQUEST_COLUMNS[c] for c in LINKED_COLUMNS}
+"""What an area that links its own records to service requests reads of them (Protractor by VIN, Xtime to
+request bookings): who the vehicle is, whose it is, and whether the request is still open."""

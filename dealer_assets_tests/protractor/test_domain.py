@@ -7,12 +7,6 @@ import json
 from datetime import UTC, datetime
 
 import polars as pl
-from dealer_assets.protractor.domain.write_back import (
-    WRITE_SCHEMA,
-    edited_packages,
-    package_payload,
-    plan_write_back,
-)
 
 from dealer_assets.protractor.domain.events import new_events, to_refetch, work_order_batch
 from dealer_assets.protractor.domain.links import SR_SCHEMA, link_service_requests, package_guid
@@ -30,6 +24,12 @@ from dealer_assets.protractor.domain.workorders import (
     read_documents,
     references,
     unmapped_values,
+)
+from dealer_assets.protractor.domain.write_back import (
+    WRITE_SCHEMA,
+    edited_packages,
+    package_payload,
+    plan_write_back,
 )
 from dealer_assets.protractor.settings import LocationSettings
 

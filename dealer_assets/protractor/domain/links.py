@@ -11,23 +11,10 @@ import uuid
 
 import polars as pl
 
-from dealer_assets.core.service_requests import SERVICE_REQUEST_COLUMNS
+from dealer_assets.core.service_requests import LINKED_SCHEMA
 
 NAMESPACE = uuid.UUID("6f1c3a52-5d0e-4c57-9a4e-2f7b8e1d9c40")
-SR_SCHEMA: dict[str, pl.DataType] = {
-    c: SERVICE_REQUEST_COLUMNS[c]
-    for c in (
-        "sr_id",
-        "source",
-        "vin",
-        "dealer_id",
-        "client",
-        "stock_no",
-        "service_request_type",
-        "status",
-        "created_at",
-    )
-}
+SR_SCHEMA: dict[str, pl.DataType] = LINKED_SCHEMA
 """The columns of the DMS `service_requests` that links read."""
 LINK_SCHEMA: dict[str, pl.DataType] = {
     "location_id": pl.String,

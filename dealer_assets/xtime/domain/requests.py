@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from dealer_assets.core.service_requests import SERVICE_REQUEST_COLUMNS
+from dealer_assets.core.service_requests import LINKED_SCHEMA
 from dealer_assets.xtime.domain.enrollment import enrollment_states
 from dealer_assets.xtime.settings import XtimeSettings
 
@@ -191,18 +191,7 @@ def _when(cond: pl.Expr, message: str | pl.Expr) -> pl.Expr:
     return pl.when(cond).then(pl.lit(message) if isinstance(message, str) else message)
 
 
-SERVICE_REQUEST_READ = (
-    "sr_id",
-    "source",
-    "vin",
-    "dealer_id",
-    "client",
-    "stock_no",
-    "service_request_type",
-    "status",
-    "created_at",
-)
-SERVICE_REQUEST_SCHEMA = {c: t for c, t in SERVICE_REQUEST_COLUMNS.items() if c in SERVICE_REQUEST_READ}
+SERVICE_REQUEST_SCHEMA = LINKED_SCHEMA
 """The columns of the DMS `service_requests` that requests are made from, in the table's order."""
 
 
