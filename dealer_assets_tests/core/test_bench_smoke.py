@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import FIGURES  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def _table(stdout: str) -> dict[str, list[str]]:
@@ -43,7 +43,7 @@ def test_quick_bench_prints_every_figure(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
     )
     rows = _table(proc.stdout)
     ci = os.environ.get("CI", "").lower() == "true"

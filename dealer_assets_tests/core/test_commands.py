@@ -127,5 +127,5 @@ def test_catch_up_waits_for_a_young_file_to_settle(tmp_path: Path) -> None:
     out = cli(root, tmp_path / "home", {"DEALER_SETTLE_SECONDS": "15"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "waiting up to 45 s for files still being written" in out.stdout
-    assert "created=1" in out.stdout and list(root.incoming.iterdir()) == []
+    assert "created 1" in out.stdout and list(root.incoming.iterdir()) == []
     assert time.monotonic() - started >= 15

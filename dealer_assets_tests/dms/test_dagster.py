@@ -277,7 +277,7 @@ def test_catch_up_end_to_end_and_runs_show_in_the_instance(warehouse_url: str, t
     assert out.returncode == 0, out.stdout + out.stderr[-4000:]
     assert "generic 2026-11-01...2026-11-01 (4 new file(s))" in out.stdout
     assert "misdelivered (1 file(s))" in out.stdout
-    assert "created=4" in out.stdout
+    assert "created 4" in out.stdout
     tables = snapshot(warehouse_url)
     assert len(tables["service_requests"]) == 4 and len(tables["applied_feeds"]) == 3
     with engine_for(warehouse_url).connect() as conn:
