@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -13,10 +12,6 @@ from dealer_assets.protractor import tables as t
 from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS, WORK_ORDERS_OP, run_figures
 from dealer_assets.protractor.defs.resources import ProtractorResource, sync_context
 
-if TYPE_CHECKING:
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-
-
 EVENTS_JOB = "protractor_events_job"
 RESYNC_JOB = "protractor_resync_job"
 BACKFILL_JOB = "protractor_backfill_job"
@@ -24,7 +19,7 @@ TAGS = area_tags("protractor")
 """Every Protractor run carries them: the run queue gives the area one run at a time beside the others."""
 
 
-def build_jobs() -> list["UnresolvedAssetJobDefinition"]:
+def build_jobs() -> list:
     selection = dg.AssetSelection.assets(EVENTS, SNAPSHOTS, LINES, LINKS)
     return [
         dg.define_asset_job(

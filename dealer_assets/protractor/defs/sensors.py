@@ -9,7 +9,6 @@ time of the last batch is kept in the cursor, from the sensor's own clock.
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
 import sqlalchemy as sa
@@ -20,10 +19,6 @@ from dealer_assets.protractor import store
 from dealer_assets.protractor.defs.jobs import EVENTS_JOB, RESYNC_JOB
 from dealer_assets.protractor.journal import journal_dir
 from dealer_assets.protractor.settings import ProtractorSettings, required_protractor
-
-if TYPE_CHECKING:
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-
 
 SENSOR_INTERVAL_SECONDS = 30
 IN_FLIGHT = [
@@ -90,7 +85,7 @@ def batch(
     return dg.RunRequest(run_key=f"protractor-batch-{now:%Y%m%dT%H%M%S}", job_name=EVENTS_JOB)
 
 
-def build_sensor(jobs: list["UnresolvedAssetJobDefinition"]) -> dg.SensorDefinition:
+def build_sensor(jobs: list) -> dg.SensorDefinition:
     @dg.sensor(
         name="protractor_events_sensor",
         jobs=jobs,
