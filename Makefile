@@ -49,11 +49,12 @@ dev: install $(DAGSTER_HOME)/dagster.yaml samples xtime-samples
 	trap 'kill $$fake $$pfake $$receiver 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dg dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
-## Tests run in parallel (pytest-xdist): one worker per core unless PYTEST_WORKERS says otherwise.
-PYTEST_WORKERS ?= auto
+## Tests run in parallel (pytest-xdist): two workers per core unless PYTEST_WORKERS says otherwise, since most
+## slow tests wait on processes they start (runs, servers, daemons); idle workers steal queued tests.
+PYTEST_WORKERS ?= $(shell echo $$(( 2 * $$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1) )))
 ## Their temp files (SQLite warehouses and Dagster homes, which commit once per event) on tmpfs when there is one.
 TEST_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm || echo "$${TMPDIR:-/tmp}")
-PYTEST := PATH="$(CURDIR)/$(BIN):$$PATH" TMPDIR="$(TEST_TMPDIR)" $(BIN)/pytest -q -n $(PYTEST_WORKERS)
+PYTEST := PATH="$(CURDIR)/$(BIN):$$PATH" TMPDIR="$(TEST_TMPDIR)" $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
 test: install

@@ -254,8 +254,9 @@ def _env(roots: dict, history_start: str, url: str | None, pg_home: dict | None)
     return env
 
 
-def _history(setup: dict, name: str, pg: _Databases | None) -> dict[str, dict]:
-    """The first catch-up of every feed, then a full replay, as `dealer-assets` runs them."""
+def _history(setup: dict, name: str, pg: _Databases | None, first_only: bool = False) -> dict[str, dict]:
+    """The first catch-up of every feed, then (unless `first_only`) a full replay and, on SQLite, a what-if,
+    as `dealer-assets` runs them."""
     roots = fresh_root(setup, name)
     url = pg_home = None
     if pg is not None:
@@ -263,6 +264,8 @@ def _history(setup: dict, name: str, pg: _Databases | None) -> dict[str, dict]:
         pg_home = pg.dagster_env(dagster_url)
     env = _env(roots, START.strftime("%Y-%m-%dT%H:%M:%SZ"), url, pg_home)
     first = run_child("backfill:command", {"args": ["catch-up"], "env": env})
+    if first_only:
+        return {"catch_up": {"seconds": first.seconds, **first.info}}
     replay = run_child("backfill:command", {"args": ["replay"], "env": env})
     out = {
         "catch_up": {"seconds": first.seconds, **first.info},
@@ -392,9 +395,11 @@ def _what_if_figure(history: dict) -> Figure:
 def _spread(ctx: Context) -> Figure:
     """The same feeds delivered daily (spanning months) and hourly: a first catch-up of each."""
     feeds = min(SPREAD_FEEDS, ctx.hours)
-    hourly = _history(prepare_feeds(ctx, "hourly", feeds, 1), "spread_hourly", None)["catch_up"]
+    hourly = _history(prepare_feeds(ctx, "hourly", feeds, 1), "spread_hourly", None, first_only=True)[
+        "catch_up"
+    ]
     daily_setup = prepare_feeds(ctx, "daily", feeds, 24)
-    daily = _history(daily_setup, "spread_daily", None)["catch_up"]
+    daily = _history(daily_setup, "spread_daily", None, first_only=True)["catch_up"]
     return Figure(
         "backfill.spread.sqlite",
         f"first `catch-up` of {feeds} daily feeds spanning {daily_setup['span_hours']:,} hours "

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pyrate_limiter import Rate
 
 from dealer_assets.core.errors import ConfigError
+from dealer_assets.core.http import window
 from dealer_assets.protractor.client import (
+    WINDOW_MARGIN,
     ProtractorClient,
     ProtractorError,
     ProtractorLocation,
@@ -97,20 +100,42 @@ def test_missing_work_order_is_none(fake: FakeProtractor) -> None:
         assert c.get_work_order("00000000-0000-4000-8000-000000000000") is None
 
 
+def test_each_limit_is_kept_over_a_window_a_tenth_longer_than_protractors() -> None:
+    config = ProtractorLocation(
+        connection_id=NORTH[0], api_key=NORTH[1], requests_per_second=5, requests_per_minute=30
+    )
+    assert [(r.limit, r.interval) for r in config.rates()] == [(5, 1_100), (30, 66_000)]
+
+
+class ShortMinute(ProtractorLocation):
+    """The per-minute budget kept over 4 s instead of 60 s: the same limiter, seen to bind in seconds."""
+
+    def rates(self) -> list[Rate]:
+        per_second, per_minute = super().rates()
+        return [per_second, Rate(per_minute.limit, window(4_000, WINDOW_MARGIN))]
+
+
 @pytest.mark.slow
 def test_limits_never_exceeded_measured_at_the_fake(big_fake: FakeProtractor) -> None:
-    ids = list(big_fake.accounts["north"].shop.orders)[:40]
-    _faults(big_fake, *[("slow", 0.7)] * 12)
-    with _client(big_fake, requests_per_second=5, requests_per_minute=30, max_concurrent=3) as c:
+    ids = list(big_fake.accounts["north"].shop.orders)[:20]
+    _faults(big_fake, *[("slow", 0.7)] * 9)
+    config = ShortMinute(
+        connection_id=NORTH[0],
+        api_key=NORTH[1],
+        requests_per_second=5,
+        requests_per_minute=8,
+        max_concurrent=3,
+    )
+    with ProtractorClient("north", big_fake.base_url, config) as c:
         started = time.monotonic()
         docs = c.fetch_many(ids)
         elapsed = time.monotonic() - started
     assert [d["ID"] for _, d in docs] == ids
-    seen = _stats(big_fake)["north"]
-    assert seen["requests"] == 40
-    assert seen["max_per_second"] <= 5 and seen["max_per_minute"] <= 30 and seen["max_in_flight"] <= 3
+    seen = httpx.get(big_fake.base_url + "/_control/stats", params={"window": 4.0}).json()["north"]
+    assert seen["requests"] == 20
+    assert seen["max_per_second"] <= 5 and seen["max_per_window"] <= 8 and seen["max_in_flight"] <= 3
     assert seen["max_in_flight"] == 3, "the slow answers did overlap"
-    assert elapsed >= 60.0, "40 requests at 30 a minute take over a minute"
+    assert elapsed >= 8.0, "20 requests at 8 per 4 s wait out two windows"
 
 
 def test_resource_from_environment_reads_the_variables_the_settings_name(

@@ -1,6 +1,6 @@
 """The fake Protractor's HTTP side: REST endpoints checking the three headers, callbacks to the receiver,
 faults on demand (`POST /_control/faults`), and a request log (`GET /_control/stats`) from which tests read
-the largest number of requests seen in any 1 s and 60 s window and at once."""
+the largest number of requests seen in any 1 s and 60 s window (and any `?window=` seconds) and at once."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class Stats:
     unauthorized: int = 0
     callbacks_sent: int = 0
 
-    def summary(self) -> dict:
+    def summary(self, window: float | None = None) -> dict:
         per_location = {
             loc: {
                 "requests": len(t),
@@ -75,6 +75,7 @@ class Stats:
                 "max_per_minute": _busiest_window(sorted(t), 60.0),
                 "max_in_flight": self.max_in_flight.get(loc, 0),
             }
+            | ({"max_per_window": _busiest_window(sorted(t), window)} if window else {})
             for loc, t in self.starts.items()
         }
         return per_location | {
@@ -214,7 +215,8 @@ class _FakeApi:
         if request.method == "DELETE":
             self.stats.__init__()
             return JSONResponse({})
-        return JSONResponse(self.stats.summary())
+        window = request.query_params.get("window")
+        return JSONResponse(self.stats.summary(float(window) if window else None))
 
     async def control_change(self, request: Request) -> Response:
         """Change a work order as a user of the shop would: `{"location": L, "action": "stage", "id": ..,
