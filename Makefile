@@ -11,6 +11,9 @@ XTIME_FAKE_PORT ?= 8720
 PROTRACTOR_FAKE_PORT ?= 8710
 PROTRACTOR_RECEIVER_PORT ?= 8711
 DEV_PORT ?= 3000
+## `make dev` delivers one late sample feed this long after it starts (a renumbered vehicle on a North work
+## order): the next Protractor run updates the package it wrote there (table protractor_write_back_log).
+LATE_FEED_AFTER_SECONDS ?= 480
 
 .PHONY: xtime-fake xtime-samples dev test test-fast lint install samples bench validate clean-state
 
@@ -46,7 +49,8 @@ dev: install $(DAGSTER_HOME)/dagster.yaml samples xtime-samples
 	$(BIN)/dealer-assets protractor fake --port $(PROTRACTOR_FAKE_PORT) --churn-seconds 20 \
 		--receiver-url http://127.0.0.1:$(PROTRACTOR_RECEIVER_PORT)/integrations/protractor/events & pfake=$$!; \
 	$(BIN)/dealer-assets protractor serve --port $(PROTRACTOR_RECEIVER_PORT) & receiver=$$!; \
-	trap 'kill $$fake $$pfake $$receiver 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python -m dealer_assets.dms.fake.dealer_feeds stage-late --after $(LATE_FEED_AFTER_SECONDS) & late=$$!; \
+	trap 'kill $$fake $$pfake $$receiver $$late 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dg dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
 ## Tests run in parallel (pytest-xdist): two workers per core unless PYTEST_WORKERS says otherwise, since most

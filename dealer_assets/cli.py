@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     silence_chosen_warnings()
     commands.VERBOSE = args.verbose
+    commands.COMMAND = " ".join(
+        filter(
+            None,
+            [args.command, getattr(args, "protractor_command", None), getattr(args, "xtime_command", None)],
+        )
+    )
     try:
         env = DealerEnv.load()
         code = args.handler(args, env)

@@ -12,43 +12,23 @@ from sqlalchemy.engine import make_url
 
 from dealer_assets.core import quiet
 from dealer_assets.core.env import PROJECT_ROOT
+from dealer_assets.core.run_log import collect_figures, failed_check_lines, run_line
+from dealer_assets.core.tags import COMMAND_TAG
 
-SHOWN_FIGURES = (
-    "run/feeds",
-    "run/archived_files",
-    "run/quarantined_files",
-    "run/malformed_rows",
-    "run/vehicles",
-    "run/rejected_rows",
-    "run/feeds_applied",
-    "run/late_feeds",
-    "run/created",
-    "run/updated",
-    "run/closed",
-    "run/held",
-    "run/guard_trips",
-    "run/skipped",
-    "active_after_run",
-    "quarantined",
-    "mode",
-    "notifications_processed",
-    "work_orders_fetched",
-    "versions_written",
-    "versions_superseded",
-    "packages_added",
-    "packages_updated",
-    "this_run",
-    "bookings_sent",
-    "windows_passed",
-    "requests_held",
-)
 DEV_INSTANCE_CONFIG = PROJECT_ROOT / "deploy" / "dagster.dev.yaml"
 VERBOSE = False
 """Set by `dealer-assets --verbose`: the runs' console log goes to DEBUG."""
+COMMAND = "dealer-assets"
+"""Set by `dealer-assets` to the command it runs; its runs carry it (COMMAND_TAG)."""
 
 
 def run_config() -> dict:
     return quiet.run_config(VERBOSE)
+
+
+def command_tags(**extra: str) -> dict[str, str]:
+    """The tags of a run a command starts: the command prints its line (print_run), the instance does not."""
+    return {COMMAND_TAG: COMMAND, **extra}
 
 
 INSTANCE_LOCK = ".dealer_assets_instance.lock"
@@ -80,18 +60,15 @@ def instance() -> dg.DagsterInstance:
 
 def print_run(label: str, result: dg.ExecuteInProcessResult) -> None:
     """One line per run: what it was, how it ended and its figures; a failed check in full on a line of its own."""
-    status = "succeeded" if result.success else "FAILED"
     figures: dict[str, object] = {}
     for event in result.get_asset_materialization_events():
-        metadata = event.event_specific_data.materialization.metadata
-        for key in SHOWN_FIGURES:
-            if key in metadata and key.removeprefix("run/") not in figures:
-                figures[key.removeprefix("run/")] = metadata[key].value
-    shown = ", ".join(f"{k} {v}" for k, v in figures.items())
-    print(f"{label}: {status} (run {result.run_id[:8]})" + (f": {shown}" if shown else ""))
-    for check in result.get_asset_check_evaluations():
-        if not check.passed:
-            print(f"  check {check.asset_check_key.name} failed: {check.description or ''}")
+        collect_figures(figures, event.event_specific_data.materialization.metadata)
+    print(run_line(label, "succeeded" if result.success else "FAILED", result.run_id, figures))
+    failed = [
+        (c.asset_check_key.name, c.description) for c in result.get_asset_check_evaluations() if not c.passed
+    ]
+    for line in failed_check_lines(failed):
+        print(line)
 
 
 def safe_url(url: str) -> str:

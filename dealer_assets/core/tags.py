@@ -5,6 +5,9 @@ PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 SOURCE_TAG = "dealer_assets/source"
 MODE_TAG = "dealer_assets/mode"
 REPLAY_FROM_TAG = "dealer_assets/replay_from"
+COMMAND_TAG = "dealer_assets/command"
+"""On the runs a `dealer-assets` command starts (its name, e.g. `catch-up`): the command prints their one line
+itself (core/run_log.py)."""
 AREA_TAG = "dealer_assets/area"
 """Every run of an area carries it (`dms`, `protractor`, `xtime`): the run queue limits runs per area with it
 (deploy/dagster*.yaml), so no area's runs wait behind another's."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy.engine import Engine
 
-from dealer_assets.core.commands import instance, print_run, run_config, safe_url
+from dealer_assets.core.commands import command_tags, instance, print_run, run_config, safe_url
 from dealer_assets.core.defs import build_core_defs
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.errors import ConfigError
@@ -59,7 +59,7 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
         unrecorded = [q for q, _ in quarantine.unrecorded(conn, store)]
     if plan.misdelivered or irregular or any(map(quarantine.misdelivered, unrecorded)):
         result = _job(env, MISDELIVERED_JOB).execute_in_process(
-            instance=instance, raise_on_error=False, run_config=run_config()
+            instance=instance, raise_on_error=False, run_config=run_config(), tags=command_tags()
         )
         print_run(f"dms misdelivered ({len(plan.misdelivered) + len(irregular)} file(s))", result)
         ok &= result.success
@@ -81,7 +81,7 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
             instance=instance,
             raise_on_error=False,
             run_config=run_config(),
-            tags=range_tags(first, last, **{MODE_TAG: "incremental"}),
+            tags=command_tags(**range_tags(first, last, **{MODE_TAG: "incremental"})),
         )
         print_run(f"dms {source} {first}...{last} ({len(files)} new file(s))", result)
         ok &= result.success
@@ -128,7 +128,9 @@ def replay(
             instance=instance,
             raise_on_error=False,
             run_config=run_config(),
-            tags=range_tags(first, last, **{MODE_TAG: "replay", REPLAY_FROM_TAG: iso_z(cutoff)}),
+            tags=command_tags(
+                **range_tags(first, last, **{MODE_TAG: "replay", REPLAY_FROM_TAG: iso_z(cutoff)})
+            ),
         )
         print_run(
             f"dms {source} replay from {cutoff.isoformat()} ({len(later)} archived file(s), {first}...{last})",

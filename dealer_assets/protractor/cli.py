@@ -130,7 +130,7 @@ def _run(
     """Run one of the area's named jobs in the instance, quietly, and print its one line."""
     import dagster as dg
 
-    from dealer_assets.core.commands import print_run, run_config
+    from dealer_assets.core.commands import command_tags, print_run, run_config
     from dealer_assets.core.defs import build_core_defs
     from dealer_assets.protractor.defs import build_defs
 
@@ -140,7 +140,10 @@ def _run(
     defs = dg.Definitions.merge(build_core_defs(env), area)
     _api(_settings(env.paths()))
     result = defs.resolve_job_def(job_name).execute_in_process(
-        instance=instance, run_config={**run_config(), **(config or {})}, raise_on_error=False
+        instance=instance,
+        run_config={**run_config(), **(config or {})},
+        raise_on_error=False,
+        tags=command_tags(),
     )
     print_run(label, result)
     return result.success

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from dealer_assets.core.commands import print_run, run_config
+from dealer_assets.core.commands import command_tags, print_run, run_config
 from dealer_assets.core.defs import build_core_defs
 from dealer_assets.core.env import DealerEnv
 from dealer_assets.core.errors import ConfigError
@@ -87,12 +87,12 @@ def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:
     ok = True
     if stale:
         result = defs.resolve_job_def(CATALOG_JOB).execute_in_process(
-            instance=instance, raise_on_error=False, run_config=run_config()
+            instance=instance, raise_on_error=False, run_config=run_config(), tags=command_tags()
         )
         print_run(f"xtime catalog ({len(stale)} dealership(s) stale)", result)
         ok &= result.success
     result = defs.resolve_job_def(BOOKINGS_JOB).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=run_config()
+        instance=instance, raise_on_error=False, run_config=run_config(), tags=command_tags()
     )
     print_run("xtime requests and bookings", result)
     return ok and result.success

@@ -149,7 +149,6 @@ def test_dms_job_steps_run_in_a_separate_celery_worker(production: Production, p
         )
         output = orchestrator.communicate(timeout=150)[0]
         assert orchestrator.returncode == 0, output[-5000:]
-        assert f'Submitting celery task for step "generic__raw_dms_feeds" to queue "{queue}"' in output
         worker_pids = {p.pid for p in group_alive(worker.pid)}
     finally:
         if orchestrator is not None and orchestrator.poll() is None:
@@ -159,8 +158,6 @@ def test_dms_job_steps_run_in_a_separate_celery_worker(production: Production, p
     assert stopped_cleanly, "the worker did not stop on SIGTERM within 30 s:\n" + log.read_text()[-3000:]
     worker_log = log.read_text()
     assert "Warm shutdown" in worker_log
-    for step in STEPS:
-        assert f"{step} - STEP_SUCCESS" in worker_log, f"{step} did not run in the worker"
 
     instance = production.instance()
     try:
@@ -171,11 +168,15 @@ def test_dms_job_steps_run_in_a_separate_celery_worker(production: Production, p
         assert sorted(pids) == sorted(STEPS)
         assert set(pids.values()) <= worker_pids, (pids, worker_pids)
         assert orchestrator.pid not in pids.values() and os.getpid() not in pids.values()
-        handoffs = [
+        successes = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_SUCCESS).records
+        assert {r.event_log_entry.step_key: r.event_log_entry.dagster_event.pid for r in successes} == pids
+        engine = [
             r.event_log_entry.dagster_event
             for r in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ENGINE_EVENT).records
-            if "in celery worker" in (r.event_log_entry.dagster_event.message or "")
         ]
+        submitted = f'Submitting celery task for step "generic__raw_dms_feeds" to queue "{queue}"'
+        assert any(submitted in (e.message or "") for e in engine), [e.message for e in engine]
+        handoffs = [e for e in engine if "in celery worker" in (e.message or "")]
         assert {e.step_key for e in handoffs} == set(STEPS)
         assert {e.event_specific_data.metadata["Celery worker"].value for e in handoffs} == {worker_name}
     finally:

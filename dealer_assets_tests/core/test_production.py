@@ -451,12 +451,12 @@ def test_sensor_cursor_and_run_queue_survive_a_restart(
     )
 
     use_root(root, monkeypatch)
-    now = get_current_datetime()
     instance = production.instance()
     try:
         with daemon_workspace(instance) as ctx:
             root.drop_feed("generic", *g1)
             sensor_tick(ctx)
+            now = get_current_datetime()  # the later ticks are frozen 40 s apart, counted from this one's end
             [run_a] = instance.get_runs()
             cursor_1 = sensor_state(instance).instigator_data.cursor
             assert sorted(json.loads(cursor_1)["pending"]) == ["generic-20261101T120000Z.csv"]

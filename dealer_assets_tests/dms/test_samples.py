@@ -4,12 +4,12 @@ first screen of `make dev` is mostly filled on any day, and every command sees t
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 
 from dealer_assets.core.env import SAMPLES_MARKER, load_development_env
 from dealer_assets.dms.domain.feed_names import parse_feed_name
-from dealer_assets.dms.fake.dealer_feeds import SAMPLES, stage
+from dealer_assets.dms.fake.dealer_feeds import LATE_RENUMBERED, SAMPLES, stage, stage_late
 from dealer_assets_tests.support import DataRoot
 
 
@@ -49,3 +49,18 @@ def test_the_development_environment_fills_only_what_is_missing(data_root: DataR
     production = {"DEALER_SETTINGS_FILE": "/etc/dealer/settings.yaml"}
     load_development_env(production)
     assert production == {"DEALER_SETTINGS_FILE": "/etc/dealer/settings.yaml"}
+
+
+def test_the_late_sample_renumbers_one_vehicle_four_hours_after_the_last_and_arrives_once(
+    data_root: DataRoot,
+) -> None:
+    staged = stage(data_root.paths, date(2027, 3, 10))
+    late = stage_late(data_root.paths, date(2027, 3, 10))
+    newest = max(n for n in staged if n.startswith("generic-"))
+    assert parse_feed_name(late).as_of == parse_feed_name(newest).as_of + timedelta(hours=4)
+    before = (data_root.incoming / newest).read_text().splitlines()
+    after = (data_root.incoming / late).read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert len(changed) == 1 and f",{LATE_RENUMBERED}," in changed[0][0]
+    assert f",{LATE_RENUMBERED}-R," in changed[0][1]
+    assert stage_late(data_root.paths, date(2027, 3, 11)) is None, "delivered once"

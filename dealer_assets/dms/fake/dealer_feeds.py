@@ -2,15 +2,19 @@
 section 4, plus a few deliveries that must be quarantined.
 
 `python -m dealer_assets.dms.fake.dealer_feeds generate` rewrites `data/samples/` (deterministic, committed);
-`python -m dealer_assets.dms.fake.dealer_feeds stage` copies them into the drop zone unless they were delivered before.
+`python -m dealer_assets.dms.fake.dealer_feeds stage` copies them into the drop zone unless they were delivered before;
+`... stage-late --after SECONDS` delivers, that long after, one more feed that renumbers a vehicle on a North
+Protractor work order, so that `make dev` shows write-back keeping a package current.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import shutil
 import sys
+import time as clock
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -218,17 +222,47 @@ def stage(paths: DealerPaths, today: date, source_dir: Path = SAMPLES) -> list[s
     return staged
 
 
+LATE_RENUMBERED = "S00047"
+"""The stock number of a D200 arrival of the samples' last day, whose VIN is on a work order of the North
+Protractor location (write_back: true): the late feed renumbers it within its 2 days of tracking."""
+LATE_AFTER = timedelta(hours=4)
+
+
+def late_feed(source_dir: Path = SAMPLES) -> tuple[str, str]:
+    """The newest generic sample again, 4 hours later, with one vehicle renumbered (rule 5)."""
+    newest = max(source_dir.glob("generic-*T*Z.csv"), key=lambda p: p.name)
+    text = newest.read_text(encoding="utf-8").replace(f",{LATE_RENUMBERED},", f",{LATE_RENUMBERED}-R,")
+    return _shifted_name(newest.name, LATE_AFTER), text
+
+
+def stage_late(paths: DealerPaths, today: date, source_dir: Path = SAMPLES) -> str | None:
+    """Deliver the late feed (shifted like the samples), unless it was delivered before."""
+    name, text = late_feed(source_dir)
+    name = _shifted_name(name, _shift(paths, source_dir, today))
+    named = parse_feed_name(name)
+    if FeedArchive(paths).archived(named) is not None or (paths.incoming / name).exists():
+        return None
+    write_durably(paths.incoming / name, text)
+    return name
+
+
 def main(argv: list[str]) -> int:
-    command = argv[0] if argv else "stage"
-    if command == "generate":
+    parser = argparse.ArgumentParser(prog="python -m dealer_assets.dms.fake.dealer_feeds")
+    parser.add_argument("command", nargs="?", default="stage", choices=["generate", "stage", "stage-late"])
+    parser.add_argument("--after", type=float, default=0.0, help="stage-late: seconds to wait first")
+    args = parser.parse_args(argv)
+    if args.command == "generate":
         print(f"wrote {len(generate())} sample feeds to {SAMPLES}")
-        return 0
-    if command == "stage":
+    elif args.command == "stage":
         staged = stage(DealerPaths.from_env(), datetime.now(UTC).date())
         print(f"staged {len(staged)} sample file(s) into the drop zone")
-        return 0
-    print("usage: python -m dealer_assets.dms.fake.dealer_feeds [generate|stage]", file=sys.stderr)
-    return 2
+    else:
+        clock.sleep(args.after)
+        late = stage_late(DealerPaths.from_env(), datetime.now(UTC).date())
+        print(
+            f"delivered the late sample feed {late}" if late else "the late sample feed was delivered before"
+        )
+    return 0
 
 
 if __name__ == "__main__":
