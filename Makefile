@@ -11,6 +11,8 @@ XTIME_FAKE_PORT ?= 8720
 PROTRACTOR_FAKE_PORT ?= 8710
 PROTRACTOR_RECEIVER_PORT ?= 8711
 DEV_PORT ?= 3000
+## The webserver's and daemon's own log (DEV_LOG_LEVEL=info shows every sensor tick and run launch).
+DEV_LOG_LEVEL ?= warning
 ## `make dev` delivers one late sample feed this long after it starts (a renumbered vehicle on a North work
 ## order): the next Protractor run updates the package it wrote there (table protractor_write_back_log).
 LATE_FEED_AFTER_SECONDS ?= 480
@@ -51,7 +53,8 @@ dev: install $(DAGSTER_HOME)/dagster.yaml samples xtime-samples
 	$(BIN)/dealer-assets protractor serve --port $(PROTRACTOR_RECEIVER_PORT) & receiver=$$!; \
 	$(BIN)/python -m dealer_assets.dms.fake.dealer_feeds stage-late --after $(LATE_FEED_AFTER_SECONDS) & late=$$!; \
 	trap 'kill $$fake $$pfake $$receiver $$late 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/dg dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
+	echo "Dagster UI on http://127.0.0.1:$(DEV_PORT): one line per run below; warnings and errors in full"; \
+	$(BIN)/dg dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT) --log-level $(DEV_LOG_LEVEL)
 
 ## Tests run in parallel (pytest-xdist): two workers per core unless PYTEST_WORKERS says otherwise, since most
 ## slow tests wait on processes they start (runs, servers, daemons); idle workers steal queued tests.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import signal
@@ -245,3 +247,30 @@ def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float
                 pass
             return False
         time.sleep(0.2)
+
+
+def run_command(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`dealer-assets ARGS` run in this process with `env` as its whole environment: the exit code and the
+    output a subprocess would give, without a new interpreter's start-up. A run to be killed
+    (DEALER_CRASH_AT) needs a process of its own: `subprocess.run` it."""
+    from dealer_assets import cli
+    from dealer_assets.core import commands
+
+    assert not env.get("DEALER_CRASH_AT"), "a crash point would kill the test's own process"
+    saved, here = dict(os.environ), Path.cwd()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(args)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        os.chdir(here)
+        commands.VERBOSE, commands.COMMAND = False, "dealer-assets"
+    return subprocess.CompletedProcess(["dealer-assets", *args], code, out.getvalue(), err.getvalue())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from dealer_assets.core.env import DealerEnv, DealerPaths
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 RECEIVER_PORT = 8711
 FAKE_PORT = 8710
+SEEDED_DAYS = timedelta(days=3)
+"""The fake's work orders are created over the days before it starts, three hours apart: the history that the
+first sweep lists, like the sample feeds staged to end yesterday."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,6 +98,7 @@ def serve_command(args: argparse.Namespace, env: DealerEnv) -> int:
 
 def fake_command(args: argparse.Namespace, env: DealerEnv) -> int:
     from datetime import datetime
+    from zoneinfo import ZoneInfo
 
     import uvicorn
 
@@ -107,9 +112,10 @@ def fake_command(args: argparse.Namespace, env: DealerEnv) -> int:
         zone = settings.locations[cred.location_id].time_zone
         users = "objects" if i % 2 else "header"
         account = Account(cred.location_id, cred.connection_id, cred.api_key, zone, Shop(users=users))
+        local_now = datetime.now(ZoneInfo(zone)).replace(tzinfo=None, minute=0, second=0, microsecond=0)
         account.shop.seed(
             vehicles[i * args.work_orders :] + vehicles,
-            datetime(2026, 11, 16, 7),
+            local_now - SEEDED_DAYS,
             args.work_orders,
             seed=i + 1,
         )

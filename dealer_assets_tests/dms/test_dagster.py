@@ -17,7 +17,7 @@ from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.definitions import build_definitions
 from dealer_assets.dms.defs.assets import keys_for
-from dealer_assets_tests.support import DataRoot, at, snapshot, vin
+from dealer_assets_tests.support import DataRoot, at, run_command, snapshot, vin
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEALER_ASSETS = str(Path(sys.executable).parent / "dealer-assets")
@@ -258,6 +258,8 @@ def _run_cli(
 ) -> subprocess.CompletedProcess:
     dagster_home.mkdir(exist_ok=True)
     env = {**os.environ, **root.env(), "DAGSTER_HOME": str(dagster_home), **(extra_env or {})}
+    if not env.get("DEALER_CRASH_AT"):
+        return run_command(args, env, cwd or root.root)
     return subprocess.run(
         [DEALER_ASSETS, *args], env=env, cwd=cwd or root.root, capture_output=True, text=True, timeout=300
     )

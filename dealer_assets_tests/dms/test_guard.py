@@ -20,7 +20,7 @@ from dealer_assets.dms import guard
 from dealer_assets.dms.domain.rules import apply_feeds
 from dealer_assets.dms.domain.state import empty_state
 from dealer_assets.dms.domain.vehicles import FeedRef
-from dealer_assets_tests.support import DataRoot, at, make_root, snapshot, vin
+from dealer_assets_tests.support import DataRoot, at, make_root, run_command, snapshot, vin
 
 DEALER_ASSETS = str(Path(sys.executable).parent / "dealer-assets")
 GUARDED = "auto_close: {mode: immediately}\n    auto_close_guard: {max_fraction: 0.5, min_active: 4}"
@@ -192,6 +192,8 @@ def _cli(
     args: list[str], root: DataRoot, home: Path, extra: dict | None = None
 ) -> subprocess.CompletedProcess:
     env = {**os.environ, **root.env(), "DAGSTER_HOME": str(home), **(extra or {})}
+    if not env.get("DEALER_CRASH_AT"):
+        return run_command(args, env)
     return subprocess.run([DEALER_ASSETS, *args], env=env, capture_output=True, text=True, timeout=600)
 
 

@@ -15,7 +15,7 @@ from dealer_assets.core.faults import POINTS
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.dms.asset_specs import keys_for
 from dealer_assets_tests.dms.test_guard import guarded_root, trip
-from dealer_assets_tests.support import DataRoot, at, feed_name, make_root, snapshot, vin
+from dealer_assets_tests.support import DataRoot, at, feed_name, make_root, run_command, snapshot, vin
 
 DEALER_ASSETS = str(Path(sys.executable).parent / "dealer-assets")
 RAW_KEY, _, SR_KEY = keys_for("generic")
@@ -23,6 +23,8 @@ RAW_KEY, _, SR_KEY = keys_for("generic")
 
 def catch_up(root: DataRoot, home: Path, crash_at: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **root.env(), "DAGSTER_HOME": str(home), "DEALER_CRASH_AT": crash_at or ""}
+    if not crash_at:
+        return run_command(["catch-up"], env)
     return subprocess.run([DEALER_ASSETS, "catch-up"], env=env, capture_output=True, text=True, timeout=600)
 
 

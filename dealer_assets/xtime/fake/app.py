@@ -222,4 +222,4 @@ def serve(port: int, settings, environ: dict[str, str], host: str = "127.0.0.1")
     state = FakeState(
         seeded_dealerships(zones), *(environ[n] for n in names), rate_limit=settings.requests_per_second
     )
-    uvicorn.run(create_fake_app(state), host=host, port=port, log_level="info")
+    uvicorn.run(create_fake_app(state), host=host, port=port, log_level="warning", access_log=False)
