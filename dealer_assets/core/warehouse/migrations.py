@@ -3,10 +3,14 @@ labelled with the area's name, and `upgrade()` applies every pending one (`alemb
 
 A warehouse made before migrations existed carries the table `dealer_assets_schema` (version 1); it is
 stamped at `dms_0001`, which reproduces that schema exactly, and upgraded from there.
+
+Alembic's own INFO lines ("Context impl SQLiteImpl", "Will assume non-transactional DDL") are kept off every
+terminal: a process that logs INFO (the callback receiver) would print them each time it opens the warehouse.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from dealer_assets.core.warehouse.locks import lock_key
 PACKAGE = Path(__file__).resolve().parents[2]
 LEGACY_VERSION_TABLE = "dealer_assets_schema"
 LEGACY_REVISION = "dms_0001"
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def version_locations() -> list[Path]:
