@@ -61,7 +61,9 @@ dev: install $(DAGSTER_HOME)/dagster.yaml samples xtime-samples
 PYTEST_WORKERS ?= $(shell echo $$(( 2 * $$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1) )))
 ## Their temp files (SQLite warehouses and Dagster homes, which commit once per event) on tmpfs when there is one.
 TEST_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm || echo "$${TMPDIR:-/tmp}")
-PYTEST := PATH="$(CURDIR)/$(BIN):$$PATH" TMPDIR="$(TEST_TMPDIR)" $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
+## Bytecode caches are written even where PYTHONDONTWRITEBYTECODE is set: the suite starts hundreds of Python
+## processes, which would otherwise each recompile the package (and each worker re-rewrite the tests' asserts).
+PYTEST := PYTHONDONTWRITEBYTECODE= PATH="$(CURDIR)/$(BIN):$$PATH" TMPDIR="$(TEST_TMPDIR)" $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 ## Install and run the whole test suite (PostgreSQL tests need DEALER_TEST_POSTGRES_URL, set by .ci/run).
 test: install
