@@ -12,16 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from dealer_assets_tests.support import DataRoot, at, make_root, snapshot, vin
+from dealer_assets_tests.support import DataRoot, at, make_root, run_command, snapshot, vin
 
 DEALER_ASSETS = str(Path(sys.executable).parent / "dealer-assets")
 
 
 def cli(root: DataRoot, home: Path, extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **root.env(), "DAGSTER_HOME": str(home), **(extra or {})}
-    return subprocess.run(
-        [DEALER_ASSETS, "catch-up"], env=env, cwd=root.root, capture_output=True, text=True, timeout=600
-    )
+    return run_command(["catch-up"], env, root.root)
 
 
 def _not_readable(path: Path) -> tuple[str, str]:
