@@ -88,3 +88,9 @@ def test_a_failed_check_and_a_failed_run_show_under_the_line() -> None:
         "j 2026-11-02: FAILED (run abcdef01)",
         "  check auto_close_guard failed: dealer D1: 4 of 5 closes held",
     ]
+
+
+def test_the_development_instance_opens_the_ui_without_the_community_dialog(tmp_path: Path) -> None:
+    instance = _dev_instance(tmp_path / "home")
+    assert instance.nux_enabled is False
+    assert instance.python_log_level == "INFO"
