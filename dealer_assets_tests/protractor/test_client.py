@@ -138,6 +138,16 @@ def test_limits_never_exceeded_measured_at_the_fake(big_fake: FakeProtractor) ->
     assert elapsed >= 8.0, "20 requests at 8 per 4 s wait out two windows"
 
 
+def test_the_fakes_request_log_refuses_a_window_that_is_not_a_positive_number(fake: FakeProtractor) -> None:
+    for bad in ("abc", "0", "-4", "nan"):
+        answer = httpx.get(fake.base_url + "/_control/stats", params={"window": bad})
+        assert answer.status_code == 400 and "window" in answer.json()["Message"], bad
+    with _client(fake) as c:
+        c.list_changed(date(2026, 11, 1), date(2026, 11, 30))
+    seen = httpx.get(fake.base_url + "/_control/stats", params={"window": 2}).json()["north"]
+    assert seen["max_per_window"] >= 1
+
+
 def test_resource_from_environment_reads_the_variables_the_settings_name(
     fake: FakeProtractor, settings_file: Path, keys: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:

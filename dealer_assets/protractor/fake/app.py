@@ -58,6 +58,17 @@ def _busiest_window(times: list[float], seconds: float) -> int:
     return best
 
 
+def _seconds(value: str | None) -> float | None:
+    """A `?window=` value: None when absent, 0.0 when it is not a positive number."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return 0.0
+    return seconds if seconds > 0 else 0.0
+
+
 @dataclass
 class Stats:
     starts: dict[str, list[float]] = field(default_factory=dict)
@@ -215,8 +226,10 @@ class _FakeApi:
         if request.method == "DELETE":
             self.stats.__init__()
             return JSONResponse({})
-        window = request.query_params.get("window")
-        return JSONResponse(self.stats.summary(float(window) if window else None))
+        window = _seconds(request.query_params.get("window"))
+        if window == 0.0:
+            return JSONResponse({"Message": "window: a positive number of seconds"}, status_code=400)
+        return JSONResponse(self.stats.summary(window))
 
     async def control_change(self, request: Request) -> Response:
         """Change a work order as a user of the shop would: `{"location": L, "action": "stage", "id": ..,
