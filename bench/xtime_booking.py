@@ -64,7 +64,7 @@ def run(requests: int, rate: float, workdir: Path) -> dict:
             },
             "bench.yaml",
         )
-        client = XtimeResource.from_settings(settings, dict(zip("CSK", CREDENTIALS, strict=True))).client()
+        client = XtimeResource.from_environment(settings, dict(zip("CSK", CREDENTIALS, strict=True))).client()
         engine = engine_for(f"sqlite:///{workdir / 'bench.db'}")
         paths = RequestPaths(workdir)
         paths.incoming.mkdir(parents=True, exist_ok=True)

@@ -66,7 +66,7 @@ def require_credentials(env: DealerEnv) -> None:
 
     settings = load_xtime_settings(env.paths().settings_file)
     if settings is not None:
-        XtimeResource.from_settings(settings)
+        XtimeResource.from_environment(settings)
 
 
 def catch_up(env: DealerEnv, instance: dg.DagsterInstance) -> bool:

@@ -84,8 +84,10 @@ def test_catch_up_without_a_locations_key_exits_2_before_any_run(
 
 @pytest.mark.slow
 def test_resync_failure_exits_1(cli_env: Path, fake: FakeProtractor) -> None:
-    httpx.post(fake.base_url + "/_control/faults", json={"faults": [["500"]] * 6}).raise_for_status()
+    """Every attempt answered 500 (with `Retry-After: 0`, so the retries do not wait out the backoff)."""
+    httpx.post(fake.base_url + "/_control/faults", json={"faults": [["500", 0]] * 6}).raise_for_status()
     assert main(["protractor", "resync", "--location", "south"]) == 1
+    assert fake.stats.statuses == {"500": 6}, "every attempt was made, then the run failed"
 
 
 def _free_port() -> int:

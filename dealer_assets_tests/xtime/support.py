@@ -96,8 +96,8 @@ def days_ahead(days: int = 3, at: str = "09:00") -> str:
 
 def make_resource(settings: XtimeSettings, **options) -> XtimeResource:
     """The resource as the CLI builds it, with short timeouts and backoffs so that retries are quick."""
-    quick = {"timeout_seconds": 0.5, "backoff_seconds": 0.05, "max_backoff_seconds": 2.0} | options
-    return XtimeResource.from_settings(settings, CREDENTIALS, **quick)
+    quick = {"timeout_seconds": 0.5, "backoff_initial_seconds": 0.05, "backoff_max_seconds": 2.0} | options
+    return XtimeResource.from_environment(settings, CREDENTIALS, **quick)
 
 
 def make_client(

@@ -258,7 +258,7 @@ from dealer_assets.xtime.defs.resources import XtimeResource
 from dealer_assets.xtime.settings import settings_from_document
 import json
 settings = settings_from_document(json.loads(sys.argv[2]), "test.yaml")
-client = XtimeResource.from_settings(settings, timeout_seconds=60).client()
+client = XtimeResource.from_environment(settings, timeout_seconds=60).client()
 Booker(sa.create_engine(sys.argv[1]), client, settings).run()
 """
 

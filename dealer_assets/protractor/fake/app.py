@@ -42,7 +42,7 @@ class Account:
 @dataclass
 class Faults:
     """Pending failures, consumed one request (or callback) at a time; `queue` items are `("429", retry_after)`,
-    `("500",)`, `("timeout", seconds)` or `("slow", seconds)`."""
+    `("500",)` or `("500", retry_after)`, `("timeout", seconds)` or `("slow", seconds)`."""
 
     queue: deque = field(default_factory=deque)
     drop_callbacks: int = 0
@@ -175,7 +175,8 @@ class _FakeApi:
             headers = {"Retry-After": str(fault[1])}
             return JSONResponse({"Message": "Too many requests"}, status_code=429, headers=headers)
         if fault and fault[0] == "500":
-            return JSONResponse({"Message": "An error has occurred."}, status_code=500)
+            headers = {"Retry-After": str(fault[1])} if len(fault) > 1 else None
+            return JSONResponse({"Message": "An error has occurred."}, status_code=500, headers=headers)
         if fault and fault[0] in ("timeout", "slow"):
             await asyncio.sleep(fault[1])
         return await handler(request, account)

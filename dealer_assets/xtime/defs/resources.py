@@ -29,8 +29,8 @@ class XtimeResource(dg.ConfigurableResource):
     requests_per_second: float = 10.0
     timeout_seconds: float = 10.0
     max_attempts: int = 5
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 30.0
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
 
     @classmethod
     def for_definitions(cls, settings: XtimeSettings) -> XtimeResource:
@@ -41,7 +41,7 @@ class XtimeResource(dg.ConfigurableResource):
         )
 
     @classmethod
-    def from_settings(
+    def from_environment(
         cls, settings: XtimeSettings, environ: Mapping[str, str] | None = None, **options: Any
     ) -> XtimeResource:
         """Outside Dagster: the secrets read now; a missing variable is a ConfigError naming it and its key."""
@@ -62,7 +62,7 @@ class XtimeResource(dg.ConfigurableResource):
             Credentials(self.client_id, self.client_secret, self.api_key),
             requests_per_second=self.requests_per_second,
             timeout_seconds=self.timeout_seconds,
-            retry=RetryPolicy(self.max_attempts, self.backoff_seconds, self.max_backoff_seconds),
+            retry=RetryPolicy(self.max_attempts, self.backoff_initial_seconds, self.backoff_max_seconds),
             clock=clock,
         )
 
