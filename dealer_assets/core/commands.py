@@ -11,9 +11,10 @@ from filelock import FileLock
 from sqlalchemy.engine import make_url
 
 from dealer_assets.core import quiet
+from dealer_assets.core.abandoned_runs import fail_abandoned_runs, process_tag
 from dealer_assets.core.env import PROJECT_ROOT
 from dealer_assets.core.run_log import collect_figures, failed_check_lines, run_line
-from dealer_assets.core.tags import COMMAND_TAG
+from dealer_assets.core.tags import COMMAND_TAG, PROCESS_TAG
 
 DEV_INSTANCE_CONFIG = PROJECT_ROOT / "deploy" / "dagster.dev.yaml"
 VERBOSE = False
@@ -27,8 +28,9 @@ def run_config() -> dict:
 
 
 def command_tags(**extra: str) -> dict[str, str]:
-    """The tags of a run a command starts: the command prints its line (print_run), the instance does not."""
-    return {COMMAND_TAG: COMMAND, **extra}
+    """The tags of a run a command starts: the command prints its line (print_run), the instance does not;
+    the process runs it (a run left unfinished by a killed process is marked failed: core/abandoned_runs.py)."""
+    return {COMMAND_TAG: COMMAND, PROCESS_TAG: process_tag(), **extra}
 
 
 INSTANCE_LOCK = ".dealer_assets_instance.lock"
@@ -41,7 +43,8 @@ def instance() -> dg.DagsterInstance:
     A home without a `dagster.yaml` gets the embedded defaults of `make dev` (runs one at a time, no telemetry).
     Opening it creates and stamps Dagster's own storage (its SQLite databases and their Alembic versions)
     the first time; commands started together on a fresh home would race there and leave it with two heads
-    for good, so one process at a time opens it, behind a lock file in DAGSTER_HOME.
+    for good, so one process at a time opens it, behind a lock file in DAGSTER_HOME. The runs of commands
+    killed before are marked failed then, one line each.
     """
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(PROJECT_ROOT / ".dagster_home")
@@ -55,6 +58,8 @@ def instance() -> dg.DagsterInstance:
         opened.get_runs_count()
         opened.fetch_materializations(dg.AssetKey("dealer_assets_instance_probe"), limit=1)
         opened.all_instigator_state()
+        for line in fail_abandoned_runs(opened):
+            print(line)
     return opened
 
 

@@ -348,9 +348,15 @@ def test_killed_mid_run_then_rerun_equals_an_undisturbed_run(point: str, tmp_pat
     feeds(crashed)
     killed = _run_cli(["catch-up"], crashed, tmp_path / "h2", extra_env={"DEALER_CRASH_AT": point})
     assert killed.returncode == -9, killed.stdout + killed.stderr[-2000:]
+    with dg.DagsterInstance.from_config(str(tmp_path / "h2")) as instance:
+        [left] = instance.get_runs()
+        assert left.status == dg.DagsterRunStatus.STARTED, "nothing was left to say how the killed run ended"
     rerun = _run_cli(["catch-up"], crashed, tmp_path / "h2")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr[-3000:]
+    assert f"run {left.run_id} marked failed: `catch-up` (pid " in rerun.stdout
     assert snapshot(crashed.paths.warehouse_url) == snapshot(calm.paths.warehouse_url)
+    with dg.DagsterInstance.from_config(str(tmp_path / "h2")) as instance:
+        assert instance.get_run_by_id(left.run_id).status == dg.DagsterRunStatus.FAILURE
 
 
 def test_safety_net_schedule_requests_runs_for_files_left_waiting(data_root: DataRoot):

@@ -1,0 +1,90 @@
+"""Runs whose command was killed: marked failed, so that they neither show as running for ever nor hold up
+their area's queue.
+
+A run a `dealer-assets` command starts executes inside the command's own process. Killed there (SIGKILL, an
+out-of-memory kill, a lost host), nothing is left to report how it ended: Dagster keeps it STARTED, and the
+run queue, which lets one run per area go at a time (deploy/dagster*.yaml), would hold every later run of
+that area behind it. Each such run carries the process that runs it (PROCESS_TAG: host, pid and the
+process's start time, so that a reused pid is not taken for it). The next command, and the daemon's sensor
+`core_abandoned_runs_sensor` every minute, mark the runs of a process that no longer exists as failed, with
+an engine event saying why; a run of another host is left alone, since its process cannot be seen from here.
+Running the command again finishes the work: every step resumes from what the archive and warehouse hold.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import dagster as dg
+
+from dealer_assets.core.tags import COMMAND_TAG, PROCESS_TAG
+
+SENSOR_NAME = "core_abandoned_runs_sensor"
+SENSOR_INTERVAL_SECONDS = 60
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat, field 22); None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_tag(pid: int | None = None) -> str:
+    """`host:pid:start` of this process (or of `pid`)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or ''}"
+
+
+def process_gone(tag: str) -> bool:
+    """Whether the process a tag names has ended; False when it ran on another host or cannot be told."""
+    parts = tag.rsplit(":", 2)
+    if len(parts) != 3 or not Path("/proc/self/stat").exists():
+        return False
+    host, pid, started = parts
+    if host != socket.gethostname() or not pid.isdigit() or not started:
+        return False
+    return _start_ticks(int(pid)) != started
+
+
+def abandoned_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    records = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))
+    return [
+        r.dagster_run
+        for r in records
+        if PROCESS_TAG in r.dagster_run.tags and process_gone(r.dagster_run.tags[PROCESS_TAG])
+    ]
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark every abandoned run failed; one line per run, saying what it was and why it is marked so."""
+    lines = []
+    for run in abandoned_runs(instance):
+        pid = run.tags[PROCESS_TAG].rsplit(":", 2)[1]
+        command = run.tags.get(COMMAND_TAG, "a dealer-assets command")
+        message = (
+            f"The process of `{command}` (pid {pid}) ended without finishing this run: it was killed "
+            "(SIGKILL, out of memory or a lost host). Marked failed so that the area's queue moves on; "
+            "running the command again finishes the work."
+        )
+        instance.report_run_failed(run, message)
+        lines.append(f"{run.job_name} run {run.run_id} marked failed: `{command}` (pid {pid}) was killed")
+    return lines
+
+
+@dg.sensor(
+    name=SENSOR_NAME,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks failed the runs of dealer-assets commands that were killed (core/abandoned_runs.py).",
+)
+def abandoned_runs_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    lines = fail_abandoned_runs(context.instance)
+    for line in lines:
+        context.log.warning(line)
+    return dg.SkipReason("; ".join(lines) or "no run of a killed command")

@@ -1,0 +1,79 @@
+"""A run whose command was killed is marked failed (core/abandoned_runs.py), and only such a run: a live
+process's, another host's and the daemon's runs are left as they are."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import dagster as dg
+
+from dealer_assets.core.abandoned_runs import (
+    SENSOR_NAME,
+    abandoned_runs_sensor,
+    process_gone,
+    process_tag,
+)
+from dealer_assets.core.tags import COMMAND_TAG, PROCESS_TAG
+from dealer_assets.definitions import defs
+
+
+@dg.op
+def _step() -> None:
+    pass
+
+
+@dg.job
+def _job() -> None:
+    _step()
+
+
+def _ended_process_tag() -> str:
+    ended = subprocess.Popen(["true"])
+    tag = process_tag(ended.pid)
+    ended.wait()
+    return tag
+
+
+def test_a_process_tag_tells_a_live_process_from_an_ended_one() -> None:
+    assert not process_gone(process_tag())
+    assert process_gone(_ended_process_tag())
+    host, pid, started = process_tag().rsplit(":", 2)
+    assert process_gone(f"{host}:{pid}:{int(started) + 1}"), "a reused pid is another process"
+    assert not process_gone(f"another-host:{pid}:1"), "another host's process cannot be seen from here"
+    for unreadable in ("", "garbage", f"{host}:x:1", f"{host}:{pid}:"):
+        assert not process_gone(unreadable)
+
+
+def _started(instance: dg.DagsterInstance, tags: dict[str, str]) -> str:
+    return instance.create_run_for_job(_job, status=dg.DagsterRunStatus.STARTED, tags=tags).run_id
+
+
+def test_the_sensor_marks_only_a_killed_commands_runs_failed() -> None:
+    with dg.instance_for_test() as instance:
+        killed = _started(instance, {COMMAND_TAG: "catch-up", PROCESS_TAG: _ended_process_tag()})
+        live = _started(instance, {COMMAND_TAG: "catch-up", PROCESS_TAG: process_tag()})
+        elsewhere = _started(instance, {COMMAND_TAG: "replay", PROCESS_TAG: f"another-host:{os.getpid()}:1"})
+        daemons = _started(instance, {})
+
+        skip = abandoned_runs_sensor(dg.build_sensor_context(instance=instance))
+        assert f"_job run {killed} marked failed: `catch-up` (pid " in skip.skip_message
+        status = {
+            run_id: instance.get_run_by_id(run_id).status for run_id in (killed, live, elsewhere, daemons)
+        }
+        assert status == {
+            killed: dg.DagsterRunStatus.FAILURE,
+            live: dg.DagsterRunStatus.STARTED,
+            elsewhere: dg.DagsterRunStatus.STARTED,
+            daemons: dg.DagsterRunStatus.STARTED,
+        }
+        [why] = [e.message for e in instance.all_logs(killed) if "ended without finishing" in e.message]
+        assert "running the command again finishes the work" in why
+
+        again = abandoned_runs_sensor(dg.build_sensor_context(instance=instance))
+        assert again.skip_message == "no run of a killed command"
+
+
+def test_the_sensor_runs_by_default_in_the_code_location() -> None:
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
