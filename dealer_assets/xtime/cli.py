@@ -39,6 +39,9 @@ def _settings(env: DealerEnv) -> XtimeSettings:
     return settings
 
 
+LATEST_BOOKINGS = 10
+
+
 def run_fake(args: argparse.Namespace, env: DealerEnv) -> int:
     from dealer_assets.xtime.fake import serve
 
@@ -48,15 +51,32 @@ def run_fake(args: argparse.Namespace, env: DealerEnv) -> int:
 
 
 def show_status(args: argparse.Namespace, env: DealerEnv) -> int:
+    """Where each dealership's enrollment stands, the requests per status and the newest bookings, every text
+    in full (an expired invitation's detail says what to do)."""
     settings = _settings(env)
     engine = engine_for(env.paths().warehouse_url)
-    with pl.Config(tbl_rows=50, fmt_str_lengths=120, tbl_hide_dataframe_shape=True, tbl_width_chars=160):
-        print(enrollment_states(settings, datetime.now(UTC)).select("dealership", "state", "detail"))
-        requests = store.read_requests(engine)
-        print(requests.group_by("status").len().sort("status"))
-        bookings = store.read_bookings(engine).sort("booked_at").tail(10)
-        print(bookings.select("request_id", "dealership", "appointment_id", "appointment_local", "opcode"))
+    now = datetime.now(UTC)
+    print(f"enrollment as of {now:%Y-%m-%dT%H:%M:%SZ}")
+    print(text_table(enrollment_states(settings, now).select("dealership", "state", "detail")))
+    counts = store.read_requests(engine).group_by("status").len().sort("status")
+    print("requests: " + (", ".join(f"{status} {n}" for status, n in counts.iter_rows()) or "none"))
+    bookings = store.read_bookings(engine).sort("booked_at").tail(LATEST_BOOKINGS)
+    print(f"latest bookings (at most {LATEST_BOOKINGS}): " + ("" if bookings.height else "none"))
+    if bookings.height:
+        columns = ("request_id", "dealership", "appointment_id", "appointment_local", "opcode", "booked_at")
+        print(text_table(bookings.select(columns)))
     return 0
+
+
+def text_table(frame: pl.DataFrame) -> str:
+    """A header and one line per row, columns padded to their widest text, the last one never cut."""
+    text = frame.select(pl.all().cast(pl.String).fill_null("-"))
+    widths = {c: max(len(c), text[c].str.len_chars().max() or 0) for c in text.columns}
+    last = text.columns[-1]
+    cells = [pl.col(c) if c == last else pl.col(c).str.pad_end(widths[c]) for c in text.columns]
+    lines = text.select(pl.concat_str(cells, separator="  ").alias("line"))["line"]
+    header = "  ".join(c if c == last else c.ljust(widths[c]) for c in text.columns)
+    return "\n".join(["  " + header, *("  " + line for line in lines)])
 
 
 def require_credentials(env: DealerEnv) -> None:

@@ -11,12 +11,14 @@ import time
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
 import yaml
 
 from dealer_assets import cli
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.xtime import store
+from dealer_assets.xtime.cli import text_table
 from dealer_assets.xtime.intake import RequestPaths
 from dealer_assets_tests.support import BASIC_SETTINGS, make_root
 from dealer_assets_tests.xtime.support import CREDENTIALS, REQUEST, days_ahead, settings_document
@@ -44,7 +46,7 @@ def configured(tmp_path, monkeypatch):
 
 
 @pytest.mark.e2e
-def test_the_fake_command_serves_and_catch_up_books_once(configured):
+def test_the_fake_command_serves_and_catch_up_books_once(configured, capsys):
     root, port, env = configured
     proc = subprocess.Popen(
         [sys.executable, "-m", "dealer_assets.cli", "xtime", "fake", "--port", str(port)],
@@ -71,7 +73,12 @@ def test_the_fake_command_serves_and_catch_up_books_once(configured):
         assert bookings.select("request_id", "dealership", "opcode").rows() == [("web-1", "d100", "TUM")]
         stats = httpx.get(f"http://127.0.0.1:{port}/_control/stats").json()
         assert stats["calls"]["/service/appointments-bookings"] == 1 and stats["appointments"] == 1
+        capsys.readouterr()
         assert cli.main(["xtime", "status"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[1].split() == ["dealership", "state", "detail"]
+        assert "requests: booked 1" in lines
+        assert lines[-1].split()[:2] == ["web-1", "d100"] and lines[-1].split()[4] == "TUM"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -93,3 +100,14 @@ def test_a_missing_credential_or_a_bad_key_exits_2_naming_it(configured, monkeyp
     assert (
         f"{root.paths.settings_file}: xtime.dealerships.d100.time_zone: 'Mars/Olympus' is not an IANA" in err
     )
+
+
+def test_status_tables_keep_every_text_whole_and_aligned():
+    frame = pl.DataFrame(
+        {"dealership": ["d1", "d101"], "state": ["confirmed", None], "detail": ["x" * 300, "short"]}
+    )
+    header, first, second = text_table(frame).splitlines()
+    assert first.endswith(" " + "x" * 300), "the last column is never cut"
+    assert second.split() == ["d101", "-", "short"]
+    assert header.index("state") == first.index("confirmed") == second.index("-")
+    assert header.index("detail") == first.index("x") == second.index("short")
