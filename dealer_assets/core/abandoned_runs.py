@@ -4,10 +4,10 @@ their area's queue.
 A run a `dealer-assets` command starts executes inside the command's own process. Killed there (SIGKILL, an
 out-of-memory kill, a lost host), nothing is left to report how it ended: Dagster keeps it STARTED, and the
 run queue, which lets one run per area go at a time (deploy/dagster*.yaml), would hold every later run of
-that area behind it. Each such run carries the process that runs it (PROCESS_TAG: host, pid and the
-process's start time, so that a reused pid is not taken for it). The next command, and the daemon's sensor
-`core_abandoned_runs_sensor` every minute, mark the runs of a process that no longer exists as failed, with
-an engine event saying why; a run of another host is left alone, since its process cannot be seen from here.
+that area behind it. Each such run carries the process that runs it (PROCESS_TAG: host and PID namespace, pid,
+and the process's start time, so that a reused pid is not taken for it). The next command, and the daemon's
+sensor `core_abandoned_runs_sensor` every minute, mark the runs of a process that no longer exists as failed,
+saying why; a run of another host or container is left alone, since its process cannot be seen from here.
 Running the command again finishes the work: every step resumes from what the archive and warehouse hold.
 """
 
@@ -35,19 +35,29 @@ def _start_ticks(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _here() -> str:
+    """This host and PID namespace: a pid means the same process only where both are the same (containers)."""
+    try:
+        namespace = "".join(filter(str.isdigit, os.readlink("/proc/self/ns/pid")))
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}/{namespace}"
+
+
 def process_tag(pid: int | None = None) -> str:
-    """`host:pid:start` of this process (or of `pid`)."""
+    """`host/pid-namespace:pid:start` of this process (or of `pid`)."""
     pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or ''}"
+    return f"{_here()}:{pid}:{_start_ticks(pid) or ''}"
 
 
 def process_gone(tag: str) -> bool:
-    """Whether the process a tag names has ended; False when it ran on another host or cannot be told."""
+    """Whether the process a tag names has ended; False when it ran on another host or in another PID
+    namespace, or when it cannot be told."""
     parts = tag.rsplit(":", 2)
     if len(parts) != 3 or not Path("/proc/self/stat").exists():
         return False
     host, pid, started = parts
-    if host != socket.gethostname() or not pid.isdigit() or not started:
+    if host != _here() or not pid.isdigit() or not started:
         return False
     return _start_ticks(int(pid)) != started
 

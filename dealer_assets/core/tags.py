@@ -9,7 +9,7 @@ COMMAND_TAG = "dealer_assets/command"
 """On the runs a `dealer-assets` command starts (its name, e.g. `catch-up`): the command prints their one line
 itself (core/run_log.py)."""
 PROCESS_TAG = "dealer_assets/process"
-"""On the same runs: `host:pid:start` of the command's process, to tell when it was killed mid-run
+"""On the same runs: `host/pid-namespace:pid:start` of the command's process, to tell when it was killed mid-run
 (core/abandoned_runs.py)."""
 AREA_TAG = "dealer_assets/area"
 """Every run of an area carries it (`dms`, `protractor`, `xtime`): the run queue limits runs per area with it

@@ -41,6 +41,7 @@ def test_a_process_tag_tells_a_live_process_from_an_ended_one() -> None:
     host, pid, started = process_tag().rsplit(":", 2)
     assert process_gone(f"{host}:{pid}:{int(started) + 1}"), "a reused pid is another process"
     assert not process_gone(f"another-host:{pid}:1"), "another host's process cannot be seen from here"
+    assert not process_gone(f"{host.split('/')[0]}/1:{pid}:1"), "nor another container's (PID namespace)"
     for unreadable in ("", "garbage", f"{host}:x:1", f"{host}:{pid}:"):
         assert not process_gone(unreadable)
 
