@@ -217,19 +217,21 @@ def _instance_counts(env: dict, before: set[str]) -> dict:
     return {"runs": len(runs), "event_log_entries": len(entries), "events_by_kind": kinds}
 
 
+COUNTS = {
+    "active": "SELECT count(*) FROM service_requests WHERE status = 'active'",
+    "closed": "SELECT count(*) FROM service_requests WHERE status = 'closed'",
+    "events": "SELECT count(*) FROM service_request_events",
+    "rejected_rows": "SELECT count(*) FROM rejected_rows",
+    "applied_feeds": "SELECT count(*) FROM applied_feeds",
+}
+
+
 def _warehouse_counts(url: str) -> dict:
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        one = lambda sql: conn.exec_driver_sql(sql).scalar()  # noqa: E731
-        counts = {
-            "active": one("SELECT count(*) FROM service_requests WHERE status = 'active'"),
-            "closed": one("SELECT count(*) FROM service_requests WHERE status = 'closed'"),
-            "events": one("SELECT count(*) FROM service_request_events"),
-            "rejected_rows": one("SELECT count(*) FROM rejected_rows"),
-            "applied_feeds": one("SELECT count(*) FROM applied_feeds"),
-        }
+        counts = {name: conn.exec_driver_sql(sql).scalar() for name, sql in COUNTS.items()}
     engine.dispose()
     return counts
 

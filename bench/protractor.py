@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -79,8 +80,15 @@ async def _drive(url: str, n: int, concurrency: int) -> tuple[float, float, int]
         try:
             while queue:
                 i = queue.pop()
-                query = httpx.QueryParams({"connectionId": CONN, "apiKey": KEY, "type": "WorkOrder",
-                                           "id": str(uuid.UUID(int=i + 1)), "operation": "Update"})  # fmt: skip
+                query = httpx.QueryParams(
+                    {
+                        "connectionId": CONN,
+                        "apiKey": KEY,
+                        "type": "WorkOrder",
+                        "id": str(uuid.UUID(int=i + 1)),
+                        "operation": "Update",
+                    }
+                )
                 request = f"GET {parsed.path}?{query} HTTP/1.1\r\nHost: {parsed.host}\r\n\r\n".encode()
                 t0 = time.perf_counter()
                 writer.write(request)
@@ -122,8 +130,12 @@ def receiver_figures(n: int, concurrency: int, rounds: int = 3) -> dict:
     out: dict = {}
     for kind, runs in results.items():
         rate, p99, ok = sorted(runs)[len(runs) // 2]
-        out[kind] = {"callbacks_per_s": round(rate), "p99_ms": round(p99, 1), "ok": ok,
-                     "rounds_per_s": [round(r[0]) for r in runs]}  # fmt: skip
+        out[kind] = {
+            "callbacks_per_s": round(rate),
+            "p99_ms": round(p99, 1),
+            "ok": ok,
+            "rounds_per_s": [round(r[0]) for r in runs],
+        }
     out["journal_lines"] = lines
     out["ratio"] = round(out["receiver"]["callbacks_per_s"] / out["bare"]["callbacks_per_s"], 2)
     return out
@@ -135,24 +147,51 @@ def work_orders_jsonl(n: int, seed: int = 11) -> bytes:
     rows = []
     for i in range(n):
         day, minute = 1 + i % 28, i % 1440
-        lines = [{"ID": str(uuid.UUID(int=(i << 8) + j)), "Type": "Labor" if j == 0 else "Part",
-                  "Description": f"Line {j}", "Quantity": 1 + j, "Price": 50.0 + j, "Total": (1 + j) * (50.0 + j),
-                  "PartNumber": None if j == 0 else f"P-{j}", "Completed": False, "Technician": "Chris Olsen"}
-                 for j in range(rng.randint(1, 4))]  # fmt: skip
-        rows.append({
-            "ID": str(uuid.UUID(int=i + 1)), "WorkOrderNumber": 10_000 + i, "Type": "WorkOrder",
-            "WorkflowStage": rng.choice(stages), "Completed": False,
-            "ServiceItem": {"ID": str(uuid.UUID(int=i + 7)), "VIN": f"1FTFW1E50NFA{i % 100000:05d}", "Year": 2022},
-            "Contact": {"FirstName": "A", "LastName": "B"},
-            "Header": {"CreationTime": f"2026-11-{day:02d}T{minute // 60:02d}:{minute % 60:02d}:00",
-                       "LastModifiedTime": f"2026-11-{day:02d}T{minute // 60:02d}:{minute % 60:02d}:30",
-                       "ServiceAdvisor": "Dana Smith"},
-            "Summary": {"GrandTotal": 100.0},
-            "ServicePackages": {"ItemCollection": [{"ID": str(uuid.UUID(int=(i << 8) + 200)),
-                                "ServicePackageHeader": {"Title": "Recon", "Description": ""},
-                                "ServicePackageLines": {"ItemCollection": lines}}]},
-            "observed_at": "2026-11-30T00:00:00+00:00",
-        })  # fmt: skip
+        lines = [
+            {
+                "ID": str(uuid.UUID(int=(i << 8) + j)),
+                "Type": "Labor" if j == 0 else "Part",
+                "Description": f"Line {j}",
+                "Quantity": 1 + j,
+                "Price": 50.0 + j,
+                "Total": (1 + j) * (50.0 + j),
+                "PartNumber": None if j == 0 else f"P-{j}",
+                "Completed": False,
+                "Technician": "Chris Olsen",
+            }
+            for j in range(rng.randint(1, 4))
+        ]
+        rows.append(
+            {
+                "ID": str(uuid.UUID(int=i + 1)),
+                "WorkOrderNumber": 10_000 + i,
+                "Type": "WorkOrder",
+                "WorkflowStage": rng.choice(stages),
+                "Completed": False,
+                "ServiceItem": {
+                    "ID": str(uuid.UUID(int=i + 7)),
+                    "VIN": f"1FTFW1E50NFA{i % 100000:05d}",
+                    "Year": 2022,
+                },
+                "Contact": {"FirstName": "A", "LastName": "B"},
+                "Header": {
+                    "CreationTime": f"2026-11-{day:02d}T{minute // 60:02d}:{minute % 60:02d}:00",
+                    "LastModifiedTime": f"2026-11-{day:02d}T{minute // 60:02d}:{minute % 60:02d}:30",
+                    "ServiceAdvisor": "Dana Smith",
+                },
+                "Summary": {"GrandTotal": 100.0},
+                "ServicePackages": {
+                    "ItemCollection": [
+                        {
+                            "ID": str(uuid.UUID(int=(i << 8) + 200)),
+                            "ServicePackageHeader": {"Title": "Recon", "Description": ""},
+                            "ServicePackageLines": {"ItemCollection": lines},
+                        }
+                    ]
+                },
+                "observed_at": "2026-11-30T00:00:00+00:00",
+            }
+        )
     return b"".join((json.dumps(r) + "\n").encode() for r in rows)
 
 
@@ -174,14 +213,24 @@ def snapshot_figures(n: int, repeat: int) -> dict:
 
     def build() -> int:
         snaps, lines = flatten(read_documents(data), "north", "America/Chicago")
-        out = next_versions(pl.DataFrame(schema=SNAPSHOT_SCHEMA), snaps, pl.DataFrame(schema=DELETE_SCHEMA),
-                            pl.DataFrame(schema=LINE_SCHEMA), lines)  # fmt: skip
-        return apply_mappings(out["snapshots"], status_map, {}).height + out["lines"].height * 0
+        out = next_versions(
+            pl.DataFrame(schema=SNAPSHOT_SCHEMA),
+            snaps,
+            pl.DataFrame(schema=DELETE_SCHEMA),
+            pl.DataFrame(schema=LINE_SCHEMA),
+            lines,
+        )
+        return apply_mappings(out["snapshots"], status_map, {}).height
 
     def rebuild() -> int:
         snaps, lines = flatten(read_documents(data), "north", "America/Chicago")
-        first = next_versions(pl.DataFrame(schema=SNAPSHOT_SCHEMA), snaps, pl.DataFrame(schema=DELETE_SCHEMA),
-                              pl.DataFrame(schema=LINE_SCHEMA), lines)  # fmt: skip
+        first = next_versions(
+            pl.DataFrame(schema=SNAPSHOT_SCHEMA),
+            snaps,
+            pl.DataFrame(schema=DELETE_SCHEMA),
+            pl.DataFrame(schema=LINE_SCHEMA),
+            lines,
+        )
         started = time.perf_counter()
         again = next_versions(
             first["snapshots"], snaps, pl.DataFrame(schema=DELETE_SCHEMA), first["lines"], lines
@@ -189,7 +238,7 @@ def snapshot_figures(n: int, repeat: int) -> dict:
         assert again["snapshots"].is_empty()
         return time.perf_counter() - started
 
-    def median(fn) -> float:  # noqa: ANN001
+    def median(fn: Callable[[], object]) -> float:
         times = []
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -198,9 +247,13 @@ def snapshot_figures(n: int, repeat: int) -> dict:
         return sorted(times)[len(times) // 2]
 
     assert bare() == n and build() == n
-    return {"work_orders": n, "jsonl_mb": round(len(data) / 1e6, 1), "bare_read_s": round(median(bare), 3),
-            "snapshot_build_s": round(median(build), 3),
-            "unchanged_refetch_versioning_s": round(sorted(rebuild() for _ in range(repeat))[repeat // 2], 3)}  # fmt: skip
+    return {
+        "work_orders": n,
+        "jsonl_mb": round(len(data) / 1e6, 1),
+        "bare_read_s": round(median(bare), 3),
+        "snapshot_build_s": round(median(build), 3),
+        "unchanged_refetch_versioning_s": round(sorted(rebuild() for _ in range(repeat))[repeat // 2], 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,8 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "protractor.json")
     args = parser.parse_args(argv)
-    figures = {"load_average_before": os.getloadavg()[0], "receiver": receiver_figures(args.callbacks, args.concurrency),
-               "snapshots": snapshot_figures(args.work_orders, args.repeat), "cores": os.cpu_count()}  # fmt: skip
+    figures = {
+        "load_average_before": os.getloadavg()[0],
+        "receiver": receiver_figures(args.callbacks, args.concurrency),
+        "snapshots": snapshot_figures(args.work_orders, args.repeat),
+        "cores": os.cpu_count(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))

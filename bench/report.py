@@ -42,7 +42,10 @@ def cells(fig: Figure) -> tuple[str, str, str, str, str]:
 def table(figures: list[Figure]) -> str:
     rows = [COLUMNS, *(cells(f) for f in figures)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+
+    def line(row: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(rows[0]), sep, *(line(r) for r in rows[1:])])
 

@@ -174,7 +174,7 @@ def test_overlapping_normalize_steps_write_rejected_rows_once(
     def run() -> None:
         try:
             normalize_window(root.paths, "generic", cfg, engine, START, END)
-        except BaseException as exc:  # noqa: BLE001 - the test reports what the thread raised
+        except BaseException as exc:
             errors.append(exc)
 
     first = threading.Thread(target=run)

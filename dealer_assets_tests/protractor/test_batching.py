@@ -78,7 +78,7 @@ def _run(instance: dg.DagsterInstance, status: dg.DagsterRunStatus, area: str, *
 
 def _dequeued(instance: dg.DagsterInstance) -> set[str]:
     daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
-    runs = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)  # noqa: SLF001
+    runs = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)
     return {r.run_id for r in runs}
 
 
