@@ -63,11 +63,16 @@ def process_gone(tag: str) -> bool:
 
 
 def abandoned_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Unfinished runs executed in a command's process that has ended. A run launched through a code location
+    (the daemon, the UI) has an origin there and runs in a process of its own, even when it copied a command
+    run's tags (a re-execution from the UI does): it is never judged by the tag."""
     records = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))
     return [
         r.dagster_run
         for r in records
-        if PROCESS_TAG in r.dagster_run.tags and process_gone(r.dagster_run.tags[PROCESS_TAG])
+        if r.dagster_run.remote_job_origin is None
+        and PROCESS_TAG in r.dagster_run.tags
+        and process_gone(r.dagster_run.tags[PROCESS_TAG])
     ]
 
 

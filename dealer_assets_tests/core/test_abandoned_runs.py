@@ -1,5 +1,6 @@
 """A run whose command was killed is marked failed (core/abandoned_runs.py), and only such a run: a live
-process's, another host's and the daemon's runs are left as they are."""
+process's, another host's and the daemon's runs (re-executions of a command's run included) are left as they
+are."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 
 import dagster as dg
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 
 from dealer_assets.core.abandoned_runs import (
     SENSOR_NAME,
@@ -46,28 +48,38 @@ def test_a_process_tag_tells_a_live_process_from_an_ended_one() -> None:
         assert not process_gone(unreadable)
 
 
-def _started(instance: dg.DagsterInstance, tags: dict[str, str]) -> str:
-    return instance.create_run_for_job(_job, status=dg.DagsterRunStatus.STARTED, tags=tags).run_id
+def _started(instance: dg.DagsterInstance, tags: dict[str, str], launched: bool = False) -> str:
+    """A run as a command's `execute_in_process` leaves it, or (`launched`) as the daemon or the UI does."""
+    origin = None
+    if launched:
+        repository = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("dealer_assets"), "__repository__")
+        origin = RemoteJobOrigin(repository, _job.name)
+    run = instance.create_run_for_job(
+        _job, status=dg.DagsterRunStatus.STARTED, tags=tags, remote_job_origin=origin
+    )
+    return run.run_id
 
 
 def test_the_sensor_marks_only_a_killed_commands_runs_failed() -> None:
     with dg.instance_for_test() as instance:
-        killed = _started(instance, {COMMAND_TAG: "catch-up", PROCESS_TAG: _ended_process_tag()})
+        dead = _ended_process_tag()
+        killed = _started(instance, {COMMAND_TAG: "catch-up", PROCESS_TAG: dead})
         live = _started(instance, {COMMAND_TAG: "catch-up", PROCESS_TAG: process_tag()})
         elsewhere = _started(instance, {COMMAND_TAG: "replay", PROCESS_TAG: f"another-host:{os.getpid()}:1"})
-        daemons = _started(instance, {})
+        daemons = _started(instance, {}, launched=True)
+        reexecuted = _started(instance, {COMMAND_TAG: "catch-up", PROCESS_TAG: dead}, launched=True)
 
         skip = abandoned_runs_sensor(dg.build_sensor_context(instance=instance))
         assert f"_job run {killed} marked failed: `catch-up` (pid " in skip.skip_message
-        status = {
-            run_id: instance.get_run_by_id(run_id).status for run_id in (killed, live, elsewhere, daemons)
-        }
+        runs = (killed, live, elsewhere, daemons, reexecuted)
+        status = {run_id: instance.get_run_by_id(run_id).status for run_id in runs}
         assert status == {
             killed: dg.DagsterRunStatus.FAILURE,
             live: dg.DagsterRunStatus.STARTED,
             elsewhere: dg.DagsterRunStatus.STARTED,
             daemons: dg.DagsterRunStatus.STARTED,
-        }
+            reexecuted: dg.DagsterRunStatus.STARTED,
+        }, "a launched run with a command run's tags (a re-execution) runs in a process of its own"
         [why] = [e.message for e in instance.all_logs(killed) if "ended without finishing" in e.message]
         assert "running the command again finishes the work" in why
 
