@@ -15,7 +15,12 @@ from collections.abc import Iterable, Mapping
 
 import dagster as dg
 
-from dealer_assets.core.tags import COMMAND_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from dealer_assets.core.tags import (
+    COMMAND_TAG,
+    PARENT_RUN_ID_TAG,
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+)
 
 SHOWN_FIGURES = (
     "run/feeds",
@@ -78,12 +83,18 @@ def partitions_of(tags: Mapping[str, str]) -> str:
     return tags.get("dagster/partition", "")
 
 
+def _left_to_a_command(tags: Mapping[str, str]) -> bool:
+    """A command's own run; a re-execution of one (launched from the UI, copying its tags) is not."""
+    return COMMAND_TAG in tags and PARENT_RUN_ID_TAG not in tags
+
+
 class RunLineHandler(logging.Handler):
     """Reads a run's Dagster events as they are logged and writes its line once it ends.
 
     Figures come from the materializations logged in this process: with the in-process executor (the default)
     that is every step; with a multiprocess or Celery executor the line says how the run ended, without them.
-    Runs a command started are left to the command, which prints the same line on its standard output.
+    Runs a command started are left to the command, which prints the same line on its standard output (their
+    re-executions are not).
     Dagster builds a handler for the run and more for its steps, so what a run has shown so far is kept per
     process, by run id, until the run ends.
     """
@@ -99,7 +110,7 @@ class RunLineHandler(logging.Handler):
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
         run_id = meta.get("run_id")
-        if event is None or run_id is None or COMMAND_TAG in (meta.get("job_tags") or {}):
+        if event is None or run_id is None or _left_to_a_command(meta.get("job_tags") or {}):
             return
         kind = event.event_type
         with self._guard:

@@ -2,6 +2,7 @@
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARENT_RUN_ID_TAG = "dagster/parent_run_id"
 SOURCE_TAG = "dealer_assets/source"
 MODE_TAG = "dealer_assets/mode"
 REPLAY_FROM_TAG = "dealer_assets/replay_from"

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from dealer_assets.core.run_log import RunLineHandler
-from dealer_assets.core.tags import COMMAND_TAG
+from dealer_assets.core.tags import COMMAND_TAG, PARENT_RUN_ID_TAG
 from dealer_assets.definitions import build_definitions
 from dealer_assets_tests.support import DEPLOY, DataRoot, at, range_tags, vin
 
@@ -61,9 +61,30 @@ def test_a_run_a_command_starts_is_left_to_the_command(
     assert capsys.readouterr().err.strip() == ""
 
 
-def test_a_failed_check_and_a_failed_run_show_under_the_line() -> None:
+def _handled(job_tags: dict[str, str], events: list[dg.DagsterEvent]) -> list[str]:
     stream = io.StringIO()
     handler = RunLineHandler(stream=stream)
+    for event in events:
+        record = logging.LogRecord("dagster", logging.DEBUG, "", 0, "", (), None)
+        record.dagster_meta = {
+            "dagster_event": event,
+            "run_id": "abcdef0123",
+            "job_name": "j",
+            "job_tags": job_tags,
+        }
+        handler.handle(record)
+    return stream.getvalue().splitlines()
+
+
+def test_a_re_execution_of_a_commands_run_prints_its_line() -> None:
+    """The UI's re-execution copies the command's tags but runs without the command to print its line."""
+    ended = [dg.DagsterEvent(dg.DagsterEventType.RUN_SUCCESS.value, "j")]
+    assert _handled({COMMAND_TAG: "catch-up"}, ended) == []
+    reexecuted = {COMMAND_TAG: "catch-up", PARENT_RUN_ID_TAG: "0123456789"}
+    assert _handled(reexecuted, ended) == ["j: succeeded (run abcdef01)"]
+
+
+def test_a_failed_check_and_a_failed_run_show_under_the_line() -> None:
     job_tags = {"dagster/partition": "2026-11-02"}
     check = dg.AssetCheckEvaluation(
         asset_key=dg.AssetKey(["dms", "generic", "service_requests"]),
@@ -75,16 +96,7 @@ def test_a_failed_check_and_a_failed_run_show_under_the_line() -> None:
         dg.DagsterEvent(dg.DagsterEventType.ASSET_CHECK_EVALUATION.value, "j", event_specific_data=check),
         dg.DagsterEvent(dg.DagsterEventType.RUN_FAILURE.value, "j"),
     ]
-    for event in events:
-        record = logging.LogRecord("dagster", logging.DEBUG, "", 0, "", (), None)
-        record.dagster_meta = {
-            "dagster_event": event,
-            "run_id": "abcdef0123",
-            "job_name": "j",
-            "job_tags": job_tags,
-        }
-        handler.handle(record)
-    assert stream.getvalue().splitlines() == [
+    assert _handled(job_tags, events) == [
         "j 2026-11-02: FAILED (run abcdef01)",
         "  check auto_close_guard failed: dealer D1: 4 of 5 closes held",
     ]
