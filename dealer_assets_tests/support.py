@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,6 +208,15 @@ def reference_tables(root: DataRoot, ranges: dict[str, tuple[str, str]]) -> dict
         )
         assert result.success
     return snapshot(root.paths.warehouse_url)
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    """Poll until `condition` holds; fail naming `what` when the deadline passes."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {seconds} s: {what}")
+        time.sleep(0.05)
 
 
 def group_alive(pgid: int) -> list[psutil.Process]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +27,16 @@ from dealer_assets.dms.ledger import pending_partitions
 from dealer_assets.dms.normalize_feeds import normalize_window
 from dealer_assets.dms.quarantine import triage_misdelivered
 from dealer_assets.dms.settings import load_settings, parse_settings
-from dealer_assets_tests.support import DataRoot, at, feed_body, feed_name, make_root, snapshot, vin
+from dealer_assets_tests.support import (
+    DataRoot,
+    at,
+    feed_body,
+    feed_name,
+    make_root,
+    snapshot,
+    vin,
+    wait_for,
+)
 
 FAR = datetime(2030, 1, 1, tzinfo=UTC)
 START, END = at(0, 0), at(20, 0)
@@ -147,6 +156,20 @@ def test_a_checkpoint_that_does_not_verify_is_ignored_and_rebuilt(tmp_path: Path
     assert rows(damaged, "SELECT COUNT(*) FROM service_requests GROUP BY vin HAVING COUNT(*) > 1") == []
 
 
+def _waits_on_a_lock(engine, thread: threading.Thread, seen: list) -> bool:
+    """PostgreSQL: a session of the database waits on a lock. SQLite (whose lock waits are invisible): the
+    thread has sat in the same statement since the previous poll."""
+    if engine.dialect.name == "postgresql":
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(sql).scalar() > 0
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None and frame.f_code.co_name not in ("do_execute", "do_executemany"):
+        frame = frame.f_back
+    before, seen[:] = (seen[0] if seen else None), [frame]
+    return frame is not None and frame is before
+
+
 @pytest.mark.slow
 def test_overlapping_normalize_steps_write_rejected_rows_once(
     warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -182,7 +205,12 @@ def test_overlapping_normalize_steps_write_rejected_rows_once(
     assert first_inside.wait(60)
     second = threading.Thread(target=run)
     second.start()
-    time.sleep(2)  # the second step deletes, then waits on the first's uncommitted rows
+    seen: list = []
+    wait_for(
+        lambda: _waits_on_a_lock(engine, second, seen),
+        "the second step waiting in its write on the first's uncommitted rows",
+        seconds=60,
+    )
     release.set()
     first.join(120)
     second.join(120)

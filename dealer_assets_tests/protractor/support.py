@@ -3,8 +3,6 @@ sync context and clients built from those settings; fixtures are in conftest."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,15 +65,6 @@ def sync_context(settings_file: Path, warehouse_url: str, data_dir: Path, **limi
     settings = load_protractor_settings(settings_file)
     api = ProtractorResource.from_environment(settings, **limits)
     return SyncContext(engine_for(warehouse_url), settings, api.client, data_dir, HISTORY)
-
-
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    """Poll until `condition` holds; fail naming `what` when the deadline passes."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what}")
-        time.sleep(0.05)
 
 
 def journaled(data_dir: Path) -> int:

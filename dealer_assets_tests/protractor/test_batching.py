@@ -17,7 +17,8 @@ from dealer_assets.protractor.defs import sensors
 from dealer_assets.protractor.defs.assets import WORK_ORDERS_OP
 from dealer_assets.protractor.defs.jobs import EVENTS_JOB
 from dealer_assets.protractor.fake import FakeProtractor
-from dealer_assets_tests.protractor.support import Setup, journaled, wait_for
+from dealer_assets_tests.protractor.support import Setup, journaled
+from dealer_assets_tests.support import wait_for
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SWEEP = {"ops": {WORK_ORDERS_OP: {"config": {"mode": "sweep"}}}}

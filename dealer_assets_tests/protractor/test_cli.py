@@ -19,7 +19,8 @@ from dealer_assets.core.tags import AREA_TAG
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.protractor.fake import FakeProtractor
 from dealer_assets.protractor.journal import journal_dir, read_new
-from dealer_assets_tests.protractor.support import NORTH, journaled, wait_for
+from dealer_assets_tests.protractor.support import NORTH, journaled
+from dealer_assets_tests.support import wait_for
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,8 @@ from dealer_assets.protractor.defs.assets import EVENTS, LINES, LINKS, SNAPSHOTS
 from dealer_assets.protractor.defs.jobs import BACKFILL_JOB
 from dealer_assets.protractor.defs.schedules import resync_due
 from dealer_assets.protractor.fake import FakeProtractor
-from dealer_assets_tests.protractor.support import NORTH, Setup, journaled, wait_for
+from dealer_assets_tests.protractor.support import NORTH, Setup, journaled
+from dealer_assets_tests.support import wait_for
 
 SWEEP = {"ops": {WORK_ORDERS_OP: {"config": {"mode": "sweep"}}}}
 

@@ -17,7 +17,8 @@ from dealer_assets.protractor import sync
 from dealer_assets.protractor.domain.versions import DELETE_SCHEMA
 from dealer_assets.protractor.fake import FakeProtractor
 from dealer_assets.protractor.settings import load_protractor_settings
-from dealer_assets_tests.protractor.support import FAST_LIMITS, journaled, sync_context, wait_for
+from dealer_assets_tests.protractor.support import FAST_LIMITS, journaled, sync_context
+from dealer_assets_tests.support import wait_for
 
 
 @dataclass(frozen=True)

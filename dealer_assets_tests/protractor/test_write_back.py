@@ -22,7 +22,8 @@ from dealer_assets.protractor.defs.checks import packages_not_edited
 from dealer_assets.protractor.domain.links import package_guid
 from dealer_assets.protractor.fake import FakeProtractor
 from dealer_assets.protractor.write_back import edited, send_packages
-from dealer_assets_tests.protractor.support import FAST_LIMITS, journaled, sync_context, wait_for
+from dealer_assets_tests.protractor.support import FAST_LIMITS, journaled, sync_context
+from dealer_assets_tests.support import wait_for
 
 CHILD = """
 import sys

@@ -17,6 +17,7 @@ from dealer_assets.xtime import store
 from dealer_assets.xtime.book_appointments import Booker
 from dealer_assets.xtime.intake import RequestPaths, ingest_files
 from dealer_assets.xtime.refresh_catalog import refresh_catalogs
+from dealer_assets_tests.support import wait_for
 from dealer_assets_tests.xtime.support import CREDENTIALS, NOW, control, make_client
 
 VIN = "1FTFW1E50NFA00001"
@@ -275,9 +276,7 @@ def test_a_run_killed_after_booking_is_rerun_and_books_nothing_twice(
     env = os.environ | CREDENTIALS | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     document = json.dumps({"xtime": settings.model_dump(mode="json")})
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(engine.url), document], env=env)
-    deadline = time.monotonic() + 30
-    while not fake.state.appointments and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: bool(fake.state.appointments), "the fake booking r1 (its answer held back)", seconds=30)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert [a["label"] for a in fake.state.appointments] == ["r1"]
