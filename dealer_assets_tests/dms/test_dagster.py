@@ -13,10 +13,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, SOURCE_TAG
 from dealer_assets.core.warehouse import engine_for
 from dealer_assets.definitions import build_definitions
 from dealer_assets.dms.defs.assets import keys_for
+from dealer_assets.dms.ingest import ingest_raw_feeds
+from dealer_assets.dms.settings import load_settings
 from dealer_assets_tests.support import DataRoot, at, run_command, snapshot, vin
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -357,6 +359,50 @@ def test_killed_mid_run_then_rerun_equals_an_undisturbed_run(point: str, tmp_pat
     assert snapshot(crashed.paths.warehouse_url) == snapshot(calm.paths.warehouse_url)
     with dg.DagsterInstance.from_config(str(tmp_path / "h2")) as instance:
         assert instance.get_run_by_id(left.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+@dg.op
+def _step() -> None:
+    pass
+
+
+@dg.job
+def _generic_run() -> None:
+    _step()
+
+
+@pytest.mark.slow
+def test_safety_net_schedule_applies_archived_feeds_that_no_run_applied(data_root: DataRoot):
+    """A run killed between archiving and reconciling leaves its feeds archived, out of the drop zone."""
+    data_root.drop_feed("generic", at(1), [("D1", vin(1), "S1", "U")])
+    settings = load_settings(data_root.paths.settings_file)
+    engine = engine_for(data_root.paths.warehouse_url)
+    sources = set(settings.sources)
+    ingest_raw_feeds(
+        data_root.paths, "generic", settings.sources["generic"], sources, engine, at(0, 0), at(9, 0), at(9, 0)
+    )
+    defs = build_definitions(data_root.dealer_env())
+    schedule = defs.resolve_schedule_def("dms_generic_safety_net_schedule")
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_schedule_context(instance=instance, resources=defs.resources)
+        [request] = schedule.evaluate_tick(ctx).run_requests
+        tags = request.tags
+        assert (tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG], tags[MODE_TAG]) == (
+            "2026-11-02",
+            "2026-11-02",
+            "incremental",
+        )
+        in_flight = instance.create_run_for_job(
+            _generic_run, status=dg.DagsterRunStatus.STARTED, tags={SOURCE_TAG: "generic"}
+        )
+        assert schedule.evaluate_tick(ctx).run_requests == [], "a run of the source in flight applies them"
+        instance.report_run_canceled(in_flight)
+
+        job = defs.resolve_job_def("dms_generic_feeds_job")
+        assert job.execute_in_process(instance=instance, tags=tags, raise_on_error=False).success
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM service_requests").scalar() == 1
+        assert schedule.evaluate_tick(ctx).run_requests == []
 
 
 def test_safety_net_schedule_requests_runs_for_files_left_waiting(data_root: DataRoot):
