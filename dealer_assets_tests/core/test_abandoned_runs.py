@@ -69,7 +69,8 @@ def test_the_sensor_marks_only_a_killed_commands_runs_failed() -> None:
         daemons = _started(instance, {}, launched=True)
         reexecuted = _started(instance, {COMMAND_TAG: "catch-up", PROCESS_TAG: dead}, launched=True)
 
-        skip = abandoned_runs_sensor(dg.build_sensor_context(instance=instance))
+        with dg.build_sensor_context(instance=instance) as context:
+            skip = abandoned_runs_sensor(context)
         assert f"_job run {killed} marked failed: `catch-up` (pid " in skip.skip_message
         runs = (killed, live, elsewhere, daemons, reexecuted)
         status = {run_id: instance.get_run_by_id(run_id).status for run_id in runs}
@@ -83,7 +84,8 @@ def test_the_sensor_marks_only_a_killed_commands_runs_failed() -> None:
         [why] = [e.message for e in instance.all_logs(killed) if "ended without finishing" in e.message]
         assert "running the command again finishes the work" in why
 
-        again = abandoned_runs_sensor(dg.build_sensor_context(instance=instance))
+        with dg.build_sensor_context(instance=instance) as context:
+            again = abandoned_runs_sensor(context)
         assert again.skip_message == "no run of a killed command"
 
 

@@ -383,8 +383,10 @@ def test_safety_net_schedule_applies_archived_feeds_that_no_run_applied(data_roo
     )
     defs = build_definitions(data_root.dealer_env())
     schedule = defs.resolve_schedule_def("dms_generic_safety_net_schedule")
-    with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance, resources=defs.resources)
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(instance=instance, resources=defs.resources) as ctx,
+    ):
         [request] = schedule.evaluate_tick(ctx).run_requests
         tags = request.tags
         assert (tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG], tags[MODE_TAG]) == (
