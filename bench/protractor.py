@@ -211,26 +211,18 @@ def snapshot_figures(n: int, repeat: int) -> dict:
     def bare() -> int:
         return pl.read_ndjson(data).height
 
-    def build() -> int:
+    def first_versions() -> tuple[dict, pl.DataFrame, pl.DataFrame]:
+        """Every work order of the JSONL versioned against nothing stored yet."""
         snaps, lines = flatten(read_documents(data), "north", "America/Chicago")
-        out = next_versions(
-            pl.DataFrame(schema=SNAPSHOT_SCHEMA),
-            snaps,
-            pl.DataFrame(schema=DELETE_SCHEMA),
-            pl.DataFrame(schema=LINE_SCHEMA),
-            lines,
-        )
+        empty = [pl.DataFrame(schema=s) for s in (SNAPSHOT_SCHEMA, DELETE_SCHEMA, LINE_SCHEMA)]
+        return next_versions(empty[0], snaps, empty[1], empty[2], lines), snaps, lines
+
+    def build() -> int:
+        out, _, _ = first_versions()
         return apply_mappings(out["snapshots"], status_map, {}).height
 
     def rebuild() -> int:
-        snaps, lines = flatten(read_documents(data), "north", "America/Chicago")
-        first = next_versions(
-            pl.DataFrame(schema=SNAPSHOT_SCHEMA),
-            snaps,
-            pl.DataFrame(schema=DELETE_SCHEMA),
-            pl.DataFrame(schema=LINE_SCHEMA),
-            lines,
-        )
+        first, snaps, lines = first_versions()
         started = time.perf_counter()
         again = next_versions(
             first["snapshots"], snaps, pl.DataFrame(schema=DELETE_SCHEMA), first["lines"], lines

@@ -210,6 +210,18 @@ def reference_tables(root: DataRoot, ranges: dict[str, tuple[str, str]]) -> dict
     return snapshot(root.paths.warehouse_url)
 
 
+@dg.op
+def _nothing() -> None:
+    pass
+
+
+@dg.job
+def stand_in_job() -> None:
+    """One op that does nothing: the runs a test makes to stand for runs of other jobs (in flight, killed,
+    launched) are runs of it."""
+    _nothing()
+
+
 def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
     """Poll until `condition` holds; fail naming `what` when the deadline passes."""
     deadline = time.monotonic() + seconds

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from dealer_assets.core.run_status import IN_FLIGHT
 from dealer_assets.core.tags import COMMAND_TAG, PROCESS_TAG
 
 SENSOR_NAME = "core_abandoned_runs_sensor"
 SENSOR_INTERVAL_SECONDS = 60
-UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+UNFINISHED = [s for s in IN_FLIGHT if s != dg.DagsterRunStatus.QUEUED]
+"""A queued run has no process yet."""
 
 
 def _start_ticks(pid: int) -> str | None:

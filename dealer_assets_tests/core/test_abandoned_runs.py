@@ -18,16 +18,7 @@ from dealer_assets.core.abandoned_runs import (
 )
 from dealer_assets.core.tags import COMMAND_TAG, PROCESS_TAG
 from dealer_assets.definitions import defs
-
-
-@dg.op
-def _step() -> None:
-    pass
-
-
-@dg.job
-def _job() -> None:
-    _step()
+from dealer_assets_tests.support import stand_in_job
 
 
 def _ended_process_tag() -> str:
@@ -53,9 +44,9 @@ def _started(instance: dg.DagsterInstance, tags: dict[str, str], launched: bool 
     origin = None
     if launched:
         repository = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("dealer_assets"), "__repository__")
-        origin = RemoteJobOrigin(repository, _job.name)
+        origin = RemoteJobOrigin(repository, stand_in_job.name)
     run = instance.create_run_for_job(
-        _job, status=dg.DagsterRunStatus.STARTED, tags=tags, remote_job_origin=origin
+        stand_in_job, status=dg.DagsterRunStatus.STARTED, tags=tags, remote_job_origin=origin
     )
     return run.run_id
 
@@ -71,7 +62,7 @@ def test_the_sensor_marks_only_a_killed_commands_runs_failed() -> None:
 
         with dg.build_sensor_context(instance=instance) as context:
             skip = abandoned_runs_sensor(context)
-        assert f"_job run {killed} marked failed: `catch-up` (pid " in skip.skip_message
+        assert f"stand_in_job run {killed} marked failed: `catch-up` (pid " in skip.skip_message
         runs = (killed, live, elsewhere, daemons, reexecuted)
         status = {run_id: instance.get_run_by_id(run_id).status for run_id in runs}
         assert status == {

@@ -19,7 +19,7 @@ from dealer_assets.definitions import build_definitions
 from dealer_assets.dms.defs.assets import keys_for
 from dealer_assets.dms.ingest import ingest_raw_feeds
 from dealer_assets.dms.settings import load_settings
-from dealer_assets_tests.support import DataRoot, at, run_command, snapshot, vin
+from dealer_assets_tests.support import DataRoot, at, run_command, snapshot, stand_in_job, vin
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEALER_ASSETS = str(Path(sys.executable).parent / "dealer-assets")
@@ -361,16 +361,6 @@ def test_killed_mid_run_then_rerun_equals_an_undisturbed_run(point: str, tmp_pat
         assert instance.get_run_by_id(left.run_id).status == dg.DagsterRunStatus.FAILURE
 
 
-@dg.op
-def _step() -> None:
-    pass
-
-
-@dg.job
-def _generic_run() -> None:
-    _step()
-
-
 @pytest.mark.slow
 def test_safety_net_schedule_applies_archived_feeds_that_no_run_applied(data_root: DataRoot):
     """A run killed between archiving and reconciling leaves its feeds archived, out of the drop zone."""
@@ -395,7 +385,7 @@ def test_safety_net_schedule_applies_archived_feeds_that_no_run_applied(data_roo
             "incremental",
         )
         in_flight = instance.create_run_for_job(
-            _generic_run, status=dg.DagsterRunStatus.STARTED, tags={SOURCE_TAG: "generic"}
+            stand_in_job, status=dg.DagsterRunStatus.STARTED, tags={SOURCE_TAG: "generic"}
         )
         assert schedule.evaluate_tick(ctx).run_requests == [], "a run of the source in flight applies them"
         instance.report_run_canceled(in_flight)

@@ -10,6 +10,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
+from dealer_assets.core.run_status import IN_FLIGHT
 from dealer_assets.core.tags import MODE_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, SOURCE_TAG
 from dealer_assets.dms.archive import FeedArchive
 from dealer_assets.dms.domain.deliveries import plan_deliveries
@@ -20,12 +21,6 @@ from .jobs import MISDELIVERED_JOB, job_name
 from .sensors import run_requests
 
 STUCK_AFTER = timedelta(minutes=10)
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 def _stuck_files(dealer_env: DealerEnvironment, now: datetime) -> list[str]:

@@ -14,6 +14,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from dealer_assets.core.resources import DealerEnvironment, WarehouseResource
+from dealer_assets.core.run_status import IN_FLIGHT
 from dealer_assets.core.tags import AREA_TAG
 from dealer_assets.protractor import store
 from dealer_assets.protractor.defs.jobs import EVENTS_JOB, RESYNC_JOB
@@ -21,12 +22,6 @@ from dealer_assets.protractor.journal import journal_dir
 from dealer_assets.protractor.settings import ProtractorSettings, required_protractor
 
 SENSOR_INTERVAL_SECONDS = 30
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 def utc_now() -> datetime:
